@@ -1,0 +1,29 @@
+# make install: .venv with the project and its test extra
+# make services: start the local Kafka broker and Postgres server (scripts/services)
+# make test: install if needed, start the services, run the whole suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install services test unit clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+services:
+	scripts/services start
+
+test: install services
+	eval "$$(scripts/services env)" && $(BIN)/pytest -ra $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/pytest -ra -m "not integration" $(PYTEST_ARGS)
+
+clean:
+	scripts/services stop || true
+	rm -rf $(VENV) .cache

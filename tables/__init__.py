@@ -1,0 +1,1 @@
+"""Faust tables (RocksDB-backed, changelogged to Kafka)."""

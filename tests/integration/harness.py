@@ -1,0 +1,226 @@
+"""Real workers on the real broker and database, each test module in its own namespace.
+
+A ``Stack`` has its own Faust app id, its own topics and its own Postgres database, so
+modules never see each other's data. ``Worker`` runs ``faust -A tracker.app worker`` as a
+separate process that a test can stop, or kill with SIGKILL.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+import psycopg
+from aiokafka import AIOKafkaConsumer
+
+from tracker.kafka import ensure_topic, positions_producer
+from tracker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    name: str
+    env: dict[str, str]
+    tmp: Path
+    workers: list["Worker"] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    @classmethod
+    def create(cls, tmp: Path) -> "Stack":
+        broker = os.environ.get("TRACKER_BROKER")
+        admin_url = os.environ.get("TRACKER_DATABASE_URL")
+        if not broker or not admin_url:
+            raise RuntimeError(
+                "integration tests need the real services: run `make test`, or "
+                '`scripts/services start && eval "$(scripts/services env)"` first'
+            )
+        name = "it" + uuid.uuid4().hex[:10]
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        database_url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")},
+            "TRACKER_BROKER": broker,
+            "TRACKER_DATABASE_URL": database_url,
+            "TRACKER_APP_ID": name,
+            "TRACKER_TOPIC": f"{name}.positions",
+            "TRACKER_STORE": "rocksdb://",
+            "TRACKER_TOPIC_PARTITIONS": "8",
+            "PYTHONUNBUFFERED": "1",
+        }
+        stack = cls(name=name, env=env, tmp=tmp)
+        asyncio.run(ensure_topic(stack.settings, stack.settings.topic))
+        return stack
+
+    def worker(self) -> "Worker":
+        worker = Worker(self, len(self.workers) + 1)
+        self.workers.append(worker)
+        return worker
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    # --- Postgres -------------------------------------------------------------------
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def history_count(self) -> int:
+        try:
+            return self.query("SELECT count(*) FROM positions")[0][0]
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+    # --- Kafka ------------------------------------------------------------------------
+    def send(self, records: Iterable[tuple[bytes, bytes]]) -> int:
+        return asyncio.run(_send(self.settings, records))
+
+    def read_topic(self, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
+        return asyncio.run(_read(self.settings, topic, expect, timeout))
+
+
+async def _send(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> int:
+    producer = positions_producer(settings)
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic, key=key, value=value) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(futures)
+
+
+async def _read(settings: Settings, topic: str, expect: int, timeout: float) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None,
+    )
+    await consumer.start()
+    values: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(values) < expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                values.extend(orjson.loads(message.value) for message in messages)
+        # Linger briefly so that a surplus (a duplicate) would be seen too.
+        for messages in (await consumer.getmany(timeout_ms=1000)).values():
+            values.extend(orjson.loads(message.value) for message in messages)
+    finally:
+        await consumer.stop()
+    return values
+
+
+class Worker:
+    def __init__(self, stack: Stack, index: int) -> None:
+        self.stack = stack
+        self.index = index
+        self.web_port = free_port()
+        self.datadir = stack.tmp / f"worker-{index}"
+        self.log_path = stack.tmp / f"worker-{index}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start(self) -> "Worker":
+        command = [
+            FAUST, "-A", "tracker.app", "--datadir", str(self.datadir), "worker", "-l", "info",
+            "--web-port", str(self.web_port), "--web-host", "127.0.0.1",
+        ]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            command, env=self.stack.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            body = error.read()
+            try:
+                return error.code, json.loads(body)
+            except ValueError:
+                return error.code, body.decode(errors="replace")
+
+    def health(self) -> dict | None:
+        try:
+            status, body = self.get("/health", timeout=2.0)
+        except (OSError, urllib.error.URLError):
+            return None
+        return body if status == 200 else None
+
+    def wait_ready(self, timeout: float = 120.0) -> dict:
+        def ready():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.index} exited:\n{self.log_tail()}")
+            return self.health()
+
+        try:
+            return wait_for(ready, timeout, f"worker {self.index} to be ready", interval=0.5)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.log_tail()}") from None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, no final commit, no flush."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text[-lines:])

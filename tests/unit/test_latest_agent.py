@@ -1,0 +1,56 @@
+"""The ``latest`` agent only moves a marker forward in fix time (run with agent.test_context())."""
+import pytest
+
+from agents.latest import track_latest
+from tables.latest import latest
+from tracker.app import app
+
+
+@pytest.fixture()
+def memory_app():
+    app.finalize()
+    app.flow_control.resume()
+    latest.data.clear()
+    return app
+
+
+def fix(time: str, lat: float = 45.0) -> dict:
+    return {"marker_id": "m1", "lat": lat, "lon": 14.0, "time": time}
+
+
+async def test_newer_fix_replaces_older(memory_app):
+    async with track_latest.test_context() as agent:
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:00Z", lat=1))
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:05Z", lat=2))
+    assert latest[b"m1"]["lat"] == 2
+
+
+async def test_late_fix_never_moves_marker_back(memory_app):
+    async with track_latest.test_context() as agent:
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:05Z", lat=2))
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:00Z", lat=1))
+    assert latest[b"m1"]["lat"] == 2
+    assert latest[b"m1"]["time"] == "2026-01-01T10:00:05Z"
+
+
+async def test_duplicate_fix_time_keeps_the_first(memory_app):
+    async with track_latest.test_context() as agent:
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:05Z", lat=2))
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:05Z", lat=3))
+    assert latest[b"m1"]["lat"] == 2
+
+
+async def test_time_zones_compare_as_instants(memory_app):
+    async with track_latest.test_context() as agent:
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:05Z", lat=2))
+        # 11:00:01+01:00 is 10:00:01Z: earlier, although it sorts later as text.
+        await agent.put(key=b"m1", value=fix("2026-01-01T11:00:01+01:00", lat=3))
+    assert latest[b"m1"]["lat"] == 2
+
+
+async def test_markers_are_independent(memory_app):
+    async with track_latest.test_context() as agent:
+        await agent.put(key=b"m1", value=fix("2026-01-01T10:00:05Z", lat=2))
+        await agent.put(key=b"m2", value={**fix("2026-01-01T09:00:00Z", lat=7), "marker_id": "m2"})
+    assert latest[b"m1"]["lat"] == 2
+    assert latest[b"m2"]["lat"] == 7

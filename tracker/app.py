@@ -1,0 +1,34 @@
+"""The Faust application. Run a worker with ``faust -A tracker.app worker -l info``.
+
+Agents, tables and web views live in the top-level packages ``agents``, ``tables`` and
+``web``; the worker discovers them when it starts.
+"""
+from __future__ import annotations
+
+import faust
+
+from tracker.settings import settings
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker,
+    store=settings.store,
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replicas,
+    processing_guarantee="at_least_once",
+    autodiscover=["agents", "tables", "web"],
+    origin="tracker",
+    web_enabled=True,
+    # Batch sends to the valid and dead-letter topics instead of one request per record.
+    producer_linger_ms=5,
+    stream_buffer_maxsize=16384,
+)
+
+
+def main() -> None:
+    """``python -m tracker.app worker`` is the same as ``faust -A tracker.app worker``."""
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

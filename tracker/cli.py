@@ -1,0 +1,189 @@
+"""``tracker``: send positions, simulate markers, manage the database.
+
+Every failure ends with a one-line explanation on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+
+import orjson
+
+from tracker.position import InvalidPosition, parse_position
+from tracker.settings import settings
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return asyncio.run(args.run(args)) or 0
+    except CommandError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("tracker: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracker", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(title="commands")
+
+    send = commands.add_parser("send", help="send one position")
+    send.add_argument("--marker", required=True, help="marker id")
+    send.add_argument("--lat", required=True, type=float)
+    send.add_argument("--lon", required=True, type=float)
+    send.add_argument("--time", help="epoch seconds or milliseconds, or ISO 8601 (default: now)")
+    for name, unit in (("speed", "m/s"), ("heading", "degrees"), ("altitude", "m"),
+                       ("accuracy", "m"), ("battery", "%")):
+        send.add_argument(f"--{name}", type=float, help=unit)
+    send.add_argument("--source", default="cli")
+    send.set_defaults(run=_send)
+
+    simulate = commands.add_parser("simulate", help="send moving positions for N markers")
+    simulate.add_argument("--markers", type=int, default=10)
+    simulate.add_argument("--rate", type=float, default=10.0, help="positions per second, all markers together")
+    simulate.add_argument("--duration", type=float, default=60.0, help="seconds")
+    simulate.add_argument("--area", default="48.8566,2.3522,5", help="LAT,LON,RADIUS_KM")
+    simulate.add_argument("--seed", type=int, help="random seed, for repeatable runs")
+    simulate.set_defaults(run=_simulate)
+
+    db = commands.add_parser("db", help="database commands")
+    db_commands = db.add_subparsers(title="db commands")
+    init = db_commands.add_parser("init", help="create the schema if it does not exist")
+    init.set_defaults(run=_db_init)
+    return parser
+
+
+async def _send(args: argparse.Namespace) -> int:
+    payload = {
+        "marker_id": args.marker,
+        "lat": args.lat,
+        "lon": args.lon,
+        "time": _cli_time(args.time),
+        "speed": args.speed,
+        "heading": args.heading,
+        "altitude": args.altitude,
+        "accuracy": args.accuracy,
+        "battery": args.battery,
+        "source": args.source,
+    }
+    payload = {key: value for key, value in payload.items() if value is not None}
+    try:
+        parse_position(payload)
+    except InvalidPosition as exc:
+        raise CommandError(f"invalid position: {exc.reason}", EXIT_USAGE) from None
+    async with _producer() as producer:
+        metadata = await producer.send_and_wait(
+            settings.topic, key=args.marker.encode(), value=orjson.dumps(payload)
+        )
+    print(f"sent {args.marker} to {metadata.topic} partition {metadata.partition} offset {metadata.offset}")
+    return 0
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    from tracker.simulate import spawn, utcnow
+
+    if args.markers < 1 or args.rate <= 0 or args.duration <= 0:
+        raise CommandError("--markers, --rate and --duration must be positive", EXIT_USAGE)
+    try:
+        lat, lon, radius = (float(part) for part in args.area.split(","))
+    except ValueError:
+        raise CommandError(f"--area {args.area!r} is not LAT,LON,RADIUS_KM", EXIT_USAGE) from None
+    rng = random.Random(args.seed)
+    markers = spawn(args.markers, (lat, lon), radius, rng)
+    total = int(args.rate * args.duration)
+    tick = 0.1
+    sent = 0
+    started = time.monotonic()
+    last_report = started
+    async with _producer() as producer:
+        pending = []
+        while sent < total:
+            due = min(total, int((time.monotonic() - started) * args.rate) + 1)
+            now = utcnow()
+            while sent < due:
+                marker = markers[sent % len(markers)]
+                marker.step(len(markers) / args.rate, rng)
+                fix = marker.fix(now)
+                pending.append(await producer.send(
+                    settings.topic, key=marker.marker_id.encode(), value=orjson.dumps(fix)
+                ))
+                sent += 1
+            if len(pending) > 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if time.monotonic() - last_report >= 1.0:
+                last_report = time.monotonic()
+                print(f"\rsimulate: {sent}/{total} positions", end="", file=sys.stderr, flush=True)
+            await asyncio.sleep(tick)
+        await asyncio.gather(*pending)
+    elapsed = time.monotonic() - started
+    print(f"\rsimulate: {sent}/{total} positions", file=sys.stderr)
+    print(f"sent {sent} positions for {len(markers)} markers in {elapsed:.1f} s ({sent / elapsed:.0f} positions/s)")
+    return 0
+
+
+async def _db_init(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from tracker.db import create_schema
+
+    try:
+        async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+            await create_schema(conn)
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
+        raise CommandError(f"cannot reach Postgres: {first_line}", EXIT_UNAVAILABLE) from None
+    print("schema ready")
+    return 0
+
+
+def _cli_time(value: str | None) -> float | str:
+    if value is None:
+        return time.time()
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+class _producer:
+    """A started producer (topic created if missing), with a one-line error if Kafka is down."""
+
+    async def __aenter__(self):
+        from aiokafka.errors import KafkaError
+
+        from tracker.kafka import ensure_topic, positions_producer
+
+        self.producer = positions_producer(settings)
+        try:
+            await ensure_topic(settings, settings.topic)
+            await self.producer.start()
+        except KafkaError as exc:
+            await self.producer.stop()
+            raise CommandError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}", EXIT_UNAVAILABLE) from None
+        return self.producer
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.producer.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Postgres: the ``positions`` schema and the batched, idempotent history writer.
+
+The schema lives here and nowhere else. Every valid position is one row, unique on
+(marker_id, fix_time), so writing the same batch twice (a replay after a crash) adds nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Iterable, Mapping
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "marker_id",
+    "fix_time",
+    "lat",
+    "lon",
+    "speed",
+    "heading",
+    "altitude",
+    "accuracy",
+    "battery",
+    "source",
+    "received_at",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (
+    marker_id   text             NOT NULL,
+    fix_time    timestamptz      NOT NULL,
+    lat         double precision NOT NULL CHECK (lat BETWEEN -90 AND 90),
+    lon         double precision NOT NULL CHECK (lon BETWEEN -180 AND 180),
+    speed       real,
+    heading     real,
+    altitude    real,
+    accuracy    real,
+    battery     real,
+    source      text,
+    received_at timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, fix_time)
+);
+COMMENT ON TABLE positions IS 'Every valid GPS fix, one row per marker and fix time';
+COMMENT ON COLUMN positions.speed IS 'm/s';
+COMMENT ON COLUMN positions.heading IS 'degrees clockwise from north, 0-360';
+COMMENT ON COLUMN positions.altitude IS 'm';
+COMMENT ON COLUMN positions.accuracy IS 'm';
+COMMENT ON COLUMN positions.battery IS 'percent, 0-100';
+COMMENT ON COLUMN positions.received_at IS 'when the tracker accepted the fix';
+"""
+
+#: Serialises concurrent schema creation by several workers starting at once.
+SCHEMA_LOCK_ID = 0x67707374
+
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS positions_incoming "
+    "(LIKE positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COLUMN_LIST = ", ".join(COLUMNS)
+_COPY = f"COPY positions_incoming ({_COLUMN_LIST}) FROM STDIN"
+_MERGE = (
+    f"INSERT INTO positions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM positions_incoming "
+    "ON CONFLICT (marker_id, fix_time) DO NOTHING"
+)
+
+
+async def create_schema(conn: psycopg.AsyncConnection) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        await conn.execute(SCHEMA)
+
+
+def row_of(position: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A canonical position dict (as on ``gps.positions.valid``) as a ``positions`` row."""
+    return (
+        position["marker_id"],
+        position["time"],
+        position["lat"],
+        position["lon"],
+        position.get("speed"),
+        position.get("heading"),
+        position.get("altitude"),
+        position.get("accuracy"),
+        position.get("battery"),
+        position.get("source"),
+        position.get("received_at"),
+    )
+
+
+class HistoryWriter:
+    """Writes batches of positions with one COPY and one INSERT ... ON CONFLICT DO NOTHING.
+
+    ``write`` does not return until the batch is committed: while Postgres is unreachable
+    it reconnects with backoff, so the caller's Kafka offsets are never committed past
+    rows that are not stored.
+    """
+
+    def __init__(self, url: str, *, max_backoff: float = 5.0) -> None:
+        self.url = url
+        self.max_backoff = max_backoff
+        self._conn: psycopg.AsyncConnection | None = None
+        self.rows_written = 0
+
+    async def write(self, positions: Iterable[Mapping[str, Any]]) -> int:
+        rows = [row_of(p) for p in positions]
+        if not rows:
+            return 0
+        backoff = 0.1
+        while True:
+            try:
+                conn = await self._connection()
+                inserted = await self._write_once(conn, rows)
+            except psycopg.Error as exc:
+                # Never drop a batch: retry until it is stored. A connection failure is
+                # expected during an outage; anything else is logged as an error.
+                level = logging.WARNING if isinstance(exc, psycopg.OperationalError) else logging.ERROR
+                log.log(level, "history: write failed (%s); retrying in %.1f s", exc, backoff)
+                await self._drop_connection()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            self.rows_written += inserted
+            return inserted
+
+    async def close(self) -> None:
+        await self._drop_connection()
+
+    async def _write_once(self, conn: psycopg.AsyncConnection, rows: list[tuple]) -> int:
+        async with conn.transaction():
+            async with conn.cursor() as cur:
+                async with cur.copy(_COPY) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                await cur.execute(_MERGE)
+                return cur.rowcount
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            await create_schema(conn)
+            await conn.execute(_STAGING)
+            self._conn = conn
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+            self._conn = None

@@ -1,0 +1,75 @@
+"""Every setting, read once from the environment. The README's settings table mirrors this file."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name) or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str
+    broker: str
+    database_url: str
+    topic: str
+    topic_partitions: int
+    topic_replicas: int
+    store: str
+    history_batch_size: int
+    history_flush_seconds: float
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}.dlq"
+
+    @property
+    def valid_topic(self) -> str:
+        return f"{self.topic}.valid"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list without Faust's ``kafka://`` scheme, for plain Kafka clients."""
+        return ",".join(url.split("://", 1)[-1] for url in self.broker.split(";"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        return cls(
+            app_id=_str(env, "TRACKER_APP_ID", "tracker"),
+            broker=_str(env, "TRACKER_BROKER", "kafka://127.0.0.1:9092"),
+            database_url=_str(
+                env, "TRACKER_DATABASE_URL", "postgresql://tracker:tracker@127.0.0.1:5432/tracker"
+            ),
+            topic=_str(env, "TRACKER_TOPIC", "gps.positions"),
+            topic_partitions=_int(env, "TRACKER_TOPIC_PARTITIONS", 8),
+            topic_replicas=_int(env, "TRACKER_TOPIC_REPLICAS", 1),
+            store=_str(env, "TRACKER_STORE", "rocksdb://"),
+            history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 5000),
+            history_flush_seconds=_float(env, "TRACKER_HISTORY_FLUSH_SECONDS", 0.5),
+        )
+
+
+settings = Settings.from_env()
