@@ -1,8 +1,9 @@
-"""validate: every raw record on ``gps.positions`` becomes a valid position or a DLQ record.
+"""validate: every record on ``gps.positions`` that is not a valid position goes to the DLQ.
 
-No input can crash this agent: the topic is consumed as raw bytes and each record is
-checked by ``tracker.position.parse_position``. Valid positions are re-keyed by their
-marker id and sent to ``gps.positions.valid``; the rest go to ``gps.positions.dlq``.
+No input can crash this agent: the topic is consumed as raw bytes and each record is judged
+by ``tracker.intake.read``. A bad record is sent to ``gps.positions.dlq`` with its reason.
+A valid record keyed by something other than its marker id is re-sent under its marker
+id, so that it reaches the partition that owns the marker.
 """
 from __future__ import annotations
 
@@ -10,21 +11,21 @@ from datetime import datetime, timezone
 
 from tracker.app import app
 from tracker.dead_letters import dead_letter
-from tracker.position import InvalidPosition, format_time, parse_position
-from tracker.topics import dead_letter_topic, positions_topic, valid_positions_topic
+from tracker.intake import read
+from tracker.position import InvalidPosition
+from tracker.topics import dead_letter_topic, positions_topic
 
 
 @app.agent(positions_topic, name="validate")
 async def validate(stream):
     async for event in stream.events():
         message = event.message
-        now = datetime.now(timezone.utc)
         try:
-            position = parse_position(message.value if message.value is not None else b"", now=now)
+            accepted = read(message)
         except InvalidPosition as exc:
-            record = dead_letter(message.value, exc, now, message.topic, message.partition, message.offset)
+            rejected_at = datetime.now(timezone.utc)
+            record = dead_letter(message.value, exc, rejected_at, message.topic, message.partition, message.offset)
             await dead_letter_topic.send(key=message.key, value=record)
             continue
-        canonical = position.to_dict()
-        canonical["received_at"] = format_time(now)
-        await valid_positions_topic.send(key=position.marker_id.encode(), value=canonical)
+        if not accepted.well_keyed:
+            await positions_topic.send(key=accepted.position.marker_id.encode(), value=message.value)

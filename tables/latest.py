@@ -1,7 +1,8 @@
 """``latest``: each marker's newest position, keyed by marker id as raw bytes.
 
-Values are the canonical position dicts of ``gps.positions.valid``. The table is
-co-partitioned with that topic, so the worker that owns a marker's partition owns its row.
+Values are position dicts (``Position.to_dict()`` plus ``received_at``). The table is
+co-partitioned with ``gps.positions``, so the worker that owns a marker's partition of the
+topic owns its row.
 """
 from __future__ import annotations
 

@@ -19,8 +19,11 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     origin="tracker",
     web_enabled=True,
-    # Batch sends to the valid and dead-letter topics instead of one request per record.
-    producer_linger_ms=5,
+    # Sends to the dead-letter and changelog topics go out in large batches: with
+    # small batches every send waits for the previous batch of its partition to drain.
+    producer_linger_ms=10,
+    producer_max_batch_size=512 * 1024,
+    producer_max_request_size=4 * 1024 * 1024,
     stream_buffer_maxsize=16384,
 )
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import psycopg
+
+from tracker.intake import Accepted
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +74,12 @@ async def create_schema(conn: psycopg.AsyncConnection) -> None:
         await conn.execute(SCHEMA)
 
 
-def row_of(position: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A canonical position dict (as on ``gps.positions.valid``) as a ``positions`` row."""
+def row_of(accepted: Accepted) -> tuple[Any, ...]:
+    """An accepted position as a ``positions`` row, in ``COLUMNS`` order."""
+    p = accepted.position
     return (
-        position["marker_id"],
-        position["time"],
-        position["lat"],
-        position["lon"],
-        position.get("speed"),
-        position.get("heading"),
-        position.get("altitude"),
-        position.get("accuracy"),
-        position.get("battery"),
-        position.get("source"),
-        position.get("received_at"),
+        p.marker_id, p.time, p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy,
+        p.battery, p.source, accepted.received_at,
     )
 
 
@@ -103,7 +97,7 @@ class HistoryWriter:
         self._conn: psycopg.AsyncConnection | None = None
         self.rows_written = 0
 
-    async def write(self, positions: Iterable[Mapping[str, Any]]) -> int:
+    async def write(self, positions: Iterable[Accepted]) -> int:
         rows = [row_of(p) for p in positions]
         if not rows:
             return 0

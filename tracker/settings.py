@@ -47,10 +47,6 @@ class Settings:
         return f"{self.topic}.dlq"
 
     @property
-    def valid_topic(self) -> str:
-        return f"{self.topic}.valid"
-
-    @property
     def bootstrap_servers(self) -> str:
         """The broker list without Faust's ``kafka://`` scheme, for plain Kafka clients."""
         return ",".join(url.split("://", 1)[-1] for url in self.broker.split(";"))

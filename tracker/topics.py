@@ -1,7 +1,7 @@
 """The Kafka topics. All are keyed by marker id (raw UTF-8 bytes) and share one partition count.
 
-- ``gps.positions``: what devices and tools send, untrusted JSON bytes.
-- ``gps.positions.valid``: positions that passed validation, in canonical form.
+- ``gps.positions``: what devices and tools send, untrusted JSON bytes; the validate,
+  latest and history agents all consume it.
 - ``gps.positions.dlq``: rejected records with the reason.
 """
 from __future__ import annotations
@@ -15,15 +15,6 @@ positions_topic = app.topic(
     value_type=bytes,
     key_serializer="raw",
     value_serializer="raw",
-    partitions=settings.topic_partitions,
-    internal=True,
-)
-
-valid_positions_topic = app.topic(
-    settings.valid_topic,
-    key_type=bytes,
-    key_serializer="raw",
-    value_serializer="json",
     partitions=settings.topic_partitions,
     internal=True,
 )

@@ -17,7 +17,7 @@ def readiness() -> tuple[bool, str]:
 async def health(web, request):
     ready, state = readiness()
     partitions = sorted(
-        tp.partition for tp in app.consumer.assignment() if tp.topic == settings.valid_topic
+        tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic
     )
     return web.json(
         {"ready": ready, "state": state, "partitions": partitions}, status=200 if ready else 503
