@@ -25,6 +25,10 @@ app = faust.App(
     producer_max_batch_size=512 * 1024,
     producer_max_request_size=4 * 1024 * 1024,
     stream_buffer_maxsize=16384,
+    # A worker that dies without leaving the group holds its partitions until this
+    # timeout; Faust's default of 60 s would stall its markers for a minute.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=3.0,
 )
 
 
