@@ -145,3 +145,42 @@ class HistoryWriter:
             except Exception:  # noqa: BLE001 - the connection is already broken
                 pass
             self._conn = None
+
+
+HISTORY_COLUMNS = ("time", "lat", "lon", "speed", "heading", "altitude", "accuracy", "battery", "source")
+_HISTORY = (
+    "SELECT fix_time, lat, lon, speed, heading, altitude, accuracy, battery, source "
+    "FROM positions WHERE marker_id = %s AND fix_time >= %s AND fix_time <= %s "
+    "ORDER BY fix_time {order} LIMIT %s"
+)
+
+
+class HistoryReader:
+    """Reads a marker's track on the (marker_id, fix_time) primary key, from a small pool."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool = None
+
+    async def _pool_(self):
+        if self._pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(self.url, min_size=1, max_size=4, open=False)
+            await pool.open()
+            self._pool = pool
+        return self._pool
+
+    async def track(self, marker_id: str, start, end, limit: int, descending: bool) -> list[tuple]:
+        """Rows in ``HISTORY_COLUMNS`` order, ``fix_time`` as an aware datetime."""
+        pool = await self._pool_()
+        sql = _HISTORY.format(order="DESC" if descending else "ASC")
+        async with pool.connection() as conn:
+            cur = await conn.execute(sql, (marker_id, start, end, limit))
+            return await cur.fetchall()
+
+    async def has_marker(self, marker_id: str) -> bool:
+        pool = await self._pool_()
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM positions WHERE marker_id = %s LIMIT 1", (marker_id,))
+            return await cur.fetchone() is not None

@@ -107,9 +107,12 @@ def parse_position(raw: bytes | str | Mapping[str, Any], *, now: datetime | None
     return Position(marker_id=marker_id, lat=lat, lon=lon, time=time, source=_source(data), **optional)
 
 
-def parse_time(value: Any, *, now: datetime | None = None) -> datetime:
-    """Epoch seconds, epoch milliseconds or ISO 8601 (naive means UTC) to an aware UTC datetime."""
-    now = now or datetime.now(timezone.utc)
+def parse_time(value: Any, *, now: datetime | None = None,
+               max_future: timedelta | None = MAX_FUTURE) -> datetime:
+    """Epoch seconds, epoch milliseconds or ISO 8601 (naive means UTC) to an aware UTC datetime.
+
+    A time more than ``max_future`` after ``now`` is refused (``None``: no limit).
+    """
     if value is None:
         raise InvalidPosition("missing_field", "time is required")
     if isinstance(value, bool):
@@ -138,7 +141,7 @@ def parse_time(value: Any, *, now: datetime | None = None) -> datetime:
             raise InvalidPosition("out_of_range", f"time {value[:40]!r} is before 1970")
     else:
         raise InvalidPosition("wrong_type", "time must be a number or an ISO 8601 string")
-    if moment > now + MAX_FUTURE:
+    if max_future is not None and moment > (now or datetime.now(timezone.utc)) + max_future:
         raise InvalidPosition("future_time", f"time {format_time(moment)} is more than 24 h ahead")
     return moment
 

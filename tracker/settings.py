@@ -30,6 +30,13 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name) or default
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _str(env, name, default)
+    if value not in choices:
+        raise SystemExit(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     app_id: str
@@ -41,6 +48,11 @@ class Settings:
     store: str
     history_batch_size: int
     history_flush_seconds: float
+    stale_after: float
+    map_refresh_seconds: float
+    map_assets: str
+    tile_url: str
+    tile_attribution: str
 
     @property
     def dlq_topic(self) -> str:
@@ -65,6 +77,14 @@ class Settings:
             store=_str(env, "TRACKER_STORE", "rocksdb://"),
             history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 5000),
             history_flush_seconds=_float(env, "TRACKER_HISTORY_FLUSH_SECONDS", 0.5),
+            stale_after=_float(env, "TRACKER_STALE_AFTER", 300.0),
+            map_refresh_seconds=_float(env, "TRACKER_MAP_REFRESH_SECONDS", 3.0),
+            map_assets=_choice(env, "TRACKER_MAP_ASSETS", "local", ("local", "cdn")),
+            tile_url=_str(env, "TRACKER_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png"),
+            tile_attribution=_str(
+                env, "TRACKER_TILE_ATTRIBUTION",
+                '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+            ),
         )
 
 

@@ -1,0 +1,57 @@
+"""History exports read back by the tools people use: gpxpy, shapely, the csv module."""
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import gpxpy
+import orjson
+from shapely.geometry import shape
+
+from web.exports import as_csv, as_geojson, as_gpx, as_json
+
+START = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
+ROWS = [
+    (START + timedelta(seconds=10 * i), 45.0 + i / 1000, 14.0 + i / 500, 3.5, 90.0,
+     120.0 + i if i % 2 else None, 5.0, 80.0, "phone <a&b>" if i == 1 else None)
+    for i in range(5)
+]
+END = START + timedelta(hours=1)
+
+
+def test_gpx_is_gpx_1_1_that_gpxpy_reads_back():
+    gpx = gpxpy.parse(as_gpx("car:7", START, END, ROWS).decode())
+    assert gpx.version == "1.1"
+    (track,) = gpx.tracks
+    assert track.name == "car:7"
+    points = track.segments[0].points
+    assert [(p.latitude, p.longitude) for p in points] == [(r[1], r[2]) for r in ROWS]
+    assert [p.time for p in points] == [r[0] for r in ROWS]
+    assert points[1].elevation == 121.0 and points[0].elevation is None
+
+
+def test_geojson_has_the_track_as_a_linestring_then_every_fix():
+    collection = orjson.loads(as_geojson("car:7", START, END, ROWS))
+    track, *fixes = collection["features"]
+    line = shape(track["geometry"])
+    assert line.geom_type == "LineString" and line.is_valid
+    assert list(line.coords) == [(r[2], r[1]) for r in ROWS]
+    assert len(fixes) == len(ROWS)
+    assert all(shape(f["geometry"]).geom_type == "Point" for f in fixes)
+    assert fixes[0]["properties"]["time"] == "2026-05-01T08:00:00Z"
+    assert fixes[1]["properties"]["source"] == "phone <a&b>"
+
+
+def test_csv_has_a_header_and_one_row_per_fix():
+    reader = csv.DictReader(io.StringIO(as_csv("car:7", START, END, ROWS).decode()))
+    rows = list(reader)
+    assert reader.fieldnames[:4] == ["marker_id", "time", "lat", "lon"]
+    assert len(rows) == len(ROWS)
+    assert rows[1]["source"] == "phone <a&b>"
+    assert rows[0]["altitude"] == "" and float(rows[1]["altitude"]) == 121.0
+    assert rows[4]["time"] == "2026-05-01T08:00:40Z"
+
+
+def test_json_lists_positions_in_the_given_order():
+    body = orjson.loads(as_json("car:7", START, END, ROWS[::-1]))
+    assert body["count"] == 5
+    assert [p["time"] for p in body["positions"]][0] == "2026-05-01T08:00:40Z"

@@ -1,0 +1,26 @@
+"""The OpenAPI document describes exactly the views the workers serve."""
+import re
+from pathlib import Path
+
+import yaml
+
+import web.health, web.history, web.index, web.map, web.markers, web.static_files  # noqa: F401,E401
+from tracker.app import app
+
+DOC = yaml.safe_load((Path(__file__).parents[2] / "web" / "openapi.yaml").read_text())
+
+
+def test_every_view_is_documented_and_nothing_else():
+    served = {re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path) for path in app.web.views}
+    assert served == set(DOC["paths"])
+
+
+def test_every_path_parameter_is_declared():
+    for path, item in DOC["paths"].items():
+        declared = set()
+        for parameter in item["get"].get("parameters", []):
+            if "$ref" in parameter:
+                parameter = DOC["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[1]]
+            if parameter["in"] == "path":
+                declared.add(parameter["name"])
+        assert declared == set(re.findall(r"\{(\w+)\}", path)), path

@@ -1,0 +1,107 @@
+"""``GET /map`` (every marker, live) and ``GET /map/{marker_id}`` (one marker's track and replay).
+
+Both pages are Folium maps whose JavaScript and CSS come from ``web/assets.py`` (served by
+the worker, or from a CDN). The live map draws the markers itself on a canvas from
+``/api/markers.geojson`` and polls it, so it needs no reload and stays smooth with 10,000
+markers; every device string goes into the page as text, never as HTML.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import folium
+from branca.element import Element, MacroElement
+from folium.plugins import TimestampedGeoJson
+from jinja2 import Template
+
+from tracker.app import app
+from tracker.position import MARKER_ID_PATTERN, format_time
+from tracker.settings import settings
+from web import assets, params
+from web.history import TrackQuery, load_track
+
+LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read_text()
+MAX_REPLAY_POINTS = 2_000
+
+
+class LiveMarkers(MacroElement):
+    """Draws and refreshes every marker from the GeoJSON endpoint."""
+
+    _template = Template("{% macro script(this, kwargs) %}" + LIVE_MARKERS_JS + "{% endmacro %}")
+
+    def __init__(self, source: str, refresh_seconds: float, stale_after: float) -> None:
+        super().__init__()
+        self._name = "LiveMarkers"
+        self.source = source
+        self.refresh_ms = int(refresh_seconds * 1000)
+        self.stale_after = stale_after
+
+
+def base_map(title: str) -> folium.Map:
+    fmap = folium.Map(location=[20, 0], zoom_start=2, tiles=None, prefer_canvas=True)
+    fmap.default_js = assets.pairs(assets.MAP_JS)
+    fmap.default_css = assets.pairs(assets.MAP_CSS)
+    folium.TileLayer(tiles=settings.tile_url, attr=settings.tile_attribution, name="tiles").add_to(fmap)
+    fmap.get_root().header.add_child(Element(f"<title>{html.escape(title)}</title>"))
+    return fmap
+
+
+def render(fmap: folium.Map) -> str:
+    return fmap.get_root().render()
+
+
+@app.page("/map")
+async def live_map(web, request):
+    fmap = base_map("Live map")
+    LiveMarkers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
+    return web.html(render(fmap))
+
+
+@app.page("/map/{marker_id}")
+async def track_map(web, request, marker_id: str):
+    if not MARKER_ID_PATTERN.fullmatch(marker_id):
+        return web.html("<h1>400</h1><p>Invalid marker id.</p>", status=400)
+    try:
+        query = TrackQuery(request.query)
+    except params.BadParameter as exc:
+        return web.html(f"<h1>400</h1><p>{html.escape(str(exc))}</p>", status=400)
+    query.descending = False
+    rows = await load_track(marker_id, query)
+    if rows is None:
+        return web.html(f"<h1>404</h1><p>No history for marker {html.escape(marker_id)}.</p>", status=404)
+    title = f"Track of {marker_id}"
+    fmap = base_map(title)
+    if rows:
+        points = [(row[1], row[2]) for row in rows]
+        folium.PolyLine(points, color="#3d85c6", weight=3).add_to(fmap)
+        first, last = rows[0], rows[-1]
+        folium.Marker(points[0], tooltip=html.escape(f"{marker_id} start {format_time(first[0])}")).add_to(fmap)
+        folium.Marker(points[-1], tooltip=html.escape(f"{marker_id} end {format_time(last[0])}")).add_to(fmap)
+        replay = TimestampedGeoJson(
+            _replay_features(marker_id, rows), period="PT1S", duration="PT1M", add_last_point=True,
+            auto_play=False, loop=False, date_options="YYYY-MM-DD HH:mm:ss", time_slider_drag_update=True,
+        )
+        replay.default_js = assets.pairs(assets.REPLAY_JS)
+        replay.default_css = assets.pairs(assets.REPLAY_CSS)
+        replay.add_to(fmap)
+        fmap.fit_bounds([[min(p[0] for p in points), min(p[1] for p in points)],
+                         [max(p[0] for p in points), max(p[1] for p in points)]])
+    return web.html(render(fmap))
+
+
+def _replay_features(marker_id: str, rows: list[tuple]) -> dict:
+    step = max(1, len(rows) // MAX_REPLAY_POINTS)
+    sampled = rows[::step]
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [row[2], row[1]]},
+                "properties": {"time": format_time(row[0]), "popup": html.escape(marker_id),
+                               "icon": "circle", "iconstyle": {"radius": 5, "color": "#cc0000"}},
+            }
+            for row in sampled
+        ],
+    }

@@ -1,0 +1,64 @@
+"""Query parameters, parsed strictly: a bad one becomes a 400 naming it and saying why."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from tracker.position import InvalidPosition, parse_time
+
+
+class BadParameter(Exception):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
+def response(web: Any, error: BadParameter) -> Any:
+    return web.json(
+        {"error": "bad_parameter", "parameter": error.name, "message": error.message}, status=400
+    )
+
+
+def time_param(query: Any, name: str, default: datetime | None) -> datetime | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse_time(raw, max_future=None)
+    except InvalidPosition as exc:
+        raise BadParameter(name, f"{exc.message}; use ISO 8601 or epoch seconds") from None
+
+
+def int_param(query: Any, name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name, f"{raw[:20]!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise BadParameter(name, f"must be between {low} and {high}")
+    return value
+
+
+def choice_param(query: Any, name: str, default: str, choices: Sequence[str]) -> str:
+    raw = query.get(name) or default
+    if raw not in choices:
+        raise BadParameter(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+def bbox_param(query: Any) -> tuple[float, float, float, float] | None:
+    raw = query.get("bbox")
+    if raw is None or raw == "":
+        return None
+    try:
+        min_lon, min_lat, max_lon, max_lat = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise BadParameter("bbox", "expected minLon,minLat,maxLon,maxLat") from None
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise BadParameter("bbox", "expected minLon <= maxLon in [-180, 180] and minLat <= maxLat in [-90, 90]")
+    return min_lon, min_lat, max_lon, max_lat
+
