@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -85,7 +86,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         stack = cls(name=name, env=env, tmp=tmp)
-        asyncio.run(ensure_topic(stack.settings, stack.settings.topic))
+        _run(ensure_topic(stack.settings, stack.settings.topic))
         return stack
 
     def worker(self) -> "Worker":
@@ -110,10 +111,17 @@ class Stack:
 
     # --- Kafka ------------------------------------------------------------------------
     def send(self, records: Iterable[tuple[bytes, bytes]]) -> int:
-        return asyncio.run(_send(self.settings, records))
+        return _run(_send(self.settings, list(records)))
 
     def read_topic(self, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
-        return asyncio.run(_read(self.settings, topic, expect, timeout))
+        return _run(_read(self.settings, topic, expect, timeout))
+
+
+def _run(coroutine):
+    """Run a coroutine to completion on a thread of its own, so that it works even where the
+    calling thread already runs an event loop (Playwright's sync API does)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _send(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> int:
@@ -148,6 +156,10 @@ async def _read(settings: Settings, topic: str, expect: int, timeout: float) -> 
     return values
 
 
+def _body(content_type: str, raw: bytes) -> Any:
+    return json.loads(raw) if "json" in content_type else raw.decode(errors="replace")
+
+
 class Worker:
     def __init__(self, stack: Stack, index: int) -> None:
         self.stack = stack
@@ -175,15 +187,12 @@ class Worker:
         return self
 
     def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+        """Status and body: decoded JSON for JSON answers, else text."""
         try:
             with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, json.loads(response.read())
+                return response.status, _body(response.headers.get("Content-Type", ""), response.read())
         except urllib.error.HTTPError as error:
-            body = error.read()
-            try:
-                return error.code, json.loads(body)
-            except ValueError:
-                return error.code, body.decode(errors="replace")
+            return error.code, _body(error.headers.get("Content-Type", ""), error.read())
 
     def health(self) -> dict | None:
         try:

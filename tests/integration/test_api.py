@@ -1,0 +1,159 @@
+"""The query API on two workers: every endpoint, asked of both, with its error cases."""
+import csv
+import io
+import json
+import time
+import urllib.request
+
+import gpxpy
+import pytest
+import yaml
+
+from tests.integration import dataset
+from tests.integration.harness import wait_for
+
+DATA = dataset.build(markers=60, in_order=30, duplicates=2, late=2, malformed=5,
+                     extra_duplicates=0, seed=5, prefix="api-")
+
+
+@pytest.fixture(scope="module")
+def workers(stack):
+    one = stack.worker().start()
+    two = stack.worker().start()
+    one.wait_ready()
+    two.wait_ready()
+    wait_for(lambda: all(w.health() and w.health()["partitions"] for w in (one, two)), 90,
+             "both workers to own partitions")
+    stack.send(DATA.records)
+    wait_for(lambda: stack.history_count() >= len(DATA.expected_rows), 90, "history rows")
+    return one, two
+
+
+def fetch(worker, path):
+    with urllib.request.urlopen(worker.url + path, timeout=30) as response:
+        return response.status, response.headers.get("Content-Type"), response.read()
+
+
+def test_markers_list_is_the_whole_cluster_and_the_same_from_both(workers):
+    answers = []
+    for worker in workers:
+        status, body = worker.get("/api/markers")
+        assert status == 200
+        assert [p["marker_id"] for p in body] == DATA.marker_ids
+        for position in body:
+            assert position["lat"] == DATA.expected_latest[position["marker_id"]]["lat"]
+        answers.append(body)
+    assert answers[0] == answers[1]
+
+
+def test_geojson_is_a_feature_collection_with_stale_flags(workers):
+    for worker in workers:
+        status, body = worker.get("/api/markers.geojson")
+        assert status == 200 and body["type"] == "FeatureCollection"
+        assert len(body["features"]) == len(DATA.marker_ids)
+        feature = body["features"][0]
+        assert feature["geometry"]["type"] == "Point"
+        lon, lat = feature["geometry"]["coordinates"]
+        assert (lat, lon) == (feature["properties"]["lat"], feature["properties"]["lon"])
+        # The dataset's fixes are about three hours old: older than the 300 s default.
+        assert all(f["properties"]["stale"] for f in body["features"])
+
+
+def test_bbox_and_since_filter_on_every_worker(workers):
+    inside = {m for m, p in DATA.expected_latest.items() if p["lon"] <= 14.0 and p["lat"] <= 45.0}
+    assert 0 < len(inside) < len(DATA.marker_ids)
+    for worker in workers:
+        status, body = worker.get("/api/markers?bbox=-180,-90,14,45")
+        assert status == 200 and {p["marker_id"] for p in body} == inside
+        status, body = worker.get("/api/markers?since=2999-01-01T00:00:00Z")
+        assert status == 200 and body == []
+        status, body = worker.get("/api/markers.geojson?since=0")
+        assert status == 200 and len(body["features"]) == len(DATA.marker_ids)
+
+
+@pytest.mark.parametrize("query, parameter", [
+    ("bbox=1,2,3", "bbox"), ("bbox=10,0,5,1", "bbox"), ("since=someday", "since"), ("scope=all", "scope"),
+])
+def test_bad_list_parameters_are_400_naming_the_parameter(workers, query, parameter):
+    for worker in workers:
+        status, body = worker.get(f"/api/markers?{query}")
+        assert status == 400 and body["parameter"] == parameter and body["message"]
+
+
+def test_history_in_every_format_from_both_workers(workers):
+    marker_id = DATA.marker_ids[3]
+    expected = sorted(ms for m, ms in DATA.expected_rows if m == marker_id)
+    window = "from=2000-01-01T00:00:00Z"
+    for worker in workers:
+        status, body = worker.get(f"/api/markers/{marker_id}/history?{window}")
+        assert status == 200 and body["count"] == len(expected)
+        times = [p["time"] for p in body["positions"]]
+        assert times == sorted(times)
+
+        status, body = worker.get(f"/api/markers/{marker_id}/history?{window}&order=desc&limit=5")
+        assert status == 200 and body["count"] == 5
+        assert [p["time"] for p in body["positions"]] == times[::-1][:5]
+
+        status, body = worker.get(f"/api/markers/{marker_id}/history?{window}&format=geojson")
+        assert status == 200
+        assert body["features"][0]["geometry"]["type"] == "LineString"
+        assert len(body["features"]) == 1 + len(expected)
+
+        status, ctype, raw = fetch(worker, f"/api/markers/{marker_id}/history?{window}&format=gpx")
+        assert ctype.startswith("application/gpx+xml")
+        assert len(gpxpy.parse(raw.decode()).tracks[0].segments[0].points) == len(expected)
+
+        status, ctype, raw = fetch(worker, f"/api/markers/{marker_id}/history?{window}&format=csv")
+        assert ctype.startswith("text/csv")
+        assert len(list(csv.DictReader(io.StringIO(raw.decode())))) == len(expected)
+
+
+def test_history_range_defaults_to_the_last_24_hours(workers):
+    marker_id = DATA.marker_ids[0]
+    status, body = workers[0].get(f"/api/markers/{marker_id}/history")
+    assert status == 200 and body["count"] == len([1 for m, _ in DATA.expected_rows if m == marker_id])
+    status, body = workers[0].get(f"/api/markers/{marker_id}/history?to=2001-01-01T00:00:00Z")
+    assert status == 200 and body["count"] == 0
+
+
+@pytest.mark.parametrize("path, status_code, code", [
+    ("/api/markers/nobody", 404, "unknown_marker"),
+    ("/api/markers/nobody/history", 404, "unknown_marker"),
+    ("/api/markers/bad%20id/history", 400, "bad_marker_id"),
+    ("/api/markers/api-000/history?format=kml", 400, "bad_parameter"),
+    ("/api/markers/api-000/history?limit=many", 400, "bad_parameter"),
+    ("/api/markers/api-000/history?from=2026-02-01&to=2026-01-01", 400, "bad_parameter"),
+    ("/api/markers/api-000/history?order=up", 400, "bad_parameter"),
+])
+def test_history_errors_are_json(workers, path, status_code, code):
+    for worker in workers:
+        status, body = worker.get(path)
+        assert status == status_code and body["error"] == code and body["message"], body
+
+
+def test_pages_and_documents(workers):
+    for worker in workers:
+        status, ctype, raw = fetch(worker, "/")
+        assert status == 200 and b'href="/map"' in raw and b"/openapi.yaml" in raw
+        status, ctype, raw = fetch(worker, "/openapi.yaml")
+        assert yaml.safe_load(raw)["openapi"].startswith("3.")
+        status, ctype, raw = fetch(worker, "/map")
+        assert status == 200 and b"/static/vendor/leaflet/dist/leaflet.js" in raw
+        assert b"cdn.jsdelivr" not in raw and b"code.jquery" not in raw
+        status, ctype, raw = fetch(worker, f"/map/{DATA.marker_ids[0]}?from=2000-01-01")
+        assert status == 200 and b"L.polyline" in raw and b"TimeDimension" in raw
+        status, ctype, raw = fetch(worker, "/static/vendor/leaflet/dist/leaflet.css")
+        assert status == 200 and ctype.startswith("text/css")
+        assert worker.get("/map/nobody")[0] == 404
+        assert worker.get("/static/../../setup.cfg")[0] == 404
+
+
+def test_every_documented_get_endpoint_answers(workers):
+    doc = yaml.safe_load(fetch(workers[0], "/openapi.yaml")[2])
+    samples = {"{marker_id}": DATA.marker_ids[0], "{path}": "vendor/leaflet/dist/leaflet.js"}
+    for path in doc["paths"]:
+        concrete = path
+        for placeholder, value in samples.items():
+            concrete = concrete.replace(placeholder, value)
+        status, _ = workers[1].get(concrete)
+        assert status == 200, path
