@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean
+.PHONY: install services test unit clean bench-map
 
 install: $(VENV)/.installed
 
@@ -28,3 +28,6 @@ unit: install
 clean:
 	scripts/services stop || true
 	rm -rf $(VENV) .cache
+
+bench-map: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.map_and_history
