@@ -10,6 +10,7 @@ import logging
 from typing import Any, Iterable
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from tracker.intake import Accepted
 
@@ -26,6 +27,7 @@ COLUMNS = (
     "accuracy",
     "battery",
     "source",
+    "attributes",
     "received_at",
 )
 
@@ -41,9 +43,20 @@ CREATE TABLE IF NOT EXISTS positions (
     accuracy    real,
     battery     real,
     source      text,
+    attributes  jsonb,
     received_at timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (marker_id, fix_time)
 );
+ALTER TABLE positions ADD COLUMN IF NOT EXISTS attributes jsonb;
+CREATE TABLE IF NOT EXISTS devices (
+    device_id     text        PRIMARY KEY,
+    name          text        NOT NULL DEFAULT '',
+    secret_sha256 bytea       NOT NULL UNIQUE,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    rotated_at    timestamptz
+);
+COMMENT ON TABLE devices IS 'Phones and trackers allowed to report over HTTP; device_id is their marker id';
+COMMENT ON COLUMN devices.secret_sha256 IS 'SHA-256 of the device secret; the secret itself is shown once and never stored';
 COMMENT ON TABLE positions IS 'Every valid GPS fix, one row per marker and fix time';
 COMMENT ON COLUMN positions.speed IS 'm/s';
 COMMENT ON COLUMN positions.heading IS 'degrees clockwise from north, 0-360';
@@ -51,6 +64,7 @@ COMMENT ON COLUMN positions.altitude IS 'm';
 COMMENT ON COLUMN positions.accuracy IS 'm';
 COMMENT ON COLUMN positions.battery IS 'percent, 0-100';
 COMMENT ON COLUMN positions.received_at IS 'when the tracker accepted the fix';
+COMMENT ON COLUMN positions.attributes IS 'extra values the device sent (charge, odometer, ...)';
 """
 
 #: Serialises concurrent schema creation by several workers starting at once.
@@ -79,7 +93,7 @@ def row_of(accepted: Accepted) -> tuple[Any, ...]:
     p = accepted.position
     return (
         p.marker_id, p.time, p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy,
-        p.battery, p.source, accepted.received_at,
+        p.battery, p.source, Jsonb(p.attributes) if p.attributes else None, accepted.received_at,
     )
 
 

@@ -5,7 +5,7 @@ A position is accepted as a JSON object (bytes or text) or as an already decoded
     {"marker_id": str, "lat": float, "lon": float,
      "time": epoch seconds | epoch milliseconds | ISO 8601 string,
      "speed"?: m/s, "heading"?: degrees, "altitude"?: m, "accuracy"?: m,
-     "battery"?: %, "source"?: str}
+     "battery"?: %, "source"?: str, "attributes"?: {name: text | number | bool | null}}
 
 ``parse_position`` returns a ``Position`` or raises ``InvalidPosition`` with a short
 machine-readable code and a message meant for a person.
@@ -25,6 +25,9 @@ MAX_FUTURE = timedelta(hours=24)
 #: Epoch numbers above this are milliseconds (the same rule as the OsmAnd protocol).
 EPOCH_MILLIS_ABOVE = 2**31 - 1
 MAX_SOURCE_LENGTH = 64
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_NAME = 64
+MAX_ATTRIBUTE_TEXT = 256
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 #: Optional numeric fields and their inclusive ranges.
@@ -62,6 +65,7 @@ class Position:
     accuracy: float | None = None
     battery: float | None = None
     source: str | None = None
+    attributes: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's field names, with ``time`` as ISO 8601 UTC."""
@@ -76,6 +80,7 @@ class Position:
             "accuracy": self.accuracy,
             "battery": self.battery,
             "source": self.source,
+            "attributes": self.attributes,
         }
 
     def to_json(self) -> bytes:
@@ -104,7 +109,8 @@ def parse_position(raw: bytes | str | Mapping[str, Any], *, now: datetime | None
         if value is not None:
             _check_range(name, value, low, high)
         optional[name] = value
-    return Position(marker_id=marker_id, lat=lat, lon=lon, time=time, source=_source(data), **optional)
+    return Position(marker_id=marker_id, lat=lat, lon=lon, time=time, source=_source(data),
+                    attributes=_attributes(data), **optional)
 
 
 def parse_time(value: Any, *, now: datetime | None = None,
@@ -200,6 +206,26 @@ def _source(data: Mapping[str, Any]) -> str | None:
             "wrong_type", f"source must be printable text of at most {MAX_SOURCE_LENGTH} characters"
         )
     return value
+
+
+def _attributes(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Free-form extras a device sends (e.g. ``charge``, ``odometer``): flat and bounded."""
+    value = data.get("attributes")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
+        raise InvalidPosition("wrong_type", f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
+    for name, item in value.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_ATTRIBUTE_NAME:
+            raise InvalidPosition("wrong_type", f"attribute names must be 1 to {MAX_ATTRIBUTE_NAME} characters")
+        if isinstance(item, str):
+            if len(item) > MAX_ATTRIBUTE_TEXT:
+                raise InvalidPosition("wrong_type", f"attribute {name!r} is longer than {MAX_ATTRIBUTE_TEXT} characters")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidPosition("not_finite", f"attribute {name!r} must be finite")
+        elif item is not None and not isinstance(item, (bool, int, float)):
+            raise InvalidPosition("wrong_type", f"attribute {name!r} must be text, a number, true/false or null")
+    return dict(value) or None
 
 
 def _looks_numeric(text: str) -> bool:

@@ -48,6 +48,9 @@ def with_(**changes):
         ({"source": "osmand"}, "source", "osmand"),
         ({"speed": None}, "speed", None),
         ({"unknown_extra": 1}, "source", None),
+        ({"attributes": {"charge": True, "odometer": 1234.5, "activity": "walking", "x": None}},
+         "attributes", {"charge": True, "odometer": 1234.5, "activity": "walking", "x": None}),
+        ({"attributes": {}}, "attributes", None),
     ],
 )
 def test_accepts(changes, field, expected):
@@ -99,6 +102,11 @@ def test_accepts(changes, field, expected):
         (orjson.dumps(with_(source=5)), "wrong_type"),
         (orjson.dumps(with_(source="x" * 65)), "wrong_type"),
         (orjson.dumps(with_(source="bad\nline")), "wrong_type"),
+        (orjson.dumps(with_(attributes=[1])), "wrong_type"),
+        (orjson.dumps(with_(attributes={"nested": {"a": 1}})), "wrong_type"),
+        (orjson.dumps(with_(attributes={"long": "x" * 257})), "wrong_type"),
+        (orjson.dumps(with_(attributes={f"k{i}": i for i in range(33)})), "wrong_type"),
+        (orjson.dumps(with_(attributes={"": 1})), "wrong_type"),
     ],
 )
 def test_rejects_with_a_reason(raw, code):
@@ -128,7 +136,7 @@ def test_to_dict_uses_contract_names_and_iso_utc():
     assert position.to_dict() == {
         "marker_id": "truck-7", "lat": 45.5, "lon": 14.25, "time": "2026-06-01T11:59:00Z",
         "speed": 3.0, "heading": None, "altitude": None, "accuracy": None, "battery": None,
-        "source": None,
+        "source": None, "attributes": None,
     }
 
 
