@@ -1,4 +1,4 @@
-"""``tracker``: send positions, simulate markers, manage the database.
+"""tracker: send positions, simulate markers, manage devices and the database.
 
 Every failure ends with a one-line explanation on stderr and a non-zero exit code.
 """
@@ -63,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--area", default="48.8566,2.3522,5", help="LAT,LON,RADIUS_KM")
     simulate.add_argument("--seed", type=int, help="random seed, for repeatable runs")
     simulate.set_defaults(run=_simulate)
+
+    devices = commands.add_parser("devices", help="phones and trackers allowed to report over HTTP")
+    device_commands = devices.add_subparsers(title="devices commands")
+    add = device_commands.add_parser("add", help="register a device and print its secret (once)")
+    add.add_argument("device_id", help="the device's marker id")
+    add.add_argument("--name", default="", help="a name for people")
+    add.set_defaults(run=_devices_add)
+    listing = device_commands.add_parser("list", help="list the registered devices")
+    listing.set_defaults(run=_devices_list)
+    remove = device_commands.add_parser("remove", help="unregister a device")
+    remove.add_argument("device_id")
+    remove.set_defaults(run=_devices_remove)
+    rotate = device_commands.add_parser("rotate", help="give a device a new secret and print it (once)")
+    rotate.add_argument("device_id")
+    rotate.set_defaults(run=_devices_rotate)
 
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(title="db commands")
@@ -141,17 +156,88 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _db_init(args: argparse.Namespace) -> int:
+    registry = await _registry()  # connecting creates the schema
+    await registry.close()
+    print("schema ready")
+    return 0
+
+
+async def _registry():
     import psycopg
 
-    from tracker.db import create_schema
+    from tracker.devices import Registry
 
     try:
-        async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
-            await create_schema(conn)
+        return await Registry.connect(settings.database_url)
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         raise CommandError(f"cannot reach Postgres: {first_line}", EXIT_UNAVAILABLE) from None
-    print("schema ready")
+
+
+def _check_device_id(device_id: str) -> None:
+    from tracker.position import MARKER_ID_PATTERN
+
+    if not MARKER_ID_PATTERN.fullmatch(device_id):
+        raise CommandError("a device id is 1 to 64 characters of A-Z a-z 0-9 _ . : -", EXIT_USAGE)
+
+
+async def _devices_add(args: argparse.Namespace) -> int:
+    from tracker.devices import DeviceExists
+
+    _check_device_id(args.device_id)
+    registry = await _registry()
+    try:
+        secret = await registry.add(args.device_id, args.name)
+    except DeviceExists:
+        raise CommandError(f"device {args.device_id!r} exists already (rotate gives it a new secret)") from None
+    finally:
+        await registry.close()
+    print(f"device {args.device_id} added; its secret (shown only now): {secret}")
+    return 0
+
+
+async def _devices_rotate(args: argparse.Namespace) -> int:
+    from tracker.devices import UnknownDevice
+
+    registry = await _registry()
+    try:
+        secret = await registry.rotate(args.device_id)
+    except UnknownDevice:
+        raise CommandError(f"no device {args.device_id!r}") from None
+    finally:
+        await registry.close()
+    print(f"device {args.device_id} has a new secret (shown only now; the old one stops working): {secret}")
+    return 0
+
+
+async def _devices_remove(args: argparse.Namespace) -> int:
+    from tracker.devices import UnknownDevice
+
+    registry = await _registry()
+    try:
+        await registry.remove(args.device_id)
+    except UnknownDevice:
+        raise CommandError(f"no device {args.device_id!r}") from None
+    finally:
+        await registry.close()
+    print(f"device {args.device_id} removed")
+    return 0
+
+
+async def _devices_list(args: argparse.Namespace) -> int:
+    registry = await _registry()
+    try:
+        devices = await registry.list()
+    finally:
+        await registry.close()
+    if not devices:
+        print("no devices")
+        return 0
+    width = max(len(d.device_id) for d in devices)
+    print(f"{'device':<{width}}  {'name':<20}  {'added':<20}  secret rotated")
+    for d in devices:
+        rotated = d.rotated_at.strftime("%Y-%m-%d %H:%M") if d.rotated_at else "never"
+        print(f"{d.device_id:<{width}}  {d.name[:20]:<20}  {d.created_at:%Y-%m-%d %H:%M:%S}  {rotated}")
     return 0
 
 

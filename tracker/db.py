@@ -169,32 +169,45 @@ _HISTORY = (
 )
 
 
+class LazyPool:
+    """A small connection pool, opened (and the schema ensured) on first use in the worker."""
+
+    def __init__(self, url: str, max_size: int = 4) -> None:
+        self.url = url
+        self.max_size = max_size
+        self._pool = None
+        self._lock = asyncio.Lock()
+
+    async def get(self):
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    from psycopg_pool import AsyncConnectionPool
+
+                    pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.max_size, open=False)
+                    await pool.open()
+                    async with pool.connection() as conn:
+                        await create_schema(conn)
+                    self._pool = pool
+        return self._pool
+
+
 class HistoryReader:
-    """Reads a marker's track on the (marker_id, fix_time) primary key, from a small pool."""
+    """Reads a marker's track on the (marker_id, fix_time) primary key."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self._pool = None
-
-    async def _pool_(self):
-        if self._pool is None:
-            from psycopg_pool import AsyncConnectionPool
-
-            pool = AsyncConnectionPool(self.url, min_size=1, max_size=4, open=False)
-            await pool.open()
-            self._pool = pool
-        return self._pool
+        self._pool = LazyPool(url)
 
     async def track(self, marker_id: str, start, end, limit: int, descending: bool) -> list[tuple]:
         """Rows in ``HISTORY_COLUMNS`` order, ``fix_time`` as an aware datetime."""
-        pool = await self._pool_()
+        pool = await self._pool.get()
         sql = _HISTORY.format(order="DESC" if descending else "ASC")
         async with pool.connection() as conn:
             cur = await conn.execute(sql, (marker_id, start, end, limit))
             return await cur.fetchall()
 
     async def has_marker(self, marker_id: str) -> bool:
-        pool = await self._pool_()
+        pool = await self._pool.get()
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT 1 FROM positions WHERE marker_id = %s LIMIT 1", (marker_id,))
             return await cur.fetchone() is not None

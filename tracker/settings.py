@@ -53,6 +53,8 @@ class Settings:
     map_assets: str
     tile_url: str
     tile_attribution: str
+    ingest_auth: bool
+    ingest_max_bytes: int
 
     @property
     def dlq_topic(self) -> str:
@@ -85,6 +87,8 @@ class Settings:
                 env, "TRACKER_TILE_ATTRIBUTION",
                 '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
             ),
+            ingest_auth=_choice(env, "TRACKER_INGEST_AUTH", "on", ("on", "off")) == "on",
+            ingest_max_bytes=_int(env, "TRACKER_INGEST_MAX_BYTES", 65536),
         )
 
 

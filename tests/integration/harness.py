@@ -89,8 +89,9 @@ class Stack:
         _run(ensure_topic(stack.settings, stack.settings.topic))
         return stack
 
-    def worker(self) -> "Worker":
-        worker = Worker(self, len(self.workers) + 1)
+    def worker(self, **env: str) -> "Worker":
+        """A new worker of this stack; ``env`` overrides settings for it alone."""
+        worker = Worker(self, len(self.workers) + 1, env)
         self.workers.append(worker)
         return worker
 
@@ -161,8 +162,9 @@ def _body(content_type: str, raw: bytes) -> Any:
 
 
 class Worker:
-    def __init__(self, stack: Stack, index: int) -> None:
+    def __init__(self, stack: Stack, index: int, env: dict[str, str] | None = None) -> None:
         self.stack = stack
+        self.env = {**stack.env, **(env or {})}
         self.index = index
         self.web_port = free_port()
         self.datadir = stack.tmp / f"worker-{index}"
@@ -180,7 +182,7 @@ class Worker:
         ]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            command, env=self.stack.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()

@@ -152,6 +152,8 @@ def test_every_documented_get_endpoint_answers(workers):
     doc = yaml.safe_load(fetch(workers[0], "/openapi.yaml")[2])
     samples = {"{marker_id}": DATA.marker_ids[0], "{path}": "vendor/leaflet/dist/leaflet.js"}
     for path in doc["paths"]:
+        if path.startswith("/ingest"):
+            continue  # needs a device and a position: tests/integration/test_phones.py
         concrete = path
         for placeholder, value in samples.items():
             concrete = concrete.replace(placeholder, value)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-import web.health, web.history, web.index, web.map, web.markers, web.static_files  # noqa: F401,E401
+import web.health, web.history, web.index, web.ingest, web.map, web.markers, web.static_files  # noqa: F401,E401
 from tracker.app import app
 
 DOC = yaml.safe_load((Path(__file__).parents[2] / "web" / "openapi.yaml").read_text())
@@ -17,10 +17,21 @@ def test_every_view_is_documented_and_nothing_else():
 
 def test_every_path_parameter_is_declared():
     for path, item in DOC["paths"].items():
-        declared = set()
-        for parameter in item["get"].get("parameters", []):
-            if "$ref" in parameter:
-                parameter = DOC["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[1]]
-            if parameter["in"] == "path":
-                declared.add(parameter["name"])
-        assert declared == set(re.findall(r"\{(\w+)\}", path)), path
+        for method, operation in item.items():
+            if method not in ("get", "post", "put"):
+                continue
+            declared = set()
+            for parameter in operation.get("parameters", []):
+                if "$ref" in parameter:
+                    parameter = DOC["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[1]]
+                if parameter["in"] == "path":
+                    declared.add(parameter["name"])
+            assert declared == set(re.findall(r"\{(\w+)\}", path)), (path, method)
+
+
+def test_documented_methods_are_the_served_ones():
+    for path, view in app.web.views.items():
+        documented = {m.upper() for m in DOC["paths"][re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)]
+                      if m in ("get", "post", "put", "patch", "delete")}
+        served = view.get_methods() - {"HEAD"}
+        assert documented == served, path

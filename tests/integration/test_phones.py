@@ -1,0 +1,178 @@
+"""Phone apps as clients, on a real worker: Traccar Client (OsmAnd) and OwnTracks requests,
+their credentials, and malformed input that must never cause a server error."""
+import base64
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.integration.harness import _run, wait_for
+from tracker.devices import Registry
+
+NOW = int(time.time())
+
+
+@pytest.fixture(scope="module")
+def phones(stack):
+    async def register():
+        registry = await Registry.connect(stack.settings.database_url)
+        try:
+            return {name: await registry.add(name, name) for name in ("traccar-1", "owntracks-1", "other")}
+        finally:
+            await registry.close()
+
+    secrets = _run(register())
+    secure = stack.worker().start()
+    open_door = stack.worker(TRACKER_INGEST_AUTH="off").start()
+    secure.wait_ready()
+    open_door.wait_ready()
+    return secure, open_door, secrets
+
+
+def request(worker, path, method="GET", body=None, headers=None):
+    req = urllib.request.Request(worker.url + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def history(stack, marker_id):
+    return stack.query(
+        "SELECT extract(epoch FROM fix_time)::bigint, lat, lon, speed, heading, altitude, accuracy, "
+        "battery, source, attributes FROM positions WHERE marker_id = %s ORDER BY fix_time", marker_id)
+
+
+def topic_size(stack):
+    return len(stack.read_topic(stack.settings.topic, expect=10**9, timeout=2))
+
+
+def test_traccar_client_requests_are_stored_in_si_units(stack, phones):
+    worker, _, secrets = phones
+    token = secrets["traccar-1"]
+    query = urllib.parse.urlencode({"id": "traccar-1", "lat": 45.1, "lon": 14.1, "timestamp": NOW - 40,
+                                    "speed": 10, "bearing": 90, "altitude": 100, "accuracy": 5,
+                                    "batt": 80, "charge": "true"})
+    assert request(worker, f"/ingest/osmand/{token}?{query}")[0] == 200  # GET, secret in the path
+    query = urllib.parse.urlencode({"id": "traccar-1", "lat": 45.2, "lon": 14.2,
+                                    "timestamp": (NOW - 30) * 1000, "token": token})
+    assert request(worker, f"/ingest/osmand?{query}", method="POST")[0] == 200  # POST, secret in the query
+    form = urllib.parse.urlencode({"deviceid": "traccar-1", "location": "45.3,14.3",
+                                   "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(NOW - 20))})
+    assert request(worker, f"/ingest/osmand/{token}", method="POST", body=form.encode(),
+                   headers={"Content-Type": "application/x-www-form-urlencoded"})[0] == 200
+    body = {"device_id": "traccar-1", "location": {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 10)),
+        "coords": {"latitude": 45.4, "longitude": 14.4, "accuracy": 3, "speed": 2.5, "heading": -1,
+                   "altitude": 90},
+        "is_moving": True, "odometer": 1500, "battery": {"level": 0.5, "is_charging": True},
+        "activity": {"type": "in_vehicle"}, "extras": {}}}
+    assert request(worker, f"/ingest/osmand/{token}", method="POST", body=json.dumps(body).encode(),
+                   headers={"Content-Type": "application/json"})[0] == 200
+
+    rows = wait_for(lambda: len(history(stack, "traccar-1")) == 4 and history(stack, "traccar-1"),
+                    30, "four Traccar positions in the history")
+    first, second, third, fourth = rows
+    assert first[:9] == (NOW - 40, 45.1, 14.1, pytest.approx(5.1444, rel=1e-3), 90, 100, 5, 80, "osmand")
+    assert first[9] == {"charge": True}
+    assert (second[0], second[1]) == (NOW - 30, 45.2)
+    assert (third[0], third[1], third[2]) == (NOW - 20, 45.3, 14.3)
+    assert fourth[:9] == (NOW - 10, 45.4, 14.4, 2.5, None, 90, 3, 50, "osmand")
+    assert fourth[9] == {"is_moving": True, "odometer": 1500, "charge": True, "activity": "in_vehicle"}
+    status, latest = worker.get("/api/markers/traccar-1")
+    assert status == 200 and (latest["lat"], latest["lon"]) == (45.4, 14.4)
+
+
+def test_owntracks_location_is_stored_and_answered_with_an_array(stack, phones):
+    worker, _, secrets = phones
+    body = {"_type": "location", "lat": 48.85, "lon": 2.35, "tst": NOW - 5, "acc": 12, "alt": 35,
+            "vel": 36, "cog": 180, "batt": 66, "tid": "o1"}
+    headers = {**basic("owntracks-1", secrets["owntracks-1"]), "Content-Type": "application/json",
+               "X-Limit-U": "owntracks-1", "X-Limit-D": "pixel"}
+    status, reply = request(worker, "/ingest/owntracks", "POST", json.dumps(body).encode(), headers)
+    assert (status, json.loads(reply)) == (200, [])
+    status, reply = request(worker, "/ingest/owntracks", "POST",
+                            json.dumps({"_type": "transition", "event": "enter"}).encode(), headers)
+    assert (status, json.loads(reply)) == (200, [])
+    (row,) = wait_for(lambda: history(stack, "owntracks-1"), 30, "the OwnTracks position")
+    assert row[:9] == (NOW - 5, 48.85, 2.35, pytest.approx(10.0), 180, 35, 12, 66, "owntracks")
+    assert row[9] == {"tid": "o1", "device": "pixel"}
+    status, latest = worker.get("/api/markers/owntracks-1")
+    assert status == 200 and latest["source"] == "owntracks"
+
+
+def test_bad_credentials_are_refused_and_nothing_reaches_kafka(stack, phones):
+    worker, _, secrets = phones
+    before = topic_size(stack)
+    fix = "id=traccar-1&lat=1&lon=2"
+    location = json.dumps({"_type": "location", "lat": 1, "lon": 2, "tst": NOW}).encode()
+    cases = [
+        (f"/ingest/osmand?{fix}", "GET", None, {}, 401),
+        (f"/ingest/osmand/not-a-secret?{fix}", "GET", None, {}, 401),
+        (f"/ingest/osmand/{secrets['other']}?{fix}", "GET", None, {}, 403),
+        (f"/ingest/osmand?token={secrets['other']}&{fix}", "POST", None, {}, 403),
+        ("/ingest/owntracks", "POST", location, {}, 401),
+        ("/ingest/owntracks", "POST", location, basic("owntracks-1", "wrong"), 401),
+        ("/ingest/owntracks", "POST", location, basic("owntracks-1", secrets["other"]), 403),
+        ("/ingest/owntracks", "POST", location,
+         {**basic("owntracks-1", secrets["owntracks-1"]), "X-Limit-U": "other"}, 403),
+    ]
+    for path, method, body, headers, expected in cases:
+        status, reply = request(worker, path, method, body, headers)
+        assert status == expected, (path, headers, reply)
+        assert json.loads(reply)["error"]
+    assert topic_size(stack) == before
+
+
+def test_bodies_are_capped(phones):
+    worker, _, secrets = phones
+    status, reply = request(worker, f"/ingest/osmand/{secrets['traccar-1']}", "POST", b"x" * 70_000,
+                            {"Content-Type": "application/json"})
+    assert status == 413 and json.loads(reply)["error"] == "too_large"
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+params = st.dictionaries(st.sampled_from(["id", "deviceid", "lat", "lon", "location", "timestamp", "speed",
+                                          "bearing", "batt", "charge", "x"]) | text, text | st.floats().map(str),
+                         max_size=8)
+json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | text,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=4),
+                           max_leaves=12)
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@FUZZ
+@given(query=params)
+def test_fuzzed_osmand_queries_never_cause_a_server_error(phones, query):
+    worker = phones[1]
+    status, reply = request(worker, "/ingest/osmand?" + urllib.parse.urlencode(query))
+    assert status in (200, 400), reply
+
+
+@FUZZ
+@given(body=json_values | st.binary(max_size=200), content_type=st.sampled_from(
+    ["application/json", "application/x-www-form-urlencoded", "text/plain"]))
+def test_fuzzed_osmand_bodies_never_cause_a_server_error(phones, body, content_type):
+    worker = phones[1]
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, reply = request(worker, "/ingest/osmand", "POST", raw, {"Content-Type": content_type})
+    assert status in (200, 400), reply
+
+
+@FUZZ
+@given(body=json_values | st.fixed_dictionaries({"_type": st.just("location")}, optional={
+    "lat": json_values, "lon": json_values, "tst": json_values, "vel": json_values, "batt": json_values}))
+def test_fuzzed_owntracks_bodies_never_cause_a_server_error(phones, body):
+    worker = phones[1]
+    status, reply = request(worker, "/ingest/owntracks", "POST", json.dumps(body).encode(),
+                            {"X-Limit-U": "fuzz", "Content-Type": "application/json"})
+    assert status in (200, 400), reply

@@ -1,0 +1,191 @@
+"""Phones as clients: ``/ingest/osmand`` (Traccar Client) and ``/ingest/owntracks``.
+
+Both convert what the app sends to the topic's contract, validate it with the one
+validation function, produce it to ``gps.positions`` keyed by marker id, and answer 200
+only once the broker has acknowledged it: a 200 means the fix is durable in Kafka.
+
+Credentials (unless ``TRACKER_INGEST_AUTH=off``): a Traccar Client puts its device secret
+in the server URL, as a path segment (``/ingest/osmand/SECRET``) or a query parameter
+(``?token=SECRET``); OwnTracks sends HTTP Basic with the device id as user and the secret as
+password. No credential, or one no device has: 401. A credential of another device: 403.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiohttp import web as aioweb
+from faust.web import View
+
+from tracker.app import app
+from tracker.devices import SecretLookup
+from tracker.position import InvalidPosition, parse_position
+from tracker.protocols import osmand, owntracks
+from tracker.settings import settings
+from tracker.topics import positions_topic
+
+BROKER_ACK_TIMEOUT = 10.0
+secrets = SecretLookup(settings.database_url)
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def _reply(view: View, error: Rejected) -> Any:
+    return view.json({"error": error.code, "message": error.message}, status=error.status,
+                     headers=error.headers)
+
+
+async def _body(request: aioweb.Request) -> bytes:
+    limit = settings.ingest_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
+    return body
+
+
+async def _authenticate(claimed: str, secret: str | None) -> None:
+    if not settings.ingest_auth:
+        return
+    if not secret:
+        raise Rejected(401, "missing_credential", "this endpoint needs the device's secret")
+    owner = await secrets.device_for(secret)
+    if owner is None:
+        raise Rejected(401, "bad_credential", "no device has this secret")
+    if owner != claimed:
+        raise Rejected(403, "wrong_device", f"this secret does not belong to device {claimed!r}")
+
+
+async def _publish(records: list[dict[str, Any]]) -> int:
+    """Validate every record, then produce them all and wait for the broker's acks."""
+    try:
+        positions = [parse_position(record) for record in records]
+    except InvalidPosition as exc:
+        raise Rejected(400, exc.code, exc.message) from None
+    pending = [await positions_topic.send(key=p.marker_id.encode(), value=p.to_json()) for p in positions]
+    try:
+        await asyncio.wait_for(asyncio.gather(*pending), BROKER_ACK_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the client must retry whatever went wrong
+        raise Rejected(503, "broker_unavailable", f"Kafka did not acknowledge: {exc.__class__.__name__}") from None
+    return len(positions)
+
+
+async def _osmand(request: aioweb.Request, path_token: str | None) -> int:
+    now = datetime.now(timezone.utc)
+    body = await _body(request)
+    if request.content_type == "application/json":
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Rejected(400, "not_json", "the body is not valid JSON") from None
+        claimed = payload.get("device_id") if isinstance(payload, dict) else None
+        convert = lambda: osmand.from_json(payload, now)  # noqa: E731
+    else:
+        params = dict(request.query)
+        if not ("id" in params or "deviceid" in params) and body:
+            form = await _form(request, body)
+            params = {**form, **params}
+        claimed = params.get("id") or params.get("deviceid")
+        convert = lambda: [osmand.from_query(params, now)]  # noqa: E731
+    if not isinstance(claimed, str) or not claimed:
+        raise Rejected(400, "missing_field", "the device id (id, deviceid or device_id) is required")
+    await _authenticate(claimed, path_token or request.query.get("token"))
+    try:
+        records = convert()
+    except InvalidPosition as exc:
+        raise Rejected(400, exc.code, exc.message) from None
+    return await _publish(records)
+
+
+async def _form(request: aioweb.Request, body: bytes) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise Rejected(400, "bad_form", "the form body is not UTF-8") from None
+
+
+class OsmandIngest(View):
+    """Traccar Client (OsmAnd protocol), any method; secret in ``?token=``."""
+
+    async def get(self, request, token: str | None = None):
+        try:
+            await _osmand(request, token)
+        except Rejected as error:
+            return _reply(self, error)
+        return self.text("OK")
+
+    post = put = get
+
+
+app.page("/ingest/osmand")(OsmandIngest)
+app.page("/ingest/osmand/{token}", name="osmand_ingest_token")(
+    type("OsmandIngestWithToken", (OsmandIngest,), {"__doc__": "Traccar Client with the secret in the path."})
+)
+
+
+def _basic_credentials(request: aioweb.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+async def _owntracks(request: aioweb.Request) -> None:
+    body = await _body(request)
+    credentials = _basic_credentials(request)
+    limit_user = request.headers.get("X-Limit-U")
+    if settings.ingest_auth:
+        if credentials is None:
+            raise Rejected(401, "missing_credential", "use HTTP Basic: device id and secret",
+                           {"WWW-Authenticate": 'Basic realm="tracker"'})
+        marker_id, secret = credentials
+        await _authenticate(marker_id, secret)
+        if limit_user and limit_user != marker_id:
+            raise Rejected(403, "wrong_device", f"X-Limit-U names {limit_user!r}, not {marker_id!r}")
+    else:
+        marker_id = (credentials[0] if credentials else None) or limit_user
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Rejected(400, "not_json", "the body is not valid JSON") from None
+    if not owntracks.is_location(payload):
+        return  # waypoints, transitions, cards...: accepted, not stored
+    marker_id = marker_id or (payload.get("tid") if isinstance(payload.get("tid"), str) else None)
+    if not marker_id:
+        raise Rejected(400, "missing_field", "no device id: send HTTP Basic or X-Limit-U")
+    try:
+        record = owntracks.from_location(payload, marker_id)
+    except InvalidPosition as exc:
+        raise Rejected(400, exc.code, exc.message) from None
+    device_name = request.headers.get("X-Limit-D")
+    if device_name:
+        record["attributes"] = {**(record["attributes"] or {}), "device": device_name[:256]}
+    await _publish([record])
+
+
+@app.page("/ingest/owntracks")
+class OwnTracksIngest(View):
+    """OwnTracks in HTTP mode: POST JSON, answered with a JSON array."""
+
+    async def post(self, request):
+        try:
+            await _owntracks(request)
+        except Rejected as error:
+            return _reply(self, error)
+        return self.bytes(b"[]", content_type="application/json")
