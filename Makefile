@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean bench-map
+.PHONY: install services test unit clean bench-map bench-ingest
 
 install: $(VENV)/.installed
 
@@ -31,3 +31,6 @@ clean:
 
 bench-map: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.map_and_history
+
+bench-ingest: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.ingest_osmand
