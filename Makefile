@@ -1,11 +1,12 @@
 # make install: .venv with the project and its test extra
 # make services: start the local Kafka broker and Postgres server (scripts/services)
 # make test: install if needed, start the services, run the whole suite
+# make run: local demo: services, two workers and the simulator (Ctrl-C stops it)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean bench-map bench-ingest
+.PHONY: install services test unit clean run bench-map bench-ingest
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,9 @@ services:
 
 test: install services
 	eval "$$(scripts/services env)" && $(BIN)/pytest -ra $(PYTEST_ARGS)
+
+run: install
+	scripts/demo
 
 unit: install
 	$(BIN)/pytest -ra -m "not integration" $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from tracker.app import app
 from tracker.dead_letters import dead_letter
 from tracker.intake import read
+from tracker.metrics import DLQ_RECORDS, POSITIONS_ACCEPTED, POSITIONS_REJECTED
 from tracker.position import InvalidPosition
 from tracker.topics import dead_letter_topic, positions_topic
 
@@ -26,6 +27,9 @@ async def validate(stream):
             rejected_at = datetime.now(timezone.utc)
             record = dead_letter(message.value, exc, rejected_at, message.topic, message.partition, message.offset)
             await dead_letter_topic.send(key=message.key, value=record)
+            POSITIONS_REJECTED.labels(exc.code).inc()
+            DLQ_RECORDS.inc()
             continue
+        POSITIONS_ACCEPTED.inc()
         if not accepted.well_keyed:
             await positions_topic.send(key=accepted.position.marker_id.encode(), value=message.value)

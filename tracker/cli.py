@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import sys
 import time
+from datetime import timedelta
+from pathlib import Path
 
 import orjson
 
-from tracker.position import InvalidPosition, parse_position
+from tracker.position import MARKER_ID_PATTERN, InvalidPosition, format_time, parse_position
+from tracker.sender import send_paced
 from tracker.settings import settings
 
 EXIT_USAGE = 2
@@ -62,7 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--duration", type=float, default=60.0, help="seconds")
     simulate.add_argument("--area", default="48.8566,2.3522,5", help="LAT,LON,RADIUS_KM")
     simulate.add_argument("--seed", type=int, help="random seed, for repeatable runs")
+    simulate.add_argument("--prefix", default="sim-", help="marker ids are PREFIX00000, PREFIX00001, ...")
+    simulate.add_argument("--duplicates", type=float, default=0.0,
+                          help="share of records that repeat an earlier record exactly (testing)")
+    simulate.add_argument("--out-of-order", type=float, default=0.0,
+                          help="share of records that are late fixes, older than the marker's last (testing)")
     simulate.set_defaults(run=_simulate)
+
+    replay = commands.add_parser("replay", help="send a recorded GPX track with its own timing")
+    replay.add_argument("file", help="a GPX 1.0 or 1.1 file")
+    replay.add_argument("--marker", help="marker id (default: the file's name)")
+    replay.add_argument("--speedup", type=float, default=1.0, help="play X times faster")
+    replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
+    replay.set_defaults(run=_replay)
 
     devices = commands.add_parser("devices", help="phones and trackers allowed to report over HTTP")
     device_commands = devices.add_subparsers(title="devices commands")
@@ -113,46 +129,76 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from tracker.simulate import spawn, utcnow
+    from tracker.simulate import Injection, records, spawn, utcnow
 
     if args.markers < 1 or args.rate <= 0 or args.duration <= 0:
         raise CommandError("--markers, --rate and --duration must be positive", EXIT_USAGE)
+    if not (0 <= args.duplicates <= 1 and 0 <= args.out_of_order <= 1 and args.duplicates + args.out_of_order <= 1):
+        raise CommandError("--duplicates and --out-of-order are shares between 0 and 1", EXIT_USAGE)
     try:
         lat, lon, radius = (float(part) for part in args.area.split(","))
     except ValueError:
         raise CommandError(f"--area {args.area!r} is not LAT,LON,RADIUS_KM", EXIT_USAGE) from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
+        raise CommandError(f"--area {args.area!r} is outside the globe", EXIT_USAGE)
     rng = random.Random(args.seed)
-    markers = spawn(args.markers, (lat, lon), radius, rng)
+    markers = spawn(args.markers, (lat, lon), radius, rng, prefix=args.prefix)
     total = int(args.rate * args.duration)
-    tick = 0.1
-    sent = 0
-    started = time.monotonic()
-    last_report = started
+    injection = Injection(args.duplicates, args.out_of_order)
+    stream = records(markers, args.rate, total, utcnow(), rng, injection)
     async with _producer() as producer:
-        pending = []
-        while sent < total:
-            due = min(total, int((time.monotonic() - started) * args.rate) + 1)
-            now = utcnow()
-            while sent < due:
-                marker = markers[sent % len(markers)]
-                marker.step(len(markers) / args.rate, rng)
-                fix = marker.fix(now)
-                pending.append(await producer.send(
-                    settings.topic, key=marker.marker_id.encode(), value=orjson.dumps(fix)
-                ))
-                sent += 1
-            if len(pending) > 10_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-            if time.monotonic() - last_report >= 1.0:
-                last_report = time.monotonic()
-                print(f"\rsimulate: {sent}/{total} positions", end="", file=sys.stderr, flush=True)
-            await asyncio.sleep(tick)
-        await asyncio.gather(*pending)
-    elapsed = time.monotonic() - started
-    print(f"\rsimulate: {sent}/{total} positions", file=sys.stderr)
-    print(f"sent {sent} positions for {len(markers)} markers in {elapsed:.1f} s ({sent / elapsed:.0f} positions/s)")
+        sent, elapsed = await send_paced(producer, settings.topic, stream, "simulate", total)
+    counts = ", ".join(f"{n} {kind}" for kind, n in injection.counts.items() if n or kind == "fresh")
+    print(f"sent {sent} positions for {len(markers)} markers in {elapsed:.1f} s "
+          f"({sent / max(elapsed, 1e-9):,.0f} positions/s): {counts}")
     return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    from tracker.replay import BadTrack, load
+    from tracker.simulate import utcnow
+
+    if args.speedup <= 0:
+        raise CommandError("--speedup must be positive", EXIT_USAGE)
+    marker_id = args.marker or Path(args.file).stem[:64]
+    if not MARKER_ID_PATTERN.fullmatch(marker_id):
+        raise CommandError(f"{marker_id!r} is not a marker id: pass --marker", EXIT_USAGE)
+    try:
+        points = load(Path(args.file))
+    except BadTrack as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    start = utcnow()
+    async with _producer() as producer:
+        sent, elapsed = await send_paced(producer, settings.topic, replay_records(
+            points, marker_id, args.speedup, start, args.loop), "replay",
+            None if args.loop else len(points))
+    print(f"replayed {sent} points of {args.file} as {marker_id} in {elapsed:.1f} s")
+    return 0
+
+
+def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
+    """(seconds after start, key, value) for each point, once or forever."""
+    from tracker.geo import bearing_degrees, distance_m
+
+    key = marker_id.encode()
+    span = points[-1].offset.total_seconds() + 1.0  # one pass, and a second before the next
+    passes = itertools.count() if loop else range(1)
+    for lap in passes:
+        previous = None
+        for point in points:
+            due = (lap * span + point.offset.total_seconds()) / speedup
+            fix = {"marker_id": marker_id, "lat": point.lat, "lon": point.lon,
+                   "time": format_time(start + timedelta(seconds=due)), "source": "replay"}
+            if point.altitude is not None:
+                fix["altitude"] = point.altitude
+            if previous is not None:
+                seconds = (point.offset - previous.offset).total_seconds()
+                if seconds > 0:
+                    fix["speed"] = round(distance_m(previous.lat, previous.lon, point.lat, point.lon) / seconds, 2)
+                if (previous.lat, previous.lon) != (point.lat, point.lon):
+                    fix["heading"] = round(bearing_degrees(previous.lat, previous.lon, point.lat, point.lon), 1)
+            previous = point
+            yield due, key, orjson.dumps(fix)
 
 
 async def _db_init(args: argparse.Namespace) -> int:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from tracker.intake import Accepted
+from tracker.metrics import HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +115,11 @@ class HistoryWriter:
         self.rows_written = 0
 
     async def write(self, positions: Iterable[Accepted]) -> int:
+        positions = list(positions)
         rows = [row_of(p) for p in positions]
         if not rows:
             return 0
+        started = time.monotonic()
         backoff = 0.1
         while True:
             try:
@@ -130,6 +135,10 @@ class HistoryWriter:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             self.rows_written += inserted
+            HISTORY_ROWS.inc(inserted)
+            HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
+            oldest = min(p.received_at for p in positions)
+            HISTORY_LAG_SECONDS.observe((datetime.now(timezone.utc) - oldest).total_seconds())
             return inserted
 
     async def close(self) -> None:

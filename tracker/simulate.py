@@ -6,7 +6,10 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-EARTH_RADIUS_M = 6_371_000.0
+import orjson
+
+from tracker.geo import EARTH_RADIUS_M
+
 MAX_SPEED_MS = 130 / 3.6
 
 
@@ -41,6 +44,10 @@ class SimulatedMarker:
         if self.last_time is not None and now <= self.last_time:
             now = self.last_time + timedelta(milliseconds=1)
         self.last_time = now
+        return self.snapshot(now)
+
+    def snapshot(self, now: datetime) -> dict:
+        """This marker's position, stamped ``now``."""
         return {
             "marker_id": self.marker_id,
             "lat": round(self.lat, 7),
@@ -71,3 +78,45 @@ def spawn(count: int, center: tuple[float, float], radius_km: float, rng: random
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass
+class Injection:
+    duplicates: float = 0.0  # share of records that repeat an earlier record byte for byte
+    out_of_order: float = 0.0  # share of records that are late fixes, older than the marker's last
+    counts: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.counts = {"fresh": 0, "duplicate": 0, "late": 0}
+
+
+def records(markers: list[SimulatedMarker], rate: float, total: int, start: datetime,
+            rng: random.Random, injection: Injection):
+    """``total`` (seconds after start, key, value) records, round-robin over the markers.
+
+    Fix times follow the schedule (``start`` + send offset), so each marker's times rise,
+    except for the injected duplicates and late fixes.
+    """
+    step = len(markers) / rate  # seconds between two fixes of one marker
+    previous: dict[str, bytes] = {}
+    for index in range(total):
+        due = index / rate
+        marker = markers[index % len(markers)]
+        key = marker.marker_id.encode()
+        roll = rng.random()
+        if marker.marker_id in previous and roll < injection.duplicates:
+            injection.counts["duplicate"] += 1
+            yield due, key, previous[marker.marker_id]
+            continue
+        if marker.last_time is not None and roll < injection.duplicates + injection.out_of_order:
+            late = marker.snapshot(marker.last_time - timedelta(seconds=rng.uniform(1, 30)))
+            injection.counts["late"] += 1
+            yield due, key, orjson.dumps(late)
+            continue
+        marker.step(step, rng)
+        value = orjson.dumps(marker.fix(start + timedelta(seconds=due)))
+        previous[marker.marker_id] = value
+        injection.counts["fresh"] += 1
+        yield due, key, value
+
+

@@ -1,8 +1,22 @@
-"""``GET /health``: 200 when this worker is ready to answer, 503 while it starts or rebalances."""
+"""``GET /health``: is this worker ready? Tables recovered, Kafka and Postgres reachable.
+
+``readiness`` (tables only) also guards the views that read ``latest``.
+"""
 from __future__ import annotations
 
+import asyncio
+import time
+from urllib.parse import urlsplit
+
 from tracker.app import app
+from tracker.db import LazyPool
 from tracker.settings import settings
+
+CHECK_TIMEOUT = 2.0
+CACHE_SECONDS = 2.0
+
+_pool = LazyPool(settings.database_url, max_size=1)
+_cache: dict[str, tuple[float, bool]] = {}
 
 
 def readiness() -> tuple[bool, str]:
@@ -13,12 +27,56 @@ def readiness() -> tuple[bool, str]:
     return True, "ready"
 
 
+async def _kafka_reachable() -> bool:
+    """A TCP connection to any bootstrap server."""
+    for server in settings.bootstrap_servers.split(","):
+        parts = urlsplit("//" + server)
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 9092), CHECK_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+async def _postgres_reachable() -> bool:
+    async def ping() -> None:
+        pool = await _pool.get()
+        async with pool.connection(timeout=CHECK_TIMEOUT) as conn:
+            await conn.execute("SELECT 1")
+
+    try:
+        await asyncio.wait_for(ping(), CHECK_TIMEOUT)
+    except Exception:  # noqa: BLE001 - any failure means unreachable
+        return False
+    return True
+
+
+async def _cached(name: str, check) -> bool:
+    now = time.monotonic()
+    hit = _cache.get(name)
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    result = await check()
+    _cache[name] = (now, result)
+    return result
+
+
 @app.page("/health")
 async def health(web, request):
-    ready, state = readiness()
+    tables_ready, state = readiness()
+    kafka, postgres = await asyncio.gather(
+        _cached("kafka", _kafka_reachable), _cached("postgres", _postgres_reachable))
+    ready = tables_ready and kafka and postgres
+    if tables_ready and not ready:
+        state = "kafka unreachable" if not kafka else "postgres unreachable"
     partitions = sorted(
         tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic
     )
     return web.json(
-        {"ready": ready, "state": state, "partitions": partitions}, status=200 if ready else 503
+        {"ready": ready, "state": state, "checks": {"tables": tables_ready, "kafka": kafka, "postgres": postgres},
+         "partitions": partitions},
+        status=200 if ready else 503,
     )

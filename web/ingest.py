@@ -23,6 +23,7 @@ from faust.web import View
 
 from tracker.app import app
 from tracker.devices import SecretLookup
+from tracker.metrics import INGEST_REQUESTS
 from tracker.position import InvalidPosition, parse_position
 from tracker.protocols import osmand, owntracks
 from tracker.settings import settings
@@ -122,7 +123,9 @@ class OsmandIngest(View):
         try:
             await _osmand(request, token)
         except Rejected as error:
+            INGEST_REQUESTS.labels("osmand", error.status).inc()
             return _reply(self, error)
+        INGEST_REQUESTS.labels("osmand", 200).inc()
         return self.text("OK")
 
     post = put = get
@@ -187,5 +190,7 @@ class OwnTracksIngest(View):
         try:
             await _owntracks(request)
         except Rejected as error:
+            INGEST_REQUESTS.labels("owntracks", error.status).inc()
             return _reply(self, error)
+        INGEST_REQUESTS.labels("owntracks", 200).inc()
         return self.bytes(b"[]", content_type="application/json")

@@ -159,3 +159,31 @@ def test_every_documented_get_endpoint_answers(workers):
             concrete = concrete.replace(placeholder, value)
         status, _ = workers[1].get(concrete)
         assert status == 200, path
+
+
+def metric(text, name, labels=""):
+    """The sum of a Prometheus metric's samples whose labels contain ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_what_the_workers_did(workers):
+    texts = [fetch(worker, "/metrics")[2].decode() for worker in workers]
+    valid = len(DATA.records) - len(DATA.malformed)
+    assert sum(metric(t, "tracker_positions_accepted_total") for t in texts) >= valid
+    assert sum(metric(t, "tracker_positions_rejected_total") for t in texts) >= len(DATA.malformed)
+    assert sum(metric(t, "tracker_positions_rejected_total", 'reason="not_json"') for t in texts) >= 1
+    assert sum(metric(t, "tracker_dlq_records_total") for t in texts) >= len(DATA.malformed)
+    assert sum(metric(t, "tracker_history_rows_written_total") for t in texts) == len(DATA.expected_rows)
+    assert sum(metric(t, "tracker_history_write_seconds_count") for t in texts) >= 1
+    assert all("faust_" in t for t in texts)  # Faust's own sensor
+
+
+def test_health_reports_each_check(workers):
+    for worker in workers:
+        status, body = worker.get("/health")
+        assert status == 200
+        assert body["checks"] == {"tables": True, "kafka": True, "postgres": True}

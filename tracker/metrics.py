@@ -1,0 +1,21 @@
+"""The tracker's own Prometheus metrics (``GET /metrics`` also carries Faust's)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+POSITIONS_ACCEPTED = Counter(
+    "tracker_positions_accepted", "Records on gps.positions that are valid positions")
+POSITIONS_REJECTED = Counter(
+    "tracker_positions_rejected", "Records on gps.positions that are not valid positions", ["reason"])
+DLQ_RECORDS = Counter(
+    "tracker_dlq_records", "Records sent to the dead-letter topic")
+HISTORY_ROWS = Counter(
+    "tracker_history_rows_written", "Rows added to Postgres positions (replayed duplicates not counted)")
+HISTORY_WRITE_SECONDS = Histogram(
+    "tracker_history_write_seconds", "Time to commit one batch to Postgres, retries included",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+HISTORY_LAG_SECONDS = Histogram(
+    "tracker_history_lag_seconds", "From a record's Kafka timestamp to its row being committed (oldest of each batch)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+INGEST_REQUESTS = Counter(
+    "tracker_ingest_requests", "Requests to the phone endpoints", ["endpoint", "status"])
