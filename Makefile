@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean run bench-map bench-ingest
+.PHONY: install services test unit clean run bench bench-map bench-ingest chaos
 
 install: $(VENV)/.installed
 
@@ -38,3 +38,10 @@ bench-map: install services
 
 bench-ingest: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.ingest_osmand
+
+bench: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.pipeline $(BENCH_ARGS)
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.map_and_history
+
+chaos: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.chaos $(CHAOS_ARGS)

@@ -1,4 +1,5 @@
 """``tracker simulate`` and ``tracker replay`` send exactly what they promise, to the real broker."""
+import os
 import subprocess
 import sys
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from tests.integration.harness import ROOT
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
-GPX_DIR = ROOT.parent / "shared" / "data" / "gpx"
+GPX_DIR = Path(os.environ.get("TRACKER_SHARED_DIR", ROOT.parent / "shared")) / "data" / "gpx"
 
 
 def run(stack, *args):
