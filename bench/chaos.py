@@ -77,7 +77,7 @@ class Report:
 def stream(plan: Plan) -> tuple[list[tuple[bytes, bytes]], dict[str, tuple[float, float]], set]:
     """Positions with rising times per marker, every tenth one sent twice."""
     rng = random.Random(plan.seed)
-    base = datetime.now(timezone.utc) - timedelta(hours=1)
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
     records, newest, expected = [], {}, set()
     lat = {m: 45 + rng.uniform(-1, 1) for m in range(plan.markers)}
     for i in range(plan.positions):
