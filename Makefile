@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean run bench bench-map bench-ingest chaos
+.PHONY: install services test unit clean run bench bench-map bench-ingest chaos fuzz
 
 install: $(VENV)/.installed
 
@@ -45,3 +45,6 @@ bench: install services
 
 chaos: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+fuzz: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.fuzz_stream $(FUZZ_ARGS)

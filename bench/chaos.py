@@ -154,7 +154,7 @@ def run(plan: Plan, stack: Stack | None = None) -> Report:
     producer = Producer(stack, records, plan.rate)
     producer.start()
     try:
-        _disturb(plan, stack, workers, producer, report, rng)
+        _disturb(plan, stack, workers, producer, report, rng, len(expected))
         producer.join()
         report.sent = producer.acked
         say(f"stream sent; waiting for {len(expected):,} rows")
@@ -178,12 +178,21 @@ def run(plan: Plan, stack: Stack | None = None) -> Report:
     return report
 
 
-def _disturb(plan: Plan, stack, workers, producer, report: Report, rng: random.Random) -> None:
-    """Kills, a Kafka restart and a Postgres stop while the producer runs."""
+def _disturb(plan: Plan, stack, workers, producer, report: Report, rng: random.Random, expected: int) -> None:
+    """Kills, a Kafka restart and a Postgres stop, for as long as the stream is not all in
+    (or stops moving for two minutes)."""
     pg_done = plan.postgres_stop_seconds <= 0
     kafka_done = not plan.restart_kafka
     kills = 0
-    while producer.is_alive() or not (pg_done and kafka_done):
+    progress = [-1, time.monotonic()]
+
+    def moving() -> bool:
+        count = stack.history_count()
+        if count != progress[0]:
+            progress[:] = [count, time.monotonic()]
+        return count < expected and time.monotonic() - progress[1] < 120
+
+    while producer.is_alive() or not (pg_done and kafka_done) or moving():
         time.sleep(rng.uniform(*plan.kill_every))
         if plan.kills is None or kills < plan.kills:
             victim = rng.choice(workers)
