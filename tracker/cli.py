@@ -202,80 +202,54 @@ def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
 
 
 async def _db_init(args: argparse.Namespace) -> int:
-    registry = await _registry()  # connecting creates the schema
-    await registry.close()
+    await _on_registry(lambda registry: asyncio.sleep(0))  # connecting creates the schema
     print("schema ready")
     return 0
 
 
-async def _registry():
+async def _on_registry(action):
+    """Run ``action(registry)``; device errors become one-line command errors."""
     import psycopg
 
-    from tracker.devices import Registry
+    from tracker.devices import DeviceExists, Registry, UnknownDevice
 
     try:
-        return await Registry.connect(settings.database_url)
+        registry = await Registry.connect(settings.database_url)
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         raise CommandError(f"cannot reach Postgres: {first_line}", EXIT_UNAVAILABLE) from None
-
-
-def _check_device_id(device_id: str) -> None:
-    from tracker.position import MARKER_ID_PATTERN
-
-    if not MARKER_ID_PATTERN.fullmatch(device_id):
-        raise CommandError("a device id is 1 to 64 characters of A-Z a-z 0-9 _ . : -", EXIT_USAGE)
+    try:
+        return await action(registry)
+    except DeviceExists as exc:
+        raise CommandError(f"device {exc.args[0]!r} exists already (rotate gives it a new secret)") from None
+    except UnknownDevice as exc:
+        raise CommandError(f"no device {exc.args[0]!r}") from None
+    finally:
+        await registry.close()
 
 
 async def _devices_add(args: argparse.Namespace) -> int:
-    from tracker.devices import DeviceExists
-
-    _check_device_id(args.device_id)
-    registry = await _registry()
-    try:
-        secret = await registry.add(args.device_id, args.name)
-    except DeviceExists:
-        raise CommandError(f"device {args.device_id!r} exists already (rotate gives it a new secret)") from None
-    finally:
-        await registry.close()
+    if not MARKER_ID_PATTERN.fullmatch(args.device_id):
+        raise CommandError("a device id is 1 to 64 characters of A-Z a-z 0-9 _ . : -", EXIT_USAGE)
+    secret = await _on_registry(lambda registry: registry.add(args.device_id, args.name))
     print(f"device {args.device_id} added; its secret (shown only now): {secret}")
     return 0
 
 
 async def _devices_rotate(args: argparse.Namespace) -> int:
-    from tracker.devices import UnknownDevice
-
-    registry = await _registry()
-    try:
-        secret = await registry.rotate(args.device_id)
-    except UnknownDevice:
-        raise CommandError(f"no device {args.device_id!r}") from None
-    finally:
-        await registry.close()
+    secret = await _on_registry(lambda registry: registry.rotate(args.device_id))
     print(f"device {args.device_id} has a new secret (shown only now; the old one stops working): {secret}")
     return 0
 
 
 async def _devices_remove(args: argparse.Namespace) -> int:
-    from tracker.devices import UnknownDevice
-
-    registry = await _registry()
-    try:
-        await registry.remove(args.device_id)
-    except UnknownDevice:
-        raise CommandError(f"no device {args.device_id!r}") from None
-    finally:
-        await registry.close()
+    await _on_registry(lambda registry: registry.remove(args.device_id))
     print(f"device {args.device_id} removed")
     return 0
 
 
 async def _devices_list(args: argparse.Namespace) -> int:
-    registry = await _registry()
-    try:
-        devices = await registry.list()
-    finally:
-        await registry.close()
+    devices = await _on_registry(lambda registry: registry.list())
     if not devices:
         print("no devices")
         return 0

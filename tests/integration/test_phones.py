@@ -176,3 +176,29 @@ def test_fuzzed_owntracks_bodies_never_cause_a_server_error(phones, body):
     status, reply = request(worker, "/ingest/owntracks", "POST", json.dumps(body).encode(),
                             {"X-Limit-U": "fuzz", "Content-Type": "application/json"})
     assert status in (200, 400), reply
+
+
+def test_devices_cli_adds_rotates_lists_and_removes(stack, phones):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tracker = str(Path(sys.executable).with_name("tracker"))
+
+    def cli(*args):
+        return subprocess.run([tracker, "devices", *args], env=stack.env, capture_output=True, text=True, timeout=60)
+
+    added = cli("add", "cli-phone", "--name", "Test phone")
+    assert added.returncode == 0, added.stderr
+    secret = added.stdout.rsplit(" ", 1)[1].strip()
+    worker = phones[0]
+    assert request(worker, f"/ingest/osmand/{secret}?id=cli-phone&lat=1&lon=2")[0] == 200
+    again = cli("add", "cli-phone")
+    assert again.returncode == 1 and again.stderr.startswith("tracker: ") and again.stderr.count("\n") == 1
+    rotated = cli("rotate", "cli-phone")
+    assert rotated.returncode == 0 and rotated.stdout.rsplit(" ", 1)[1].strip() != secret
+    assert "cli-phone" in cli("list").stdout and "Test phone" in cli("list").stdout
+    assert cli("remove", "cli-phone").returncode == 0
+    assert "cli-phone" not in cli("list").stdout
+    assert cli("remove", "cli-phone").returncode == 1
+    assert cli("add", "bad id").returncode == 2
