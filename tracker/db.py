@@ -178,6 +178,10 @@ _HISTORY = (
 )
 
 
+#: How long a request waits for a pooled connection before it fails (and answers 503).
+CONNECT_TIMEOUT = 5.0
+
+
 class LazyPool:
     """A small connection pool, opened (and the schema ensured) on first use in the worker."""
 
@@ -193,10 +197,15 @@ class LazyPool:
                 if self._pool is None:
                     from psycopg_pool import AsyncConnectionPool
 
-                    pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.max_size, open=False)
-                    await pool.open()
-                    async with pool.connection() as conn:
-                        await create_schema(conn)
+                    pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.max_size, open=False,
+                                               timeout=CONNECT_TIMEOUT)
+                    try:
+                        await pool.open()
+                        async with pool.connection() as conn:
+                            await create_schema(conn)
+                    except BaseException:
+                        await pool.close()
+                        raise
                     self._pool = pool
         return self._pool
 

@@ -142,7 +142,10 @@ def parse_time(value: Any, *, now: datetime | None = None,
             raise InvalidPosition("bad_time", f"time {value[:40]!r} is not ISO 8601") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        moment = moment.astimezone(timezone.utc)
+        try:
+            moment = moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise InvalidPosition("out_of_range", f"time {value[:40]!r} is outside the calendar") from None
         if moment < EPOCH:
             raise InvalidPosition("out_of_range", f"time {value[:40]!r} is before 1970")
     else:
@@ -216,11 +219,13 @@ def _attributes(data: Mapping[str, Any]) -> dict[str, Any] | None:
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         raise InvalidPosition("wrong_type", f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
     for name, item in value.items():
-        if not isinstance(name, str) or not 0 < len(name) <= MAX_ATTRIBUTE_NAME:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_ATTRIBUTE_NAME or "\x00" in name:
             raise InvalidPosition("wrong_type", f"attribute names must be 1 to {MAX_ATTRIBUTE_NAME} characters")
         if isinstance(item, str):
             if len(item) > MAX_ATTRIBUTE_TEXT:
                 raise InvalidPosition("wrong_type", f"attribute {name!r} is longer than {MAX_ATTRIBUTE_TEXT} characters")
+            if "\x00" in item:
+                raise InvalidPosition("wrong_type", f"attribute {name!r} contains a NUL character")
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidPosition("not_finite", f"attribute {name!r} must be finite")
         elif item is not None and not isinstance(item, (bool, int, float)):

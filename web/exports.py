@@ -61,7 +61,7 @@ def as_gpx(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]
               'xsi:schemaLocation="http://www.topografix.com/GPX/1/1 http://www.topografix.com/GPX/1/1/gpx.xsd">\n')
     out.write(f"<metadata><name>{escape(marker_id)}</name><time>{format_time(end)}</time></metadata>\n")
     out.write(f"<trk><name>{escape(marker_id)}</name><trkseg>\n")
-    for fix_time, lat, lon, _speed, _heading, altitude, _accuracy, _battery, _source in rows:
+    for fix_time, lat, lon, _speed, _heading, altitude, _accuracy, _battery, _source in sorted(rows, key=lambda r: r[0]):
         out.write(f"<trkpt lat={quoteattr(repr(lat))} lon={quoteattr(repr(lon))}>")
         if altitude is not None:
             out.write(f"<ele>{altitude!r}</ele>")
@@ -75,8 +75,17 @@ def as_csv(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("marker_id", *HISTORY_COLUMNS))
     for row in rows:
-        writer.writerow((marker_id, format_time(row[0]), *("" if v is None else v for v in row[1:])))
+        writer.writerow((marker_id, format_time(row[0]), *(_cell(v) for v in row[1:])))
     return out.getvalue().encode()
+
+
+def _cell(value) -> object:
+    """Empty for unknown; text that a spreadsheet would run as a formula is quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 RENDERERS = {"json": as_json, "geojson": as_geojson, "gpx": as_gpx, "csv": as_csv}

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from tracker.app import app
 from tracker.db import HistoryReader
 from tracker.position import MARKER_ID_PATTERN
@@ -48,7 +51,10 @@ async def marker_history(web, request, marker_id: str):
         fmt = params.choice_param(request.query, "format", "json", tuple(RENDERERS))
     except params.BadParameter as exc:
         return params.response(web, exc)
-    rows = await load_track(marker_id, query)
+    try:
+        rows = await load_track(marker_id, query)
+    except (psycopg.Error, PoolTimeout):
+        return error(web, 503, "history_unavailable", "the history database cannot be reached; retry")
     if rows is None:
         return error(web, 404, "unknown_marker", f"no history for marker {marker_id!r}")
     body = RENDERERS[fmt](marker_id, query.start, query.end, rows)

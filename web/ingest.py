@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg_pool import PoolTimeout
 from aiohttp import web as aioweb
 from faust.web import View
 
@@ -48,10 +50,15 @@ async def _body(request: aioweb.Request) -> bytes:
     limit = settings.ingest_max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
-    return body
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)  # what has arrived, up to the limit
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
 
 
 async def _authenticate(claimed: str, secret: str | None) -> None:
@@ -59,7 +66,10 @@ async def _authenticate(claimed: str, secret: str | None) -> None:
         return
     if not secret:
         raise Rejected(401, "missing_credential", "this endpoint needs the device's secret")
-    owner = await secrets.device_for(secret)
+    try:
+        owner = await secrets.device_for(secret)
+    except (psycopg.Error, PoolTimeout):
+        raise Rejected(503, "registry_unavailable", "the device registry (Postgres) cannot be reached; retry") from None
     if owner is None:
         raise Rejected(401, "bad_credential", "no device has this secret")
     if owner != claimed:

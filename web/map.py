@@ -8,9 +8,12 @@ markers; every device string goes into the page as text, never as HTML.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 import folium
+import psycopg
+from psycopg_pool import PoolTimeout
 from branca.element import Element, MacroElement
 from folium.plugins import TimestampedGeoJson
 from jinja2 import Template
@@ -66,8 +69,13 @@ async def track_map(web, request, marker_id: str):
         query = TrackQuery(request.query)
     except params.BadParameter as exc:
         return web.html(f"<h1>400</h1><p>{html.escape(str(exc))}</p>", status=400)
-    query.descending = False
-    rows = await load_track(marker_id, query)
+    query.descending = True  # the newest `limit` points of the range, drawn oldest first
+    try:
+        rows = await load_track(marker_id, query)
+    except (psycopg.Error, PoolTimeout):
+        return web.html("<h1>503</h1><p>The history database cannot be reached; retry.</p>", status=503)
+    if rows is not None:
+        rows.reverse()
     if rows is None:
         return web.html(f"<h1>404</h1><p>No history for marker {html.escape(marker_id)}.</p>", status=404)
     title = f"Track of {marker_id}"
@@ -91,7 +99,7 @@ async def track_map(web, request, marker_id: str):
 
 
 def _replay_features(marker_id: str, rows: list[tuple]) -> dict:
-    step = max(1, len(rows) // MAX_REPLAY_POINTS)
+    step = max(1, math.ceil(len(rows) / MAX_REPLAY_POINTS))
     sampled = rows[::step]
     return {
         "type": "FeatureCollection",

@@ -13,6 +13,8 @@ STATIC = (Path(__file__).parent / "static").resolve()
 
 @lru_cache(maxsize=64)
 def _load(path: str) -> tuple[bytes, str] | None:
+    if "\x00" in path:
+        return None
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file():
         return None

@@ -202,3 +202,26 @@ def test_devices_cli_adds_rotates_lists_and_removes(stack, phones):
     assert "cli-phone" not in cli("list").stdout
     assert cli("remove", "cli-phone").returncode == 1
     assert cli("add", "bad id").returncode == 2
+
+
+def test_a_body_that_arrives_in_pieces_is_read_whole(stack, phones):
+    import http.client
+
+    worker, _, secrets = phones
+    locations = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3000 + i)),
+                  "coords": {"latitude": 44.0 + i / 1000, "longitude": 13.0}} for i in range(150)]
+    body = json.dumps({"device_id": "traccar-1", "location": locations}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", worker.web_port, timeout=30)
+    conn.putrequest("POST", f"/ingest/osmand/{secrets['traccar-1']}")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    for start in range(0, len(body), 4096):
+        piece = body[start:start + 4096]
+        conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        time.sleep(0.05)
+    conn.send(b"0\r\n\r\n")
+    response = conn.getresponse()
+    assert response.status == 200, response.read()
+    wait_for(lambda: stack.query("SELECT count(*) FROM positions WHERE marker_id = 'traccar-1' "
+                                 "AND lon = 13.0")[0][0] == 150, 30, "all 150 positions of the batch")

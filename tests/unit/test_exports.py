@@ -55,3 +55,15 @@ def test_json_lists_positions_in_the_given_order():
     body = orjson.loads(as_json("car:7", START, END, ROWS[::-1]))
     assert body["count"] == 5
     assert [p["time"] for p in body["positions"]][0] == "2026-05-01T08:00:40Z"
+
+
+def test_csv_quotes_text_a_spreadsheet_would_run():
+    rows = [ROWS[0][:8] + ("=HYPERLINK(\"http://x\")",)]
+    (row,) = csv.DictReader(io.StringIO(as_csv("car:7", START, END, rows).decode()))
+    assert row["source"].startswith("'=")
+
+
+def test_gpx_is_chronological_whatever_the_query_order():
+    gpx = gpxpy.parse(as_gpx("car:7", START, END, ROWS[::-1]).decode())
+    times = [p.time for p in gpx.tracks[0].segments[0].points]
+    assert times == sorted(times)

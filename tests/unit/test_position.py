@@ -107,6 +107,9 @@ def test_accepts(changes, field, expected):
         (orjson.dumps(with_(attributes={"long": "x" * 257})), "wrong_type"),
         (orjson.dumps(with_(attributes={f"k{i}": i for i in range(33)})), "wrong_type"),
         (orjson.dumps(with_(attributes={"": 1})), "wrong_type"),
+        (orjson.dumps(with_(attributes={"x": "a\u0000b"})), "wrong_type"),
+        (orjson.dumps(with_(time="9999-12-31T23:00:00-05:00")), "out_of_range"),
+        (orjson.dumps(with_(time="0001-01-01T00:00:00+01:00")), "out_of_range"),
     ],
 )
 def test_rejects_with_a_reason(raw, code):
