@@ -11,16 +11,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from aiokafka.partitioner import murmur2
+
 from tracker.position import InvalidPosition, Position, parse_position
+from tracker.settings import settings
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     position: Position
     received_at: datetime
-    #: False when the Kafka key is not the marker id: the record sits in the wrong
-    #: partition, so the validate agent re-sends it under its marker id and the
-    #: partition-bound agents (latest) skip this copy.
+    #: False when the record is not keyed by its marker id, or sits in another partition
+    #: than Kafka's default (murmur2) partitioner puts that key in (a producer with
+    #: another partitioner): the validate agent re-sends it under its marker id, and the
+    #: partition-bound agent (latest) skips this copy.
     well_keyed: bool
 
 
@@ -37,4 +41,10 @@ def read(message) -> Accepted:
     """Validate one consumed record; raises ``InvalidPosition`` with the reason."""
     at = received_at(message)
     position = parse_position(message.value if message.value is not None else b"", now=at)
-    return Accepted(position, at, message.key == position.marker_id.encode())
+    key = position.marker_id.encode()
+    return Accepted(position, at, message.key == key and message.partition == partition_of(key))
+
+
+def partition_of(key: bytes) -> int:
+    """The partition Kafka's default partitioner (and Faust's ``table_route``) picks for ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % settings.topic_partitions
