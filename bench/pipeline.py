@@ -204,7 +204,7 @@ def main() -> None:
         return _pct(lat, p)
 
     rows = [
-        (f"1. ceiling: raw aiokafka consume + decode", f"{ceiling_rate:,.0f} positions/s", ""),
+        ("1. ceiling: raw aiokafka consume + decode", f"{ceiling_rate:,.0f} positions/s", ""),
         ("2. pipeline, one worker", f"{one:,.0f} positions/s", f"{one / ceiling_rate:.3f} of (1)"),
         ("3. pipeline, two workers", f"{two:,.0f} positions/s", f"{two / one:.2f}x one worker"),
         (f"4. latency at {args.latency_rate:,.0f}/s ({len(lat)} of 400 probes seen)", f"p50 {pct(50):.0f} ms",

@@ -112,7 +112,6 @@ class HistoryWriter:
         self.url = url
         self.max_backoff = max_backoff
         self._conn: psycopg.AsyncConnection | None = None
-        self.rows_written = 0
 
     async def write(self, positions: Iterable[Accepted]) -> int:
         positions = list(positions)
@@ -134,7 +133,6 @@ class HistoryWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            self.rows_written += inserted
             HISTORY_ROWS.inc(inserted)
             HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
             oldest = min(p.received_at for p in positions)

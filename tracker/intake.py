@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from aiokafka.partitioner import murmur2
 
-from tracker.position import InvalidPosition, Position, parse_position
+from tracker.position import Position, parse_position
 from tracker.settings import settings
 
 

@@ -16,6 +16,7 @@ import base64
 import binascii
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 import psycopg
@@ -103,7 +104,7 @@ async def _osmand(request: aioweb.Request, path_token: str | None) -> int:
     else:
         params = dict(request.query)
         if not ("id" in params or "deviceid" in params) and body:
-            form = await _form(request, body)
+            form = _form(body)
             params = {**form, **params}
         claimed = params.get("id") or params.get("deviceid")
         convert = lambda: [osmand.from_query(params, now)]  # noqa: E731
@@ -117,9 +118,7 @@ async def _osmand(request: aioweb.Request, path_token: str | None) -> int:
     return await _publish(records)
 
 
-async def _form(request: aioweb.Request, body: bytes) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
+def _form(body: bytes) -> dict[str, str]:
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:

@@ -1,8 +1,6 @@
 """The query API on two workers: every endpoint, asked of both, with its error cases."""
 import csv
 import io
-import json
-import time
 import urllib.request
 
 import gpxpy

@@ -42,7 +42,7 @@ def test_compose_file_is_accepted_and_has_the_six_services():
     for worker in ("worker-1", "worker-2"):
         service = config["services"][worker]
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
-        assert f"--web-host" in service["command"] and worker in service["command"]
+        assert "--web-host" in service["command"] and worker in service["command"]
 
 
 def nginx_config(tmp_path, listen_port, upstreams):
