@@ -1,28 +1,149 @@
-"""history: append every valid position to Postgres ``positions``, in batches, idempotently.
+"""history: append every fix to Postgres ``positions``, in large batches, idempotently.
 
-Offsets are acknowledged only after ``HistoryWriter.write`` has committed the batch, and
-the writer retries until it can; so a crash or a Postgres outage delays rows but never
-drops them, and a replay is absorbed by ``ON CONFLICT DO NOTHING``.
+It reads the batches topic with a consumer group of its own (``<app id>-history``), so
+the live path never waits for Postgres: while Postgres is down or slow, the intake and
+the ``latest`` agent go on, and the fixes wait, first in a bounded buffer of
+``TRACKER_HISTORY_BUFFER`` fixes (reading pauses when it is full), then in Kafka. A
+writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, copies them with one
+COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.db.copy_fixes``), retries
+until Postgres takes them, and only then lets their offsets be committed. A crash or an
+outage delays rows but never drops them, and a replay adds nothing.
 """
 from __future__ import annotations
 
-from tracker.app import app
-from tracker.db import HistoryWriter
-from tracker.intake import read
-from tracker.position import InvalidPosition
+import asyncio
+import logging
+import time
+from collections import deque
+
+from aiokafka import TopicPartition
+
+from tracker import batches
+from tracker.app import worker_service
+from tracker.consumer import GroupConsumer
+from tracker.db import UNAVAILABLE, copy_fixes
+from tracker.resources import database
+from tracker.metrics import HISTORY_BUFFERED, HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
 from tracker.settings import settings
-from tracker.topics import positions_topic
 
-writer = HistoryWriter(settings.database_url)
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0)
+RECEIVED = -1  # received_us is a fix's last field
 
 
-@app.agent(positions_topic, name="history")
-async def record_history(stream):
-    async for batch in stream.take_events(settings.history_batch_size, within=settings.history_flush_seconds):
-        accepted = []
-        for event in batch:
+class HistorySink(GroupConsumer):
+    name = "history"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(settings, settings.batches_topic, f"{settings.app_id}-history", max_records=64, **kwargs)
+        #: (partition, epoch, next offset, fixes) in the order read.
+        self._buffer: deque = deque()
+        self._buffered = 0
+        self._wake = asyncio.Event()
+        self._writing = False
+
+    async def on_start(self) -> None:
+        await database.ready()
+        await super().on_start()
+        self.add_future(self._write_forever())
+
+    @property
+    def buffered(self) -> int:
+        """Fixes read and not yet written to Postgres."""
+        return self._buffered
+
+    async def handle(self, tp: TopicPartition, records: list) -> None:
+        epoch = self.epoch(tp)
+        for record in records:
+            fixes = batches.decode(record.value)
+            self._buffer.append((tp, epoch, record.offset + 1, fixes))
+            self._buffered += len(fixes)
+        HISTORY_BUFFERED.set(self._buffered)
+        if self._buffered >= settings.history_buffer:
+            self.consumer.pause(*self.consumer.assignment())
+        self._wake.set()
+
+    async def _write_forever(self) -> None:
+        """Writes one batch at a time on a connection of its own, each retried until Postgres takes it."""
+        conn = None
+        try:
+            while not self.should_stop:
+                if not self._buffer:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                entries, rows = self._take(settings.history_batch_size)
+                self._writing = True
+                try:
+                    conn = await self._write(conn, rows)
+                finally:
+                    self._writing = False
+                if conn is None:
+                    return  # stopping: not committed, read again after the restart
+                for tp, epoch, next_offset, _ in entries:
+                    self.done(tp, epoch, next_offset)
+                self._buffered -= len(rows)
+                HISTORY_BUFFERED.set(self._buffered)
+                await self.commit(self.assigned)
+                if self._buffered < settings.history_buffer and self.consumer.paused():
+                    self.consumer.resume(*self.consumer.paused())
+        finally:
+            if conn is not None:
+                await _close_quietly(conn)
+
+    def _take(self, limit: int) -> tuple[list, list]:
+        """Whole slices from the head of the buffer, up to ``limit`` fixes (at least one slice)."""
+        entries, rows = [], []
+        while self._buffer and (not rows or len(rows) + len(self._buffer[0][3]) <= limit):
+            entry = self._buffer.popleft()
+            entries.append(entry)
+            rows.extend(entry[3])
+        return entries, rows
+
+    async def _write(self, conn, rows: list):
+        """The connection once ``rows`` are committed, or None if the service stopped first."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
             try:
-                accepted.append(read(event.message))
-            except InvalidPosition:
-                continue  # the validate agent reports it
-        await writer.write(accepted)
+                if conn is None or conn.closed:
+                    conn = await database.connect()
+                inserted = await copy_fixes(conn, rows)
+                break
+            except Exception as exc:  # noqa: BLE001 - never drop a batch: retry whatever failed
+                if conn is not None:
+                    await _close_quietly(conn)
+                    conn = None
+                if self.should_stop:
+                    return None
+                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+                level = logging.WARNING if isinstance(exc, UNAVAILABLE) else logging.ERROR
+                log.log(level, "history: write of %d rows failed (%r); retrying in %.1f s", len(rows), exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+        HISTORY_ROWS.inc(inserted)
+        HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
+        HISTORY_LAG_SECONDS.observe(time.time() - min(fix[RECEIVED] for fix in rows) / 1e6)
+        return conn
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        kept = deque(entry for entry in self._buffer if entry[0] not in partitions)
+        self._buffered -= sum(len(entry[3]) for entry in self._buffer if entry[0] in partitions)
+        self._buffer = kept
+        HISTORY_BUFFERED.set(self._buffered)
+
+    async def on_flush(self) -> None:
+        """Let a write in progress finish; what is still buffered is read again after a restart."""
+        while self._writing:
+            await asyncio.sleep(0.05)
+
+
+async def _close_quietly(conn) -> None:
+    try:
+        await conn.close()
+    except Exception:  # noqa: BLE001 - it is broken already
+        pass
+
+
+history = worker_service(HistorySink())

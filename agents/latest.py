@@ -1,24 +1,94 @@
-"""latest: keep each marker's newest fix in the ``latest`` table; late fixes never move it back."""
+"""latest: keep each marker's newest fix in the ``latest`` table; late fixes never move it back.
+
+A Faust agent on the batches topic, so Faust's partition assignment gives partition p of
+the topic to the worker that owns partition p of the table (and ``table_route`` finds
+it). Each event carries up to a thousand fixes; the agent takes a few events at a time and,
+per partition, writes each marker once: the newest fix of the slice, if it is newer than
+the stored one (``tables.latest.LatestWriter``: changelog first, then RocksDB).
+
+Nothing may leave the loop with an exception, because ``take_events`` acknowledges its
+events when it is left: Kafka errors are retried until they pass, and anything else
+stops the worker without acknowledging (``tracker.app.fatal``), so the events are read
+again after a restart. Offsets Faust's consumer skipped are read again first
+(``tracker.continuity``).
+"""
 from __future__ import annotations
 
-from tables.latest import is_newer, latest
-from tracker.app import app
-from tracker.intake import read
-from tracker.position import InvalidPosition, format_time
-from tracker.topics import positions_topic
+import asyncio
+import logging
+from collections import defaultdict
+
+from aiokafka.errors import KafkaError
+
+from tables.latest import LatestWriter, latest
+from tracker import batches
+from tracker.app import app, fatal
+from tracker.continuity import Continuity, kafka_committed, kafka_range
+from tracker.metrics import LATEST_UPDATES
+from tracker.resources import worker_producer
+from tracker.settings import settings
+from tracker.topics import batches_topic
+
+log = logging.getLogger(__name__)
+
+#: Batch records taken at once (each up to a thousand fixes), and the longest wait for them.
+#: When the stream runs ahead (a backlog after a restart), a marker's fixes of all of them
+#: become one write: ten times fewer changelog records than one write per batch record.
+MAX_EVENTS = 128
+WITHIN_SECONDS = 0.02
+RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+continuity = Continuity(
+    kafka_committed(settings, settings.app_id, settings.batches_topic),
+    kafka_range(settings, settings.batches_topic),
+)
 
 
-@app.agent(positions_topic, name="latest")
+@app.agent(batches_topic, name="latest")
 async def track_latest(stream):
-    async for event in stream.events():
+    writer = None
+    async for events in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
         try:
-            accepted = read(event.message)
-        except InvalidPosition:
-            continue  # the validate agent reports it
-        if not accepted.well_keyed:
-            continue  # the validate agent re-sends it to the marker's partition
-        marker_id = event.message.key
-        candidate = accepted.position.to_dict()
-        if is_newer(candidate, latest.get(marker_id)):
-            candidate["received_at"] = format_time(accepted.received_at)
-            latest[marker_id] = candidate
+            if writer is None:
+                writer = LatestWriter((await worker_producer.ready()).send_many)
+            await apply(writer, continuity, events)
+        except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
+            log.exception("latest: cannot apply a batch")
+            fatal(f"latest: {exc!r}")
+
+
+async def apply(writer: LatestWriter, continuity: Continuity, events, generation=None) -> int:
+    """Write the events' fixes to the table; the number of markers updated."""
+    values: dict[int, list[bytes]] = defaultdict(list)
+    generation = app.consumer_generation_id if generation is None else generation
+    for event in events:
+        message = event.message
+        values[message.partition].extend(await continuity.missing(generation, message.partition, message.offset))
+        values[message.partition].append(message.value)
+    changes = {
+        partition: writer.changes(partition, (fix for value in slices for fix in batches.decode(value)))
+        for partition, slices in values.items()
+    }
+    changes = {partition: items for partition, items in changes.items() if items}
+    offsets = await asyncio.gather(*(_send(writer, partition, items) for partition, items in changes.items()))
+    for (partition, items), offset in zip(changes.items(), offsets):
+        writer.commit(partition, items, offset)
+    updated = sum(len(items) for items in changes.values())
+    LATEST_UPDATES.inc(updated)
+    return updated
+
+
+async def _send(writer: LatestWriter, partition: int, items) -> int:
+    attempt = 0
+    while True:
+        try:
+            return await writer.send(partition, items)
+        except KafkaError as exc:
+            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+            log.warning("latest: changelog send for partition %d failed (%r); retrying in %.1f s",
+                        partition, exc, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+
+__all__ = ["track_latest", "apply", "latest"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.integration.harness import ROOT, Stack, Worker, wait_for
+from tracker.testing import ROOT, Stack, Worker, wait_for
 from tracker.kafka import positions_producer
 
 SERVICES = str(ROOT / "scripts" / "services")

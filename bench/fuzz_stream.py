@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.integration.harness import Stack, wait_for
+from tracker.testing import Stack, wait_for
 from tracker.position import InvalidPosition, parse_position
 
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.integration.harness import Stack, _run
+from tracker.testing import Stack, run_sync
 from tracker.devices import Registry
 
 DURATION = "15s"
@@ -43,7 +43,7 @@ def main() -> None:
             finally:
                 await registry.close()
 
-        secret = _run(register())
+        secret = run_sync(register())
         worker = stack.worker().start()
         worker.wait_ready()
         script = stack.tmp / "osmand.lua"

@@ -1,28 +1,23 @@
-"""Map and history figures on the real stack: the /map page with 10,000 markers in headless
-Chromium, and a 100,000-point history as JSON and GeoJSON. Prints a table of medians.
+"""Map figures on the real stack: the /map page with 10,000 markers in headless Chromium.
+Prints a table of medians. (The history reads are row 6 of ``bench.pipeline``.)
 
     make bench-map        (needs scripts/services running: make services)
 """
 from __future__ import annotations
 
-import asyncio
 import statistics
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
-from tests.integration.harness import Stack, wait_for
-from tracker.db import HistoryWriter
-from tracker.intake import Accepted
-from tracker.position import Position
+from tracker.testing import Stack, wait_for
 
 MARKERS = 10_000
-HISTORY_POINTS = 100_000
 RUNS = 3
 
 
@@ -35,25 +30,6 @@ def timed_get(url: str) -> tuple[float, int]:
     with urllib.request.urlopen(url, timeout=120) as response:
         size = len(response.read())
     return time.perf_counter() - started, size
-
-
-def fill_history(stack: Stack) -> None:
-    start = datetime.now(timezone.utc) - timedelta(hours=20)
-    writer = HistoryWriter(stack.settings.database_url)
-
-    async def write() -> None:
-        batch = []
-        for i in range(HISTORY_POINTS):
-            moment = start + timedelta(milliseconds=500 * i)
-            batch.append(Accepted(Position("bench-history", 45 + i * 1e-6, 14 + i * 1e-6, moment,
-                                           speed=12.0, heading=90.0, battery=70.0), moment, True))
-            if len(batch) == 5_000:
-                await writer.write(batch)
-                batch.clear()
-        await writer.write(batch)
-        await writer.close()
-
-    asyncio.run(write())
 
 
 def map_render_seconds(url: str) -> float:
@@ -88,28 +64,17 @@ def main() -> None:
             for i in range(MARKERS)
         ])
         wait_for(lambda: stack.history_count() >= MARKERS, 300, "every marker stored")
-        progress(f"writing {HISTORY_POINTS:,} history points")
-        fill_history(stack)
 
         rows = []
         page_seconds, page_bytes = timed_get(worker.url + "/map")
         geojson = [timed_get(worker.url + "/api/markers.geojson") for _ in range(RUNS)]
         progress("rendering /map in headless Chromium")
         renders = [map_render_seconds(worker.url + "/map") for _ in range(RUNS)]
-        window = "from=2000-01-01T00:00:00Z&limit=1000000"
-        history = {}
-        for fmt in ("json", "geojson"):
-            progress(f"history as {fmt}")
-            url = f"{worker.url}/api/markers/bench-history/history?{window}&format={fmt}"
-            history[fmt] = [timed_get(url) for _ in range(RUNS)]
 
         rows.append(("/map HTML (markers come from the GeoJSON)", f"{page_bytes:,} B", f"{page_seconds * 1000:.0f} ms"))
         rows.append((f"/api/markers.geojson, {MARKERS:,} markers", f"{geojson[0][1]:,} B",
                      f"{statistics.median(t for t, _ in geojson) * 1000:.0f} ms"))
         rows.append((f"/map load and draw {MARKERS:,} markers (Chromium)", "", f"{statistics.median(renders) * 1000:.0f} ms"))
-        for fmt, runs in history.items():
-            rows.append((f"history, {HISTORY_POINTS:,} points, {fmt}", f"{runs[0][1]:,} B",
-                         f"{statistics.median(t for t, _ in runs) * 1000:.0f} ms"))
         width = max(len(r[0]) for r in rows)
         print(f"{'measure':<{width}}  {'size':>14}  {'median of ' + str(RUNS):>12}")
         for name, size, seconds in rows:

@@ -1,53 +1,103 @@
-"""The pipeline against the raw Kafka client, on the local real services. Prints a table.
+"""The pipeline benchmark on the local real services: one table, every figure from one run.
 
-    make bench                   (N = 200,000, median of 3 runs; then bench.map_and_history)
-    python -m bench.pipeline -n 50000 --runs 1
+    make bench                                   (the figures of the README)
+    python -m bench.pipeline -n 200000 --markers 2000 --latency-seconds 20 --outage-seconds 20
 
-1. ceiling: a raw aiokafka consumer reading and decoding N positions
-2. pipeline: one worker, from the first produce to the last history row
-3. two workers: the same with two
-4. latency: at a steady 2,000 positions/s, produce until visible at /api/markers/{id}
+1. ceiling: a raw aiokafka consumer reading and decoding the N records of (2)
+2. drain: N records from M markers already in the topic (1 % malformed, 5 % duplicates,
+   5 % late), one worker started after the produce: time from its start to the last
+   history row and to the last ``latest`` update, and the worker's CPU seconds
+3. the same with two workers: wall time and their summed CPU seconds
+4. latency: a steady load with probe markers among it; produce until visible at
+   ``/api/markers/{id}``
+5. Postgres stopped during a steady load: staleness of ``latest`` meanwhile, the time
+   history needs to catch up, rows lost and doubled
+6. history reads: 100,000 points as JSON and as GeoJSON
+
+Every run checks its result: all distinct valid rows in Postgres exactly once, and every
+marker's ``latest`` right; the benchmark exits 1 otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.integration.harness import Stack, _run, wait_for
 from tracker.kafka import positions_producer
+from tracker.testing import ROOT, Stack, run_sync, wait_for
 
-MARKERS = 1_000
+SERVICES = str(ROOT / "scripts" / "services")
+HISTORY_POINTS = 100_000
+MALFORMED = (b"not json", b'{"marker_id": "x", "lat": 91, "lon": 1, "time": 1700000000}', b"[1, 2]",
+             b'{"marker_id": "bad id!", "lat": 1, "lon": 1, "time": 1700000000}')
+FAILURES: list[str] = []
 
 
 def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def positions(n: int, prefix: str = "b") -> list[tuple[bytes, bytes]]:
-    start = int(time.time() * 1000) - n - 3_600_000
-    out = []
+# --- the stream -------------------------------------------------------------------------
+@dataclass
+class Stream:
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    rows: set[tuple[str, int]] = field(default_factory=set)  # distinct valid (marker, time_ms)
+    newest: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # marker -> (time_ms, lat, lon)
+
+    def add(self, marker: str, time_ms: int, lat: float, lon: float, **extra) -> bytes:
+        value = orjson.dumps({"marker_id": marker, "lat": lat, "lon": lon, "time": time_ms, **extra})
+        self.records.append((marker.encode(), value))
+        self.rows.add((marker, time_ms))
+        if time_ms > self.newest.get(marker, (-1,))[0]:
+            self.newest[marker] = (time_ms, lat, lon)
+        return value
+
+
+def drain_stream(n: int, markers: int, seed: int = 1, prefix: str = "d") -> Stream:
+    """``n`` records: in-order fixes, with 1 % malformed, 5 % exact duplicates and 5 % late fixes."""
+    rng = random.Random(seed)
+    stream = Stream()
+    base = int(time.time() * 1000) - 6 * 3_600_000
+    ticks = [0] * markers
+    sent: list[tuple[bytes, bytes]] = []
     for i in range(n):
-        marker = f"{prefix}{i % MARKERS:04d}"
-        out.append((marker.encode(), orjson.dumps({
-            "marker_id": marker, "lat": 45 + (i % 997) / 10_000, "lon": 14 + (i % 991) / 10_000,
-            "time": start + i, "speed": 5.0, "heading": 90.0, "battery": 80.0})))
-    return out
+        m = i % markers
+        marker = f"{prefix}{m:05d}"
+        draw = rng.random()
+        if draw < 0.01:
+            stream.records.append((marker.encode(), rng.choice(MALFORMED)))
+        elif draw < 0.06 and sent:
+            stream.records.append(sent[rng.randrange(max(0, len(sent) - 50_000), len(sent))])
+        elif draw < 0.11 and ticks[m] > 1:
+            late = base + rng.randrange(ticks[m] - 1) * 1000 + 500 + m % 500
+            stream.add(marker, late, 45.0, 14.0, source="late")
+        else:
+            ticks[m] += 1
+            stream.add(marker, base + ticks[m] * 1000 + m % 500, round(45 + rng.uniform(-1, 1), 6),
+                       round(14 + rng.uniform(-1, 1), 6), speed=5.0, heading=90.0, battery=80.0)
+            sent.append(stream.records[-1])
+    return stream
 
 
 def fresh_stack() -> Stack:
     return Stack.create(Path(tempfile.mkdtemp(prefix="bench-")))
 
 
+# --- 1. ceiling -----------------------------------------------------------------------------
 async def _consume_all(stack: Stack, n: int) -> float:
     consumer = AIOKafkaConsumer(stack.settings.topic, bootstrap_servers=stack.settings.bootstrap_servers,
                                 auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
@@ -59,161 +109,386 @@ async def _consume_all(stack: Stack, n: int) -> float:
         while seen < n:
             for messages in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
                 for message in messages:
-                    orjson.loads(message.value)
+                    try:
+                        orjson.loads(message.value)
+                    except orjson.JSONDecodeError:
+                        pass
                 seen += len(messages)
         return n / (time.perf_counter() - started)
     finally:
         await consumer.stop()
 
 
-def ceiling(n: int) -> float:
-    stack = fresh_stack()
-    stack.send(positions(n))
-    return _run(_consume_all(stack, n))
+# --- 2, 3. drain ----------------------------------------------------------------------------
+@dataclass
+class Drain:
+    workers: int
+    history_seconds: float
+    latest_seconds: float
+    cpu_seconds: list[float]
+    startup_cpu_seconds: list[float]
 
 
-def pipeline(n: int, workers: int) -> float:
-    stack = fresh_stack()
+async def _watch(stack: Stack, newest: dict[str, tuple[int, float, float]], timeout: float) -> tuple[float, float]:
+    """Wall-clock times at which history and ``latest`` were complete.
+
+    ``latest``: the Kafka timestamp of the changelog record that made every marker's newest
+    fix the expected one. History: the moment the intake and the history sink had both
+    committed everything (each commits right after its work is durable)."""
+    config = stack.settings
+    changelog = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, group_id=None,
+                                 enable_auto_commit=False, auto_offset_reset="earliest")
+    await changelog.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+    await admin.start()
+    partitions = [TopicPartition(stack.changelog_topic, p) for p in range(config.topic_partitions)]
+    changelog.assign(partitions)
+    want = {marker.encode(): time_ms for marker, (time_ms, _, _) in newest.items()}
+    reached: set[bytes] = set()
+    latest_done = history_done = None
+    deadline = time.monotonic() + timeout
+    last_check = 0.0
     try:
-        started_workers = [stack.worker().start() for _ in range(workers)]
-        for worker in started_workers:
+        while (latest_done is None or history_done is None) and time.monotonic() < deadline:
+            for records in (await changelog.getmany(timeout_ms=50)).values():
+                for record in records:
+                    if record.key in want and orjson.loads(record.value)[1] // 1000 == want[record.key]:
+                        reached.add(record.key)
+                        if latest_done is None and len(reached) == len(want):
+                            latest_done = record.timestamp / 1000
+            if history_done is None and time.monotonic() - last_check > 0.1:
+                last_check = time.monotonic()
+                if await _caught_up(admin, changelog, stack):
+                    history_done = time.time()
+    finally:
+        await changelog.stop()
+        await admin.close()
+    if latest_done is None or history_done is None:
+        raise AssertionError(f"not complete after {timeout:.0f} s: latest {len(reached)} of {len(want)} markers, "
+                             f"history {'done' if history_done else 'not done'}")
+    return history_done, latest_done
+
+
+async def _caught_up(admin, consumer, stack: Stack) -> bool:
+    """The intake has committed all of the input, and the history sink all it framed."""
+    config = stack.settings
+    for group, topic in ((f"{stack.name}-intake", config.topic), (f"{stack.name}-history", config.batches_topic)):
+        partitions = [TopicPartition(topic, p) for p in range(config.topic_partitions)]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        if any(end > max(0, committed[tp].offset if tp in committed else 0) for tp, end in ends.items()):
+            return False
+    return True
+
+
+def _history_complete(stack: Stack) -> bool:
+    """Everything read by the intake, and everything it framed written by the history sink."""
+    def caught_up(group: str, topic: str) -> bool:
+        committed = stack.committed(group, topic)
+        return all(committed.get(p, 0) >= end for p, end in stack.end_offsets(topic).items())
+
+    return caught_up("-intake", stack.settings.topic) and caught_up("-history", stack.settings.batches_topic)
+
+
+def drain(stream: Stream, workers: int, stack: Stack | None = None) -> Drain:
+    stack = stack or fresh_stack()
+    try:
+        if not stack.end_offsets(stack.settings.topic) or sum(stack.end_offsets(stack.settings.topic).values()) == 0:
+            say(f"producing {len(stream.records):,} records")
+            stack.send(stream.records)
+        say(f"draining with {workers} worker(s)")
+        started = time.time()
+        running = [stack.worker().start() for _ in range(workers)]
+        startup = []
+        for worker in running:
             worker.wait_ready()
-        if workers > 1:
-            wait_for(lambda: all(w.health() and w.health()["partitions"] for w in started_workers), 120,
-                     "every worker to own partitions")
-        records = positions(n)
-        started = time.perf_counter()
-        stack.send(records)
-        last = [0, time.monotonic()]
-
-        def done():
-            count = stack.history_count()
-            if count // 50_000 != last[0] // 50_000:
-                say(f"  {count:,} rows")
-            last[0] = count
-            return count >= n
-
-        wait_for(done, 3600, f"{n:,} rows", interval=0.5)
-        return n / (time.perf_counter() - started)
+            startup.append(worker.cpu_seconds())
+        history_done, latest_done = run_sync(_watch(stack, stream.newest, 900))
+        cpu = [worker.cpu_seconds() for worker in running]
+        _check(stack, running[0], stream)
+        return Drain(workers, history_done - started, latest_done - started, cpu, startup)
     finally:
         stack.close()
 
 
-def latency(rate: float = 2_000, seconds: float = 20, probes: int = 20) -> list[float]:
-    """ms from produce to visible at /api/markers/{id}, for probe markers among the load.
-
-    One poller thread asks for the pending probes over one keep-alive connection, so the
-    measuring adds little load to the worker it measures.
-    """
-    stack = fresh_stack()
-    worker = stack.worker().start()
-    worker.wait_ready()
-    samples: list[float] = []
-    pending: dict[str, tuple[str, float]] = {}
-    lock = threading.Lock()
-    done = threading.Event()
-    poller = threading.Thread(target=_poll, args=(worker.web_port, pending, lock, samples, done), daemon=True)
-    poller.start()
-    try:
-        async def load_and_probe() -> None:
-            producer = positions_producer(stack.settings)
-            await producer.start()
-            background = positions(int(rate * seconds), prefix="l")
-            per_tick = int(rate / 20)
-            try:
-                for tick in range(int(seconds * 20)):
-                    tick_started = time.monotonic()
-                    for key, value in background[tick * per_tick:(tick + 1) * per_tick]:
-                        await producer.send(stack.settings.topic, key=key, value=value)
-                    probe = f"probe-{tick % probes}"
-                    fix_time = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-                    future = await producer.send(stack.settings.topic, key=probe.encode(), value=orjson.dumps(
-                        {"marker_id": probe, "lat": 1.0, "lon": 1.0, "time": fix_time}))
-                    sent_at = time.monotonic()
-                    with lock:
-                        pending[probe] = (fix_time, sent_at)
-                    await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - tick_started)))
-                    del future
-            finally:
-                await producer.stop()
-
-        _run(load_and_probe())
-        time.sleep(5)
-    finally:
-        done.set()
-        poller.join(10)
-        stack.close()
-    return samples
+def _check(stack: Stack, worker, stream: Stream) -> None:
+    rows = stack.query("SELECT count(*), count(DISTINCT (marker_id, fix_time)) FROM positions")[0]
+    if rows != (len(stream.rows), len(stream.rows)):
+        FAILURES.append(f"{stack.name}: {rows[0]:,} rows ({rows[1]:,} distinct), expected {len(stream.rows):,}")
+    status, body = worker.get("/api/markers", timeout=120)
+    latest = {p["marker_id"]: (p["lat"], p["lon"]) for p in body} if status == 200 else {}
+    wrong = sum(1 for marker, (_, lat, lon) in stream.newest.items() if latest.get(marker) != (lat, lon))
+    if wrong:
+        FAILURES.append(f"{stack.name}: latest wrong for {wrong} of {len(stream.newest)} markers")
 
 
-def _poll(port: int, pending, lock, samples: list[float], done: threading.Event) -> None:
-    import http.client
+# --- 4, 5. latency under a steady load -----------------------------------------------------
+class Probes:
+    """Probe markers among a steady load: the time from produce to visible at
+    ``/api/markers/{id}``, measured by one poller on one keep-alive connection."""
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    while not done.is_set():
-        with lock:
-            waiting = list(pending.items())
-        if not waiting:
-            time.sleep(0.005)
-            continue
-        for probe, (fix_time, sent_at) in waiting:
-            try:
-                conn.request("GET", f"/api/markers/{probe}")
-                response = conn.getresponse()
-                body = response.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pending: dict[str, tuple[int, float]] = {}
+        self.samples: list[tuple[float, float]] = []  # (sent at, ms)
+        self.sent = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def sent_probe(self, probe: str, time_ms: int) -> None:
+        with self.lock:
+            self.pending[probe] = (time_ms, time.monotonic())
+            self.sent += 1
+
+    def stop(self) -> None:
+        time.sleep(3)
+        self.done.set()
+        self.thread.join(10)
+
+    def between(self, start: float, end: float) -> list[float]:
+        return sorted(ms for sent_at, ms in self.samples if start <= sent_at < end)
+
+    def _poll(self) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while not self.done.is_set():
+            with self.lock:
+                waiting = list(self.pending.items())
+            if not waiting:
+                time.sleep(0.002)
                 continue
-            if response.status == 200 and orjson.loads(body)["time"] >= fix_time:
-                with lock:
-                    if pending.get(probe, (None,))[0] == fix_time:
-                        del pending[probe]
-                        samples.append((time.monotonic() - sent_at) * 1000)
+            for probe, (time_ms, sent_at) in waiting:
+                try:
+                    conn.request("GET", f"/api/markers/{probe}")
+                    response = conn.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    continue
+                if response.status != 200:
+                    continue
+                shown_ms = round(datetime.fromisoformat(orjson.loads(body)["time"]).timestamp() * 1000)
+                if shown_ms >= time_ms:
+                    with self.lock:
+                        if self.pending.get(probe, (None,))[0] == time_ms:
+                            del self.pending[probe]
+                            self.samples.append((sent_at, (time.monotonic() - sent_at) * 1000))
 
 
-def _pct(samples: list[float], p: float) -> float:
+async def steady_load(stack: Stack, rate: float, seconds: float, probes: Probes | None,
+                      stream: Stream, markers: int = 10_000, on_tick=None) -> None:
+    """``rate`` positions/s for ``seconds``, 20 ticks a second, one probe fix per tick."""
+    producer = positions_producer(stack.settings)
+    await producer.start()
+    per_tick = int(rate / 20)
+    base = int(time.time() * 1000) - 3_600_000
+    pending = []
+    try:
+        for tick in range(int(seconds * 20)):
+            tick_started = time.monotonic()
+            for j in range(per_tick):
+                i = tick * per_tick + j
+                marker = f"s{i % markers:05d}"
+                value = stream.add(marker, base + i, round(45 + (i % 997) / 1e4, 6), 14.0, speed=3.0)
+                pending.append(await producer.send(stack.settings.topic, key=marker.encode(), value=value))
+                if i % 10 == 0:  # every tenth record is sent twice
+                    pending.append(await producer.send(stack.settings.topic, key=marker.encode(), value=value))
+            if probes is not None:
+                probe = f"probe-{tick % 20}"
+                time_ms = int(time.time() * 1000)
+                value = stream.add(probe, time_ms, 1.0, 1.0)
+                pending.append(await producer.send(stack.settings.topic, key=probe.encode(), value=value))
+                probes.sent_probe(probe, time_ms)
+            if on_tick is not None:
+                on_tick(tick / 20)
+            if len(pending) > 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - tick_started)))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def latency(rate: float, seconds: float) -> tuple[list[float], int]:
+    stack = fresh_stack()
+    try:
+        worker = stack.worker().start()
+        worker.wait_ready()
+        probes = Probes(worker.web_port)
+        stream = Stream()
+        run_sync(steady_load(stack, rate, seconds, probes, stream))
+        probes.stop()
+        return sorted(ms for _, ms in probes.samples), probes.sent
+    finally:
+        stack.close()
+
+
+@dataclass
+class Outage:
+    staleness: list[float]
+    probes_sent: int
+    catch_up_seconds: float
+    lost: int
+    duplicated: int
+
+
+def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.0) -> Outage:
+    """Postgres stopped for ``seconds`` in the middle of a steady load."""
+    stack = fresh_stack()
+    stream = Stream()
+    window: dict[str, float] = {}
+
+    def on_tick(elapsed: float) -> None:
+        if "stopped" not in window and elapsed >= before:
+            subprocess.run([SERVICES, "stop-postgres"], check=True, capture_output=True)
+            window["stopped"] = time.monotonic()
+            say(f"Postgres stopped for {seconds:.0f} s")
+        elif "started" not in window and elapsed >= before + seconds:
+            subprocess.run([SERVICES, "start-postgres"], check=True, capture_output=True)
+            window["started"] = time.monotonic()
+            say("Postgres started again")
+
+    try:
+        worker = stack.worker().start()
+        worker.wait_ready()
+        probes = Probes(worker.web_port)
+        run_sync(steady_load(stack, rate, before + seconds + after, probes, stream, on_tick=on_tick))
+        probes.stop()
+        wait_for(lambda: _history_complete(stack), 600, "history to catch up", interval=0.2)
+        catch_up = time.monotonic() - window["started"]
+        present = {(m, t) for m, t in stack.query(
+            "SELECT marker_id, (extract(epoch FROM fix_time) * 1000)::bigint FROM positions")}
+        total = stack.query("SELECT count(*) FROM positions")[0][0]
+        staleness = probes.between(window["stopped"], window["started"])
+        return Outage(staleness, probes.sent, catch_up, len(stream.rows - present), total - len(present))
+    finally:
+        subprocess.run([SERVICES, "start-postgres"], capture_output=True)
+        stack.close()
+
+
+# --- 6. history reads -----------------------------------------------------------------------
+def history_reads(runs: int = 3) -> dict[str, tuple[float, int]]:
+    from tracker.db import copy_fixes
+
+    stack = fresh_stack()
+    try:
+        worker = stack.worker().start()
+        worker.wait_ready()
+        start_us = (int(time.time()) - 20 * 3600) * 1_000_000
+
+        async def fill() -> None:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
+                for first in range(0, HISTORY_POINTS, 20_000):
+                    await copy_fixes(conn, [
+                        ["bench-history", start_us + i * 500_000, 45 + i * 1e-6, 14 + i * 1e-6, 12.0, 90.0, None,
+                         None, 70.0, None, None, start_us + i * 500_000]
+                        for i in range(first, min(first + 20_000, HISTORY_POINTS))])
+
+        run_sync(fill())
+        results = {}
+        for fmt in ("json", "geojson"):
+            url = f"{worker.url}/api/markers/bench-history/history?from=2000-01-01T00:00:00Z&limit=1000000&format={fmt}"
+            timings = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                with urllib.request.urlopen(url, timeout=120) as response:
+                    size = len(response.read())
+                timings.append(time.perf_counter() - started)
+            results[fmt] = (statistics.median(timings), size)
+        return results
+    finally:
+        stack.close()
+
+
+# --- the table ---------------------------------------------------------------------------------
+def pct(samples: list[float], p: float) -> float:
     return samples[min(len(samples) - 1, int(p / 100 * len(samples)))] if samples else float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=200_000, help="positions per run")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--latency-rate", type=float, default=2_000, help="positions/s during the latency probe")
-    parser.add_argument("--latency-only", action="store_true", help="measure (4) alone")
+    parser.add_argument("-n", type=int, default=1_000_000, help="records of the drains (2, 3)")
+    parser.add_argument("--markers", type=int, default=10_000)
+    parser.add_argument("--latency-rate", type=float, default=10_000, help="positions/s of (4)")
+    parser.add_argument("--latency-seconds", type=float, default=60)
+    parser.add_argument("--outage-rate", type=float, default=5_000, help="positions/s of (5)")
+    parser.add_argument("--outage-seconds", type=float, default=60, help="how long Postgres is stopped in (5)")
+    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 6)")
     args = parser.parse_args()
-    if args.latency_only:
-        lat = sorted(latency(rate=args.latency_rate))
-        print(f"latency at {args.latency_rate:,.0f}/s, {len(lat)} of 400 probes seen: p50 {_pct(lat, 50):.0f} ms, "
-              f"p95 {_pct(lat, 95):.0f} ms, p99 {_pct(lat, 99):.0f} ms")
-        return
-    results: dict[str, list[float]] = {"ceiling": [], "one": [], "two": []}
-    for run in range(1, args.runs + 1):
-        say(f"run {run}/{args.runs}: raw aiokafka consumer, {args.n:,} positions")
-        results["ceiling"].append(ceiling(args.n))
-        say(f"run {run}/{args.runs}: pipeline, one worker")
-        results["one"].append(pipeline(args.n, 1))
-        say(f"run {run}/{args.runs}: pipeline, two workers")
-        results["two"].append(pipeline(args.n, 2))
-    say(f"latency at {args.latency_rate:,.0f} positions/s")
-    lat = sorted(latency(rate=args.latency_rate))
-    ceiling_rate, one, two = (statistics.median(results[k]) for k in ("ceiling", "one", "two"))
+    only = set(args.only or range(1, 7))
+    rows: list[tuple[str, str, str]] = []
 
-    def pct(p: float) -> float:
-        return _pct(lat, p)
+    if only & {1, 2, 3}:
+        say(f"generating {args.n:,} records from {args.markers:,} markers")
+        stream = drain_stream(args.n, args.markers)
+        stack = fresh_stack()
+        say(f"producing {len(stream.records):,} records")
+        stack.send(stream.records)
+        ceiling = None
+        if 1 in only:
+            ceiling = run_sync(_consume_all(stack, len(stream.records)))
+            rows.append(("1. ceiling: raw aiokafka consume + decode", f"{ceiling:,.0f} positions/s", ""))
+        one = None
+        if 2 in only:
+            one = drain(stream, 1, stack)
+            rate = len(stream.records) / max(one.history_seconds, one.latest_seconds)
+            rows.append((f"2. drain {len(stream.records):,} records, one worker",
+                         f"{rate:,.0f} positions/s",
+                         f"history {one.history_seconds:.1f} s, latest {one.latest_seconds:.1f} s"
+                         + (f"; {rate / ceiling:.2f} of (1)" if ceiling else "")))
+            cpu = one.cpu_seconds[0]
+            rows.append(("   worker CPU (from start / after ready)",
+                         f"{len(stream.records) / cpu:,.0f} positions/CPU-s",
+                         f"{cpu:.1f} s / {cpu - one.startup_cpu_seconds[0]:.1f} s"))
+        else:
+            stack.close()
+        if 3 in only:
+            two = drain(stream, 2)
+            rate = len(stream.records) / max(two.history_seconds, two.latest_seconds)
+            total = sum(two.cpu_seconds)
+            ratio = f"; {total / one.cpu_seconds[0]:.2f}x (2)" if one else ""
+            after_ready = total - sum(two.startup_cpu_seconds)
+            ratio_after = (f", {after_ready / (one.cpu_seconds[0] - one.startup_cpu_seconds[0]):.2f}x after ready"
+                           if one else "")
+            rows.append(("3. the same, two workers", f"{rate:,.0f} positions/s",
+                         f"wall {max(two.history_seconds, two.latest_seconds):.1f} s; CPU "
+                         f"{' + '.join(f'{c:.1f}' for c in two.cpu_seconds)} = {total:.1f} s{ratio}{ratio_after}"))
+    if 4 in only:
+        say(f"latency at {args.latency_rate:,.0f} positions/s for {args.latency_seconds:.0f} s")
+        samples, sent = latency(args.latency_rate, args.latency_seconds)
+        rows.append((f"4. latency at {args.latency_rate:,.0f}/s ({len(samples)} of {sent} probes seen)",
+                     f"p50 {pct(samples, 50):.0f} ms", f"p95 {pct(samples, 95):.0f} ms, p99 {pct(samples, 99):.0f} ms"))
+    if 5 in only:
+        say(f"Postgres outage of {args.outage_seconds:.0f} s at {args.outage_rate:,.0f} positions/s")
+        result = outage(args.outage_rate, args.outage_seconds)
+        rows.append((f"5. Postgres stopped {args.outage_seconds:.0f} s at {args.outage_rate:,.0f}/s: latest staleness",
+                     f"p99 {pct(result.staleness, 99):.0f} ms",
+                     f"p50 {pct(result.staleness, 50):.0f} ms over {len(result.staleness)} probes"))
+        rows.append(("   history catch-up after Postgres returns", f"{result.catch_up_seconds:.1f} s",
+                     f"{result.lost} lost, {result.duplicated} duplicated"))
+        if result.lost or result.duplicated:
+            FAILURES.append(f"outage: {result.lost} lost, {result.duplicated} duplicated")
+    if 6 in only:
+        say(f"history reads of {HISTORY_POINTS:,} points")
+        for fmt, (seconds, size) in history_reads().items():
+            rows.append((f"6. history, {HISTORY_POINTS:,} points, {fmt}", f"{seconds * 1000:.0f} ms",
+                         f"{size / 1e6:.1f} MB, median of 3"))
 
-    rows = [
-        ("1. ceiling: raw aiokafka consume + decode", f"{ceiling_rate:,.0f} positions/s", ""),
-        ("2. pipeline, one worker", f"{one:,.0f} positions/s", f"{one / ceiling_rate:.3f} of (1)"),
-        ("3. pipeline, two workers", f"{two:,.0f} positions/s", f"{two / one:.2f}x one worker"),
-        (f"4. latency at {args.latency_rate:,.0f}/s ({len(lat)} of 400 probes seen)", f"p50 {pct(50):.0f} ms",
-         f"p95 {pct(95):.0f} ms, p99 {pct(99):.0f} ms"),
-    ]
-    print(f"N = {args.n:,}, median of {args.runs} run(s)")
     width = max(len(r[0]) for r in rows)
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>22}  {note}")
+    value_width = max(len(r[1]) for r in rows)
+    print(f"{'measure':<{width}}  {'result':>{value_width}}  detail")
+    for name, value, detail in rows:
+        print(f"{name:<{width}}  {value:>{value_width}}  {detail}")
+    for failure in FAILURES:
+        print(f"FAILED: {failure}")
+    sys.exit(1 if FAILURES else 0)
 
 
 if __name__ == "__main__":

@@ -1,27 +1,153 @@
-"""``latest``: each marker's newest position, keyed by marker id as raw bytes.
+"""``latest``: each marker's newest fix, keyed by marker id as raw bytes.
 
-Values are position dicts (``Position.to_dict()`` plus ``received_at``). The table is
-co-partitioned with ``gps.positions``, so the worker that owns a marker's partition of the
-topic owns its row.
+A value is the fix as compact JSON: a list in ``tracker.position.FIX_FIELDS`` order plus
+``received_us``, times in microseconds since the epoch (``position_of`` turns it into the
+API's dict with ISO 8601 times, at the HTTP edge). The table is co-partitioned with
+``gps.positions`` and the batches topic: the worker that owns partition p of the batches
+topic owns partition p of the table, and every marker of that partition.
+
+``LatestWriter`` applies a whole slice of fixes of one partition at once:
+
+- forward-only: a fix replaces the stored one only if its fix time is strictly later
+  (so late fixes and replays never move a marker back, and on equal times the first
+  one stays);
+- once per marker: only the newest fix of the slice is compared and written;
+- changelog first: the new values go to the changelog topic, and only once the broker
+  has acknowledged them are they written to RocksDB, in one write batch per partition
+  together with the changelog offset Faust resumes recovery from. A worker killed in
+  between has nothing locally that the changelog lacks: recovery brings the values in,
+  and the replayed slice finds them already there.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Iterable
+
+import faust
+import orjson
 
 from tracker.app import app
+from tracker.position import OPTIONAL_RANGES, format_micros, micros_of
 from tracker.settings import settings
 
 latest = app.Table(
     "latest",
+    schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
     key_type=bytes,
+    value_type=bytes,
     partitions=settings.topic_partitions,
-    help="Newest position of every marker.",
+    # Compacted (Faust's default for changelogs) in segments small enough to be compacted
+    # while the stream runs, so recovering a partition reads little more than one record
+    # per marker.
+    extra_topic_configs={"segment.bytes": str(16 * 1024 * 1024)},
+    help="Newest fix of every marker.",
 )
 
+TIME = 1  # index of time_us in a fix
 
-def is_newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
-    """Forward-only rule: a fix replaces the stored one only if its fix time is later."""
-    if current is None:
-        return True
-    return datetime.fromisoformat(candidate["time"]) > datetime.fromisoformat(current["time"])
+
+def encode(fix: list) -> bytes:
+    return orjson.dumps(fix)
+
+
+def decode(value: bytes) -> list:
+    """A stored value as a fix (``FIX_FIELDS`` plus ``received_us``)."""
+    data = orjson.loads(value)
+    if isinstance(data, dict):  # an ISO 8601 dict, as versions before fixes stored them
+        return _fix_of_dict(data)
+    return data
+
+
+def position_of(fix: list) -> dict[str, Any]:
+    """A fix as the API shows it: contract names, ISO 8601 UTC times."""
+    marker_id, t, lat, lon, speed, heading, altitude, accuracy, battery, source, attributes, received = fix[:12]
+    return {
+        "marker_id": marker_id, "lat": lat, "lon": lon, "time": format_micros(t), "speed": speed,
+        "heading": heading, "altitude": altitude, "accuracy": accuracy, "battery": battery,
+        "source": source, "attributes": attributes, "received_at": format_micros(received),
+    }
+
+
+def _fix_of_dict(position: dict) -> list:
+    time_us = micros_of(datetime.fromisoformat(position["time"]))
+    received = position.get("received_at")
+    return [position["marker_id"], time_us, position["lat"], position["lon"],
+            *(position.get(name) for name in OPTIONAL_RANGES), position.get("source"), position.get("attributes"),
+            micros_of(datetime.fromisoformat(received)) if received else time_us]
+
+
+def newest_per_marker(fixes: Iterable[list]) -> dict[str, list]:
+    """Each marker's newest fix; of equal times, the first."""
+    newest: dict[str, list] = {}
+    get = newest.get
+    for fix in fixes:
+        current = get(fix[0])
+        if current is None or fix[TIME] > current[TIME]:
+            newest[fix[0]] = fix
+    return newest
+
+
+class PartitionStore:
+    """Reads and writes one partition of the table's local store directly, bypassing Faust's
+    per-key path (which writes into the partition of the current event, one key at a time)."""
+
+    def __init__(self, table=latest) -> None:
+        self.table = table
+
+    @property
+    def _store(self):
+        return self.table.data
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        store = self._store
+        if hasattr(store, "_db_for_partition"):  # RocksDB
+            return store._db_for_partition(partition).get(key)
+        return store.data.get(key)  # memory store (unit tests)
+
+    def write(self, partition: int, items: list[tuple[bytes, bytes]], changelog_offset: int) -> None:
+        store = self._store
+        if hasattr(store, "_db_for_partition"):
+            from rocksdict import WriteBatch
+
+            batch = WriteBatch(raw_mode=True)
+            for key, value in items:
+                batch.put(key, value)
+            # The offset Faust's recovery resumes from, in the same atomic write.
+            batch.put(store.offset_key, str(changelog_offset).encode())
+            store._db_for_partition(partition).write(batch)
+        else:
+            store.data.update(items)
+
+
+SendMany = Callable[[str, int, list[tuple[bytes, bytes]]], Awaitable[list]]
+
+
+class LatestWriter:
+    """Applies slices of fixes to ``latest``; ``send_many`` sends changelog records."""
+
+    def __init__(self, send_many: SendMany, store: PartitionStore | None = None, table=latest) -> None:
+        self.send_many = send_many
+        self.store = store or PartitionStore(table)
+        self.changelog = table.changelog_topic.get_topic_name()
+
+    def changes(self, partition: int, fixes: Iterable[list]) -> list[tuple[bytes, bytes]]:
+        """(key, value) of every marker whose newest fix here is newer than the stored one."""
+        get = self.store.get
+        changes = []
+        for marker_id, fix in newest_per_marker(fixes).items():
+            key = marker_id.encode()
+            stored = get(partition, key)
+            if stored is None or fix[TIME] > decode(stored)[TIME]:
+                changes.append((key, encode(fix)))
+        return changes
+
+    async def send(self, partition: int, changes: list[tuple[bytes, bytes]]) -> int:
+        """Send ``changes`` to the changelog; the offset of the last one, once acknowledged."""
+        last = -1
+        for future, count in await self.send_many(self.changelog, partition, changes):
+            metadata = await future
+            last = max(last, metadata.offset + count - 1)
+        return last
+
+    def commit(self, partition: int, changes: list[tuple[bytes, bytes]], changelog_offset: int) -> None:
+        self.store.write(partition, changes, changelog_offset)

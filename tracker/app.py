@@ -1,13 +1,23 @@
 """The Faust application. Run a worker with ``faust -A tracker.app worker -l info``.
 
-Agents, tables and web views live in the top-level packages ``agents``, ``tables`` and
-``web``; the worker discovers them when it starts.
+Agents, services, tables and web views live in the top-level packages ``agents``,
+``tables`` and ``web``; the worker discovers them when it starts.
 """
 from __future__ import annotations
+
+import gc
+import logging
+import os
+import sys
 
 import faust
 
 from tracker.settings import settings
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a worker that stopped itself rather than acknowledge unfinished work.
+EXIT_FATAL = 70
 
 app = faust.App(
     settings.app_id,
@@ -19,17 +29,56 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     origin="tracker",
     web_enabled=True,
-    # Sends to the dead-letter and changelog topics go out in large batches: with
-    # small batches every send waits for the previous batch of its partition to drain.
-    producer_linger_ms=10,
+    producer_linger_ms=2,
     producer_max_batch_size=512 * 1024,
     producer_max_request_size=4 * 1024 * 1024,
-    stream_buffer_maxsize=16384,
+    # Faust consumes only the batches topic (up to a thousand fixes per record) and the
+    # changelog: a few records buffered per partition are plenty, and large fetches pay.
+    stream_buffer_maxsize=64,
+    consumer_max_fetch_size=4 * 1024 * 1024,
     # A worker that dies without leaving the group holds its partitions until this
-    # timeout; Faust's default of 60 s would stall its markers for a minute.
+    # timeout; Faust's default of 60 s would stall its markers for a minute. Members
+    # learn of a rebalance at their next heartbeat.
     broker_session_timeout=10.0,
-    broker_heartbeat_interval=3.0,
+    broker_heartbeat_interval=1.0,
+    # With a stable id per worker (static membership) a restarted worker gets its
+    # partitions back at once instead of after the session timeout.
+    consumer_group_instance_id=settings.worker_id,
+    table_standby_replicas=settings.standby_replicas,
 )
+
+
+class GarbageCollection(faust.Service):
+    """The worker makes millions of short-lived objects (fixes, records, rows) that reference
+    counting frees; the cycle collector's defaults (a pass every 700 allocations, full
+    passes over every object) cost it pauses of up to a tenth of a second. Objects that
+    exist once the worker has started are frozen out of the collector's passes."""
+
+    THRESHOLDS = (50_000, 20, 100)
+
+    async def on_start(self) -> None:
+        gc.set_threshold(*self.THRESHOLDS)
+        gc.freeze()
+
+
+def worker_service(service):
+    """Run ``service`` in every worker: started before Faust's own components (so before the
+    tables are recovered, which ``@app.service`` waits for) and stopped after them. For the
+    stages and resources that need no table: they start reading at once."""
+    return app.add_dependency(service)
+
+
+def fatal(message: str) -> None:
+    """Stop the worker at once, committing nothing: for a state in which acknowledging the
+    records in hand would lose them. A supervisor (Docker, systemd) starts it again, and
+    the records are read again from the last commit."""
+    log.critical("%s; exiting with status %d", message, EXIT_FATAL)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_FATAL)
+
+
+worker_service(GarbageCollection())
 
 
 def main() -> None:

@@ -1,38 +1,25 @@
-"""Postgres: the ``positions`` schema and the batched, idempotent history writer.
+"""Postgres: the schema, the worker's connection pool, and the batched history writer.
 
-The schema lives here and nowhere else. Every valid position is one row, unique on
-(marker_id, fix_time), so writing the same batch twice (a replay after a crash) adds nothing.
+The schema lives here and nowhere else. Every valid position is one row of ``positions``,
+unique on (marker_id, fix_time), so writing the same fixes twice (a replay after a crash)
+adds nothing.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable, Sequence
 
 import psycopg
+from faust import Service
+from psycopg import sql
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from tracker.intake import Accepted
-from tracker.metrics import HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
+from tracker.position import FIX_FIELDS
 
 log = logging.getLogger(__name__)
-
-COLUMNS = (
-    "marker_id",
-    "fix_time",
-    "lat",
-    "lon",
-    "speed",
-    "heading",
-    "altitude",
-    "accuracy",
-    "battery",
-    "source",
-    "attributes",
-    "received_at",
-)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
@@ -40,17 +27,30 @@ CREATE TABLE IF NOT EXISTS positions (
     fix_time    timestamptz      NOT NULL,
     lat         double precision NOT NULL CHECK (lat BETWEEN -90 AND 90),
     lon         double precision NOT NULL CHECK (lon BETWEEN -180 AND 180),
-    speed       real,
-    heading     real,
-    altitude    real,
-    accuracy    real,
-    battery     real,
+    speed       double precision,
+    heading     double precision,
+    altitude    double precision,
+    accuracy    double precision,
+    battery     double precision,
     source      text,
     attributes  jsonb,
     received_at timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (marker_id, fix_time)
 );
 ALTER TABLE positions ADD COLUMN IF NOT EXISTS attributes jsonb;
+-- Before version 0.2 the optional measures were real (float32): a speed of 13.4 read back as
+-- 13.3999996185. Rewritten once, at the first start after the upgrade.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+               AND table_name = 'positions' AND column_name = 'speed' AND data_type = 'real') THEN
+        ALTER TABLE positions ALTER COLUMN speed TYPE double precision,
+                              ALTER COLUMN heading TYPE double precision,
+                              ALTER COLUMN altitude TYPE double precision,
+                              ALTER COLUMN accuracy TYPE double precision,
+                              ALTER COLUMN battery TYPE double precision;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS devices (
     device_id     text        PRIMARY KEY,
     name          text        NOT NULL DEFAULT '',
@@ -72,17 +72,48 @@ COMMENT ON COLUMN positions.attributes IS 'extra values the device sent (charge,
 
 #: Serialises concurrent schema creation by several workers starting at once.
 SCHEMA_LOCK_ID = 0x67707374
+#: How long a request waits for a pooled connection before it fails (and answers 503).
+CONNECT_TIMEOUT = 5.0
 
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS positions_incoming "
-    "(LIKE positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+#: A fix as the history writer copies it (``FIX_FIELDS`` plus ``received_us``), with the
+#: Postgres type of each field, and the ``positions`` column each one fills.
+STAGING = (
+    ("marker_id", "text", sql.Identifier("marker_id")),
+    ("time_us", "int8", sql.SQL("timestamptz 'epoch' + time_us * interval '1 microsecond'")),
+    ("lat", "float8", sql.Identifier("lat")),
+    ("lon", "float8", sql.Identifier("lon")),
+    ("speed", "float8", sql.Identifier("speed")),
+    ("heading", "float8", sql.Identifier("heading")),
+    ("altitude", "float8", sql.Identifier("altitude")),
+    ("accuracy", "float8", sql.Identifier("accuracy")),
+    ("battery", "float8", sql.Identifier("battery")),
+    ("source", "text", sql.Identifier("source")),
+    ("attributes", "jsonb", sql.Identifier("attributes")),
+    ("received_us", "int8", sql.SQL("timestamptz 'epoch' + received_us * interval '1 microsecond'")),
 )
-_COLUMN_LIST = ", ".join(COLUMNS)
-_COPY = f"COPY positions_incoming ({_COLUMN_LIST}) FROM STDIN"
-_MERGE = (
-    f"INSERT INTO positions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM positions_incoming "
-    "ON CONFLICT (marker_id, fix_time) DO NOTHING"
+assert tuple(name for name, _, _ in STAGING) == (*FIX_FIELDS, "received_us")
+POSITION_COLUMNS = ("marker_id", "fix_time", "lat", "lon", "speed", "heading", "altitude", "accuracy",
+                    "battery", "source", "attributes", "received_at")
+ATTRIBUTES = FIX_FIELDS.index("attributes")
+
+_STAGING_TABLE = sql.Identifier("positions_incoming")
+_CREATE_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+    _STAGING_TABLE, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+                                       for name, kind, _ in STAGING))
+_COPY = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(_STAGING_TABLE)
+_MERGE = sql.SQL("INSERT INTO positions ({}) SELECT {} FROM {} ON CONFLICT (marker_id, fix_time) DO NOTHING").format(
+    sql.SQL(", ").join(map(sql.Identifier, POSITION_COLUMNS)),
+    sql.SQL(", ").join(expression for _, _, expression in STAGING),
+    _STAGING_TABLE,
 )
+_COPY_TYPES = [kind for _, kind, _ in STAGING]
+
+#: What a read or write may raise when Postgres is down or slow.
+UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+
+
+class DatabaseUnavailable(Exception):
+    """The worker's pool is not open (starting or stopping)."""
 
 
 async def create_schema(conn: psycopg.AsyncConnection) -> None:
@@ -91,139 +122,118 @@ async def create_schema(conn: psycopg.AsyncConnection) -> None:
         await conn.execute(SCHEMA)
 
 
-def row_of(accepted: Accepted) -> tuple[Any, ...]:
-    """An accepted position as a ``positions`` row, in ``COLUMNS`` order."""
-    p = accepted.position
-    return (
-        p.marker_id, p.time, p.lat, p.lon, p.speed, p.heading, p.altitude, p.accuracy,
-        p.battery, p.source, Jsonb(p.attributes) if p.attributes else None, accepted.received_at,
-    )
+class Database(Service):
+    """The worker's one Postgres pool: opened in ``on_start``, closed in ``on_stop``.
 
-
-class HistoryWriter:
-    """Writes batches of positions with one COPY and one INSERT ... ON CONFLICT DO NOTHING.
-
-    ``write`` does not return until the batch is committed: while Postgres is unreachable
-    it reconnects with backoff, so the caller's Kafka offsets are never committed past
-    rows that are not stored.
+    Opening does not wait for Postgres: the live path runs without it. The schema is
+    created on the first connection that succeeds.
     """
 
-    def __init__(self, url: str, *, max_backoff: float = 5.0) -> None:
+    def __init__(self, url: str, *, max_size: int = 8, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.url = url
-        self.max_backoff = max_backoff
-        self._conn: psycopg.AsyncConnection | None = None
+        self.max_size = max_size
+        self.pool: AsyncConnectionPool | None = None
+        self._schema_ready = False
+        self._schema_lock = asyncio.Lock()
+        self._opened = asyncio.Event()
 
-    async def write(self, positions: Iterable[Accepted]) -> int:
-        positions = list(positions)
-        rows = [row_of(p) for p in positions]
-        if not rows:
-            return 0
-        started = time.monotonic()
-        backoff = 0.1
-        while True:
-            try:
-                conn = await self._connection()
-                inserted = await self._write_once(conn, rows)
-            except psycopg.Error as exc:
-                # Never drop a batch: retry until it is stored. A connection failure is
-                # expected during an outage; anything else is logged as an error.
-                level = logging.WARNING if isinstance(exc, psycopg.OperationalError) else logging.ERROR
-                log.log(level, "history: write failed (%s); retrying in %.1f s", exc, backoff)
-                await self._drop_connection()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-                continue
-            HISTORY_ROWS.inc(inserted)
-            HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
-            oldest = min(p.received_at for p in positions)
-            HISTORY_LAG_SECONDS.observe((datetime.now(timezone.utc) - oldest).total_seconds())
-            return inserted
+    async def on_start(self) -> None:
+        # After an outage psycopg_pool retries with a doubling delay; giving up after a few
+        # seconds lets the next request start a fresh attempt instead of waiting it out.
+        self.pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.max_size, open=False,
+                                        timeout=CONNECT_TIMEOUT, reconnect_timeout=CONNECT_TIMEOUT,
+                                        kwargs={"autocommit": True}, name="tracker")
+        await self.pool.open(wait=False)
+        self._opened.set()
 
-    async def close(self) -> None:
-        await self._drop_connection()
+    async def ready(self) -> "Database":
+        """Wait until the pool is open (not until Postgres answers)."""
+        await self._opened.wait()
+        return self
 
-    async def _write_once(self, conn: psycopg.AsyncConnection, rows: list[tuple]) -> int:
-        async with conn.transaction():
-            async with conn.cursor() as cur:
-                async with cur.copy(_COPY) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-                await cur.execute(_MERGE)
-                return cur.rowcount
+    async def on_stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
 
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-            await create_schema(conn)
-            await conn.execute(_STAGING)
-            self._conn = conn
-        return self._conn
+    async def connect(self) -> psycopg.AsyncConnection:
+        """A connection of its own (autocommit), for a long-lived writer that reconnects on its own terms."""
+        conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        try:
+            await self._ensure_schema(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                await self._conn.close()
-            except Exception:  # noqa: BLE001 - the connection is already broken
-                pass
-            self._conn = None
+    async def _ensure_schema(self, conn: psycopg.AsyncConnection) -> None:
+        if not self._schema_ready:
+            async with self._schema_lock:
+                if not self._schema_ready:
+                    await create_schema(conn)
+                    self._schema_ready = True
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection (autocommit) on a database whose schema exists."""
+        if self.pool is None or self.pool.closed:
+            raise DatabaseUnavailable("the database pool is not open")
+        async with self.pool.connection(timeout) as conn:
+            await self._ensure_schema(conn)
+            yield conn
 
 
-HISTORY_COLUMNS = ("time", "lat", "lon", "speed", "heading", "altitude", "accuracy", "battery", "source")
-_HISTORY = (
-    "SELECT fix_time, lat, lon, speed, heading, altitude, accuracy, battery, source "
+async def copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> int:
+    """Insert ``fixes`` into ``positions`` in one transaction: COPY into a staging table,
+    then merge, skipping rows already there. Returns the number of new rows."""
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.execute(_CREATE_STAGING)
+            async with cur.copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                for fix in fixes:
+                    if fix[ATTRIBUTES] is not None:
+                        fix = list(fix)
+                        fix[ATTRIBUTES] = Jsonb(fix[ATTRIBUTES])
+                    await copy.write_row(fix)
+            await cur.execute(_MERGE)
+            return cur.rowcount
+
+
+#: A track point as the history endpoints show it (the query's column aliases).
+TRACK_FIELDS = ("time", "lat", "lon", "speed", "heading", "altitude", "accuracy", "battery", "source")
+_TRACK = sql.SQL(
+    "SELECT fix_time AS time, lat, lon, speed, heading, altitude, accuracy, battery, source "
     "FROM positions WHERE marker_id = %s AND fix_time >= %s AND fix_time <= %s "
     "ORDER BY fix_time {order} LIMIT %s"
 )
+_HAS_MARKER = "SELECT EXISTS (SELECT 1 FROM positions WHERE marker_id = %s)"
 
 
-#: How long a request waits for a pooled connection before it fails (and answers 503).
-CONNECT_TIMEOUT = 5.0
+async def read_track(conn: psycopg.AsyncConnection, marker_id: str, start, end, limit: int,
+                     descending: bool) -> list[dict]:
+    """Track points as dicts keyed by ``TRACK_FIELDS`` (``time`` an aware datetime), on the
+    (marker_id, fix_time) primary key, in binary (a third faster than text on 100,000 rows)."""
+    query = _TRACK.format(order=sql.SQL("DESC" if descending else "ASC"))
+    async with conn.cursor(row_factory=_point_row, binary=True) as cur:
+        await cur.execute(query, (marker_id, start, end, limit))
+        return await cur.fetchall()
 
 
-class LazyPool:
-    """A small connection pool, opened (and the schema ensured) on first use in the worker."""
+def _point_row(cursor) -> Callable[[Sequence], dict]:
+    """A row factory for the track query: a dict per row, built by a literal (twice as fast as
+    ``dict_row``'s ``dict(zip(...))`` on 100,000 rows)."""
+    names = tuple(column.name for column in cursor.description or ())
+    assert names in ((), TRACK_FIELDS), names
 
-    def __init__(self, url: str, max_size: int = 4) -> None:
-        self.url = url
-        self.max_size = max_size
-        self._pool = None
-        self._lock = asyncio.Lock()
+    def point(values: Sequence) -> dict:
+        time, lat, lon, speed, heading, altitude, accuracy, battery, source = values
+        return {"time": time, "lat": lat, "lon": lon, "speed": speed, "heading": heading,
+                "altitude": altitude, "accuracy": accuracy, "battery": battery, "source": source}
 
-    async def get(self):
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    from psycopg_pool import AsyncConnectionPool
-
-                    pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.max_size, open=False,
-                                               timeout=CONNECT_TIMEOUT)
-                    try:
-                        await pool.open()
-                        async with pool.connection() as conn:
-                            await create_schema(conn)
-                    except BaseException:
-                        await pool.close()
-                        raise
-                    self._pool = pool
-        return self._pool
+    return point
 
 
-class HistoryReader:
-    """Reads a marker's track on the (marker_id, fix_time) primary key."""
-
-    def __init__(self, url: str) -> None:
-        self._pool = LazyPool(url)
-
-    async def track(self, marker_id: str, start, end, limit: int, descending: bool) -> list[tuple]:
-        """Rows in ``HISTORY_COLUMNS`` order, ``fix_time`` as an aware datetime."""
-        pool = await self._pool.get()
-        sql = _HISTORY.format(order="DESC" if descending else "ASC")
-        async with pool.connection() as conn:
-            cur = await conn.execute(sql, (marker_id, start, end, limit))
-            return await cur.fetchall()
-
-    async def has_marker(self, marker_id: str) -> bool:
-        pool = await self._pool.get()
-        async with pool.connection() as conn:
-            cur = await conn.execute("SELECT 1 FROM positions WHERE marker_id = %s LIMIT 1", (marker_id,))
-            return await cur.fetchone() is not None
+async def has_marker(conn: psycopg.AsyncConnection, marker_id: str) -> bool:
+    cur = await conn.execute(_HAS_MARKER, (marker_id,))
+    return (await cur.fetchone())[0]

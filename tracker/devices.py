@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import class_row, scalar_row
 
-from tracker.db import LazyPool, create_schema
+from tracker.db import create_schema
 
 
 def new_secret() -> str:
@@ -84,10 +85,9 @@ class Registry:
             raise UnknownDevice(device_id)
 
     async def list(self) -> list[Device]:
-        cur = await self.conn.execute(
-            "SELECT device_id, name, created_at, rotated_at FROM devices ORDER BY device_id"
-        )
-        return [Device(*row) for row in await cur.fetchall()]
+        async with self.conn.cursor(row_factory=class_row(Device)) as cur:
+            await cur.execute("SELECT device_id, name, created_at, rotated_at FROM devices ORDER BY device_id")
+            return await cur.fetchall()
 
 
 class SecretLookup:
@@ -97,12 +97,12 @@ class SecretLookup:
     within that time, and a flood of requests costs one query per secret per ``ttl``.
     """
 
-    def __init__(self, url: str, ttl: float = 5.0, max_entries: int = 10_000) -> None:
-        self.url = url
+    def __init__(self, connection, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        """``connection()``: an async context manager giving a pooled connection."""
+        self.connection = connection
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[float, str | None]] = {}
-        self._pool = LazyPool(url)
 
     async def device_for(self, secret: str) -> str | None:
         digest = secret_hash(secret)
@@ -110,12 +110,11 @@ class SecretLookup:
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        pool = await self._pool.get()
-        async with pool.connection() as conn:
-            cur = await conn.execute("SELECT device_id FROM devices WHERE secret_sha256 = %s", (digest,))
-            row = await cur.fetchone()
+        async with self.connection() as conn:
+            async with conn.cursor(row_factory=scalar_row) as cur:
+                await cur.execute("SELECT device_id FROM devices WHERE secret_sha256 = %s", (digest,))
+                device_id = await cur.fetchone()
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
-        device_id = row[0] if row else None
         self._cache[digest] = (now, device_id)
         return device_id

@@ -1,50 +1,72 @@
-"""How an agent reads one ``gps.positions`` record: the verdict every agent agrees on.
+"""The verdict on records read from ``gps.positions``, a fetched slice of one partition at a time.
 
-The validate, latest and history agents each consume the topic and each call ``read``.
-The verdict depends only on the record itself: "now", for the 24 h future limit, is the
-record's Kafka timestamp (never later than the wall clock), so the three agents, and a
-replay after a crash, always reach the same verdict.
+Each record is validated once, by ``tracker.position.read_fix``. "Now", for the 24 h future
+limit, is the record's Kafka timestamp (never later than the wall clock), so the verdict
+depends only on the record: a replay after a crash reaches the same one. A valid record is
+
+- *placed* when its key is its marker id and it sits in the partition Kafka's default
+  (murmur2) partitioner picks for that key, the partition that owns the marker in every
+  co-partitioned topic and table: it becomes a fix (``FIX_FIELDS`` plus ``received_us``);
+- *misplaced* otherwise (a producer keyed it differently, or uses another partitioner):
+  it is re-sent under its marker id, keeping its Kafka timestamp, and judged again there.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from aiokafka.partitioner import murmur2
 
-from tracker.position import Position, parse_position
-from tracker.settings import settings
+from tracker.position import InvalidPosition, read_fix
+
+#: The partition-of-key cache is cleared when it grows past this many keys.
+PARTITION_CACHE_SIZE = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    position: Position
-    received_at: datetime
-    #: False when the record is not keyed by its marker id, or sits in another partition
-    #: than Kafka's default (murmur2) partitioner puts that key in (a producer with
-    #: another partitioner): the validate agent re-sends it under its marker id, and the
-    #: partition-bound agent (latest) skips this copy.
-    well_keyed: bool
+@dataclass
+class Verdict:
+    #: Valid records in their marker's partition, as fixes with ``received_us`` appended.
+    fixes: list[list] = field(default_factory=list)
+    #: (record, error) of every record that is not a valid position.
+    rejected: list[tuple[Any, InvalidPosition]] = field(default_factory=list)
+    #: (marker id key, value, Kafka timestamp in ms) of valid records to re-send.
+    misplaced: list[tuple[bytes, bytes, int]] = field(default_factory=list)
 
 
-def received_at(message) -> datetime:
-    """The record's Kafka timestamp, capped at the wall clock."""
-    stamp = message.timestamp
-    now = time.time()
-    if not stamp or stamp > now:
-        stamp = now
-    return datetime.fromtimestamp(stamp, tz=timezone.utc)
+class Judge:
+    """Judges records of a topic with ``partitions`` partitions."""
 
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._partition_of: dict[bytes, int] = {}
 
-def read(message) -> Accepted:
-    """Validate one consumed record; raises ``InvalidPosition`` with the reason."""
-    at = received_at(message)
-    position = parse_position(message.value if message.value is not None else b"", now=at)
-    key = position.marker_id.encode()
-    return Accepted(position, at, message.key == key and message.partition == partition_of(key))
+    def partition_of(self, key: bytes) -> int:
+        """The partition Kafka's default partitioner (and Faust's ``table_route``) picks for ``key``."""
+        partition = self._partition_of.get(key)
+        if partition is None:
+            if len(self._partition_of) >= PARTITION_CACHE_SIZE:
+                self._partition_of.clear()
+            partition = self._partition_of[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return partition
 
-
-def partition_of(key: bytes) -> int:
-    """The partition Kafka's default partitioner (and Faust's ``table_route``) picks for ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % settings.topic_partitions
+    def judge(self, partition: int, records: Sequence[Any], now_ms: int) -> Verdict:
+        """``records`` (aiokafka ``ConsumerRecord``s of ``partition``), in offset order."""
+        verdict = Verdict()
+        fixes, partition_of = verdict.fixes, self.partition_of
+        for record in records:
+            stamp = record.timestamp
+            if not stamp or stamp < 0 or stamp > now_ms:
+                stamp = now_ms
+            received_us = stamp * 1000
+            try:
+                fix = read_fix(record.value if record.value is not None else b"", received_us)
+            except InvalidPosition as error:
+                verdict.rejected.append((record, error))
+                continue
+            key = fix[0].encode()
+            if record.key == key and partition_of(key) == partition:
+                fix.append(received_us)
+                fixes.append(fix)
+            else:
+                verdict.misplaced.append((key, record.value, stamp))
+        return verdict

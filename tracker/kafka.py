@@ -1,28 +1,57 @@
-"""Plain Kafka clients for the command line tools (the worker uses Faust's own)."""
+"""Plain Kafka clients: the command line tools' producer, and the worker's own producer,
+consumers and topic creation (Faust's per-record machinery is kept off the hot path)."""
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
+import asyncio
+from typing import Iterable, Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from tracker.settings import Settings
 
+#: Largest request the worker's producer sends: a batch record of the batches topic, or
+#: a batch of changelog records.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
-async def ensure_topic(config: Settings, name: str) -> None:
+
+async def ensure_topic(config: Settings, name: str, topic_config: Mapping[str, str] | None = None) -> None:
     """Create ``name`` with the configured partitions unless it exists already."""
+    await ensure_topics(config, {name: topic_config or {}})
+
+
+async def ensure_topics(config: Settings, topics: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
+    """Create the missing topics; return every topic's partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
     await admin.start()
     try:
-        if name in await admin.list_topics():
-            return
-        try:
-            await admin.create_topics(
-                [NewTopic(name, num_partitions=config.topic_partitions, replication_factor=config.topic_replicas)]
-            )
-        except TopicAlreadyExistsError:
-            pass
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=config.topic_partitions, replication_factor=config.topic_replicas,
+                     topic_configs=dict(topic_config))
+            for name, topic_config in topics.items() if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        described = await admin.describe_topics(list(topics))
+        return {topic["topic"]: len(topic["partitions"]) for topic in described}
     finally:
         await admin.close()
+
+
+async def committed_offsets(config: Settings, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The offsets ``group_id`` has committed for ``partitions`` (absent: none committed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+    await admin.start()
+    try:
+        answer = await admin.list_consumer_group_offsets(group_id, partitions=list(partitions))
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
 
 
 def positions_producer(config: Settings) -> AIOKafkaProducer:
@@ -34,3 +63,55 @@ def positions_producer(config: Settings) -> AIOKafkaProducer:
         max_batch_size=256 * 1024,
         compression_type=None,
     )
+
+
+def worker_producer(config: Settings) -> AIOKafkaProducer:
+    """The producer of the intake and of the ``latest`` agent: every send acknowledged by
+    all in-sync replicas, large requests, a short linger so the live path stays fast."""
+    return AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=1024 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,
+        compression_type=None,
+    )
+
+
+def group_consumer(config: Settings, group_id: str, **options) -> AIOKafkaConsumer:
+    """A consumer of one of the worker's own groups: offsets committed by hand, from the
+    earliest record when the group has none, and the same failure detection as Faust's."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        group_instance_id=config.worker_id,
+        max_partition_fetch_bytes=MAX_REQUEST_BYTES,
+        fetch_max_bytes=4 * MAX_REQUEST_BYTES,
+        **options,
+    )
+
+
+def batch_sender(producer: AIOKafkaProducer):
+    """``send(topic, partition, records)``: many (key, value) records to one partition in
+    as few requests as fit; returns the futures of those requests (``RecordMetadata`` of
+    each request's first record) and the number of records in each."""
+
+    async def send(topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> list[tuple[asyncio.Future, int]]:
+        sent = []
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
+            count += 1
+        if count:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+        return sent
+
+    return send

@@ -1,16 +1,22 @@
 """The tracker's own Prometheus metrics (``GET /metrics`` also carries Faust's)."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 POSITIONS_ACCEPTED = Counter(
     "tracker_positions_accepted", "Records on gps.positions that are valid positions")
 POSITIONS_REJECTED = Counter(
     "tracker_positions_rejected", "Records on gps.positions that are not valid positions", ["reason"])
+POSITIONS_RESENT = Counter(
+    "tracker_positions_resent", "Valid records re-sent under their marker id (another key or partition)")
 DLQ_RECORDS = Counter(
     "tracker_dlq_records", "Records sent to the dead-letter topic")
+LATEST_UPDATES = Counter(
+    "tracker_latest_updates", "Rows of the latest table written (one per marker per batch at most)")
 HISTORY_ROWS = Counter(
     "tracker_history_rows_written", "Rows added to Postgres positions (replayed duplicates not counted)")
+HISTORY_BUFFERED = Gauge(
+    "tracker_history_buffered_rows", "Fixes read from the batches topic and waiting for Postgres")
 HISTORY_WRITE_SECONDS = Histogram(
     "tracker_history_write_seconds", "Time to commit one batch to Postgres, retries included",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

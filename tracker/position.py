@@ -7,8 +7,16 @@ A position is accepted as a JSON object (bytes or text) or as an already decoded
      "speed"?: m/s, "heading"?: degrees, "altitude"?: m, "accuracy"?: m,
      "battery"?: %, "source"?: str, "attributes"?: {name: text | number | bool | null}}
 
-``parse_position`` returns a ``Position`` or raises ``InvalidPosition`` with a short
-machine-readable code and a message meant for a person.
+``parse_fields`` holds the rules. It returns a *fix*: a list in ``FIX_FIELDS`` order, with
+the time as whole microseconds since the epoch, which is the form the stream carries
+between agents, the ``latest`` table stores and the history sink copies to Postgres. ISO
+8601 text is produced only at the edges (HTTP, exports). ``parse_position`` wraps the
+same rules in a ``Position`` for the command line and the ingestion endpoints.
+
+A rejected record raises ``InvalidPosition`` with a short machine-readable code and a
+message meant for a person. The common case (floats in range, integer epochs) is checked
+inline; anything else goes through the helper that owns the rule and either converts the
+value or raises with the exact reason.
 """
 from __future__ import annotations
 
@@ -29,6 +37,10 @@ MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_NAME = 64
 MAX_ATTRIBUTE_TEXT = 256
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
+MAX_FUTURE_US = MAX_FUTURE // MICROSECOND
+#: The last microsecond Python's datetime can represent (9999-12-31T23:59:59.999999Z).
+MAX_TIME_US = (datetime.max.replace(tzinfo=timezone.utc) - EPOCH) // MICROSECOND
 
 #: Optional numeric fields and their inclusive ranges.
 OPTIONAL_RANGES: dict[str, tuple[float, float]] = {
@@ -38,6 +50,13 @@ OPTIONAL_RANGES: dict[str, tuple[float, float]] = {
     "accuracy": (0.0, 1_000_000.0),  # m
     "battery": (0.0, 100.0),  # %
 }
+
+#: The layout of a fix. The stream appends ``received_us`` (the record's Kafka time).
+FIX_FIELDS = ("marker_id", "time_us", "lat", "lon", *OPTIONAL_RANGES, "source", "attributes")
+
+_OPTIONAL = tuple((name, low, high) for name, (low, high) in OPTIONAL_RANGES.items())
+_MARKER_ID_MATCH = MARKER_ID_PATTERN.fullmatch
+_loads = orjson.loads
 
 
 class InvalidPosition(ValueError):
@@ -67,6 +86,12 @@ class Position:
     source: str | None = None
     attributes: dict[str, Any] | None = None
 
+    @classmethod
+    def from_fix(cls, fix: list) -> "Position":
+        marker_id, time_us, lat, lon, speed, heading, altitude, accuracy, battery, source, attributes = fix[:11]
+        return cls(marker_id, lat, lon, time_of(time_us), speed, heading, altitude, accuracy, battery,
+                   source, attributes)
+
     def to_dict(self) -> dict[str, Any]:
         """The contract's field names, with ``time`` as ISO 8601 UTC."""
         return {
@@ -93,24 +118,66 @@ def format_time(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+def time_of(time_us: int) -> datetime:
+    """Microseconds since the epoch as an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=time_us)
+
+
+def micros_of(moment: datetime) -> int:
+    return (moment - EPOCH) // MICROSECOND
+
+
+def format_micros(time_us: int) -> str:
+    return format_time(time_of(time_us))
+
+
 def parse_position(raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None) -> Position:
     """Validate one record; raise ``InvalidPosition`` saying what is wrong."""
-    data = _decode(raw)
     now = now or datetime.now(timezone.utc)
-    marker_id = _marker_id(data)
-    lat = _number(data, "lat", required=True)
-    lon = _number(data, "lon", required=True)
-    _check_range("lat", lat, -90.0, 90.0)
-    _check_range("lon", lon, -180.0, 180.0)
-    time = parse_time(data.get("time"), now=now)
-    optional = {}
-    for name, (low, high) in OPTIONAL_RANGES.items():
-        value = _number(data, name, required=False)
-        if value is not None:
-            _check_range(name, value, low, high)
-        optional[name] = value
-    return Position(marker_id=marker_id, lat=lat, lon=lon, time=time, source=_source(data),
-                    attributes=_attributes(data), **optional)
+    return Position.from_fix(parse_fields(_decode(raw), micros_of(now)))
+
+
+def read_fix(raw: bytes, now_us: int) -> list:
+    """Validate one record's bytes as the stream does: a fix, or ``InvalidPosition``."""
+    try:
+        data = _loads(raw)
+    except orjson.JSONDecodeError:
+        data = _decode(raw)  # raises with the reason
+    if type(data) is not dict:
+        data = _decode(raw)
+    return parse_fields(data, now_us)
+
+
+def parse_fields(data: Mapping[str, Any], now_us: int) -> list:
+    """The rules: a fix in ``FIX_FIELDS`` order, or ``InvalidPosition``."""
+    get = data.get
+    marker_id = get("marker_id")
+    if type(marker_id) is not str or _MARKER_ID_MATCH(marker_id) is None:
+        _reject_marker_id(marker_id)
+    lat = get("lat")
+    if type(lat) is not float or not -90.0 <= lat <= 90.0:
+        lat = _number("lat", lat, -90.0, 90.0, required=True)
+    lon = get("lon")
+    if type(lon) is not float or not -180.0 <= lon <= 180.0:
+        lon = _number("lon", lon, -180.0, 180.0, required=True)
+    time_us = get("time")
+    if type(time_us) is not int or not 0 <= time_us <= EPOCH_MILLIS_ABOVE:
+        time_us = _time_us(time_us)
+    else:
+        time_us *= 1_000_000
+    if time_us > now_us + MAX_FUTURE_US:
+        raise InvalidPosition("future_time", f"time {format_micros(time_us)} is more than 24 h ahead")
+    fix = [marker_id, time_us, lat, lon]
+    for name, low, high in _OPTIONAL:
+        value = get(name)
+        if value is not None and (type(value) is not float or not low <= value <= high):
+            value = _number(name, value, low, high, required=False)
+        fix.append(value)
+    source = get("source")
+    fix.append(None if source is None else _source(source))
+    attributes = get("attributes")
+    fix.append(None if attributes is None else _attributes(attributes))
+    return fix
 
 
 def parse_time(value: Any, *, now: datetime | None = None,
@@ -119,23 +186,41 @@ def parse_time(value: Any, *, now: datetime | None = None,
 
     A time more than ``max_future`` after ``now`` is refused (``None``: no limit).
     """
+    moment = time_of(_time_us(value))
+    if max_future is not None and moment > (now or datetime.now(timezone.utc)) + max_future:
+        raise InvalidPosition("future_time", f"time {format_time(moment)} is more than 24 h ahead")
+    return moment
+
+
+def _time_us(value: Any) -> int:
+    """Any accepted form of ``time`` as microseconds since the epoch."""
     if value is None:
         raise InvalidPosition("missing_field", "time is required")
     if isinstance(value, bool):
         raise InvalidPosition("wrong_type", "time must be a number or an ISO 8601 string")
     if isinstance(value, str) and _looks_numeric(value):
         value = float(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidPosition("out_of_range", f"time {value} is before 1970")
+        time_us = value * 1_000 if value > EPOCH_MILLIS_ABOVE else value * 1_000_000
+        if time_us > MAX_TIME_US:
+            raise InvalidPosition("out_of_range", f"time {value} is too far in the future")
+        return time_us
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidPosition("not_finite", "time must be finite")
-        seconds = value / 1000.0 if value > EPOCH_MILLIS_ABOVE else float(value)
+        seconds = value / 1000.0 if value > EPOCH_MILLIS_ABOVE else value
         if seconds < 0:
             raise InvalidPosition("out_of_range", f"time {value} is before 1970")
         try:
-            moment = EPOCH + timedelta(seconds=seconds)
+            time_us = timedelta(seconds=seconds) // MICROSECOND
         except OverflowError:
             raise InvalidPosition("out_of_range", f"time {value} is too far in the future") from None
-    elif isinstance(value, str):
+        if time_us > MAX_TIME_US:
+            raise InvalidPosition("out_of_range", f"time {value} is too far in the future")
+        return time_us
+    if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
@@ -148,11 +233,8 @@ def parse_time(value: Any, *, now: datetime | None = None,
             raise InvalidPosition("out_of_range", f"time {value[:40]!r} is outside the calendar") from None
         if moment < EPOCH:
             raise InvalidPosition("out_of_range", f"time {value[:40]!r} is before 1970")
-    else:
-        raise InvalidPosition("wrong_type", "time must be a number or an ISO 8601 string")
-    if max_future is not None and moment > (now or datetime.now(timezone.utc)) + max_future:
-        raise InvalidPosition("future_time", f"time {format_time(moment)} is more than 24 h ahead")
-    return moment
+        return micros_of(moment)
+    raise InvalidPosition("wrong_type", "time must be a number or an ISO 8601 string")
 
 
 def _decode(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -167,19 +249,13 @@ def _decode(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     return data
 
 
-def _marker_id(data: Mapping[str, Any]) -> str:
-    value = data.get("marker_id")
+def _reject_marker_id(value: Any) -> None:
     if value is None:
         raise InvalidPosition("missing_field", "marker_id is required")
-    if not isinstance(value, str) or not MARKER_ID_PATTERN.fullmatch(value):
-        raise InvalidPosition(
-            "bad_marker_id", "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -"
-        )
-    return value
+    raise InvalidPosition("bad_marker_id", "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
 
 
-def _number(data: Mapping[str, Any], name: str, *, required: bool) -> float | None:
-    value = data.get(name)
+def _number(name: str, value: Any, low: float, high: float, *, required: bool) -> float | None:
     if value is None:
         if required:
             raise InvalidPosition("missing_field", f"{name} is required")
@@ -192,18 +268,12 @@ def _number(data: Mapping[str, Any], name: str, *, required: bool) -> float | No
         raise InvalidPosition("not_finite", f"{name} is too large") from None
     if not math.isfinite(number):
         raise InvalidPosition("not_finite", f"{name} must be finite")
+    if not low <= number <= high:
+        raise InvalidPosition("out_of_range", f"{name} {number} is outside [{low:g}, {high:g}]")
     return number
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise InvalidPosition("out_of_range", f"{name} {value} is outside [{low:g}, {high:g}]")
-
-
-def _source(data: Mapping[str, Any]) -> str | None:
-    value = data.get("source")
-    if value is None:
-        return None
+def _source(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_SOURCE_LENGTH or not value.isprintable():
         raise InvalidPosition(
             "wrong_type", f"source must be printable text of at most {MAX_SOURCE_LENGTH} characters"
@@ -211,11 +281,8 @@ def _source(data: Mapping[str, Any]) -> str | None:
     return value
 
 
-def _attributes(data: Mapping[str, Any]) -> dict[str, Any] | None:
+def _attributes(value: Any) -> dict[str, Any] | None:
     """Free-form extras a device sends (e.g. ``charge``, ``odometer``): flat and bounded."""
-    value = data.get("attributes")
-    if value is None:
-        return None
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         raise InvalidPosition("wrong_type", f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
     for name, item in value.items():

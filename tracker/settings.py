@@ -45,9 +45,11 @@ class Settings:
     topic: str
     topic_partitions: int
     topic_replicas: int
+    standby_replicas: int
+    worker_id: str | None
     store: str
     history_batch_size: int
-    history_flush_seconds: float
+    history_buffer: int
     stale_after: float
     map_refresh_seconds: float
     map_assets: str
@@ -59,6 +61,10 @@ class Settings:
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic}.dlq"
+
+    @property
+    def batches_topic(self) -> str:
+        return f"{self.topic}.batches"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -76,9 +82,11 @@ class Settings:
             topic=_str(env, "TRACKER_TOPIC", "gps.positions"),
             topic_partitions=_int(env, "TRACKER_TOPIC_PARTITIONS", 8),
             topic_replicas=_int(env, "TRACKER_TOPIC_REPLICAS", 1),
+            standby_replicas=_int(env, "TRACKER_STANDBY_REPLICAS", 0),
+            worker_id=env.get("TRACKER_WORKER_ID") or None,
             store=_str(env, "TRACKER_STORE", "rocksdb://"),
-            history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 5000),
-            history_flush_seconds=_float(env, "TRACKER_HISTORY_FLUSH_SECONDS", 0.5),
+            history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 20_000),
+            history_buffer=_int(env, "TRACKER_HISTORY_BUFFER", 200_000),
             stale_after=_float(env, "TRACKER_STALE_AFTER", 300.0),
             map_refresh_seconds=_float(env, "TRACKER_MAP_REFRESH_SECONDS", 3.0),
             map_assets=_choice(env, "TRACKER_MAP_ASSETS", "local", ("local", "cdn")),

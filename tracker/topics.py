@@ -1,13 +1,21 @@
-"""The Kafka topics. All are keyed by marker id (raw UTF-8 bytes) and share one partition count.
+"""The Kafka topics. All share one partition count, so partition p of each belongs together.
 
-- ``gps.positions``: what devices and tools send, untrusted JSON bytes; the validate,
-  latest and history agents all consume it.
-- ``gps.positions.dlq``: rejected records with the reason.
+- ``gps.positions``: what devices and tools send, untrusted JSON bytes keyed by marker id.
+  The intake (``agents/intake.py``) reads it with a consumer group of its own.
+- ``gps.positions.dlq``: rejected records with the reason (written by the intake).
+- ``gps.positions.batches``: validated fixes, one record per slice of a source partition,
+  written to the same partition number. The ``latest`` agent (Faust's consumer group, so
+  partition p lands on the worker that owns table partition p) and the history sink (a
+  consumer group of its own) read it.
 """
 from __future__ import annotations
 
 from tracker.app import app
 from tracker.settings import settings
+
+#: Broker-side limit on one record of the batches topic (the intake stays well below it).
+BATCH_RECORD_MAX_BYTES = 4 * 1024 * 1024
+BATCHES_CONFIG = {"max.message.bytes": str(BATCH_RECORD_MAX_BYTES)}
 
 positions_topic = app.topic(
     settings.topic,
@@ -22,8 +30,27 @@ positions_topic = app.topic(
 dead_letter_topic = app.topic(
     settings.dlq_topic,
     key_type=bytes,
+    value_type=bytes,
     key_serializer="raw",
-    value_serializer="json",
+    value_serializer="raw",
     partitions=settings.topic_partitions,
     internal=True,
 )
+
+batches_topic = app.topic(
+    settings.batches_topic,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.topic_partitions,
+    config=BATCHES_CONFIG,
+    internal=True,
+)
+
+#: name -> topic config, for creating the topics before the worker's own consumers start.
+DECLARED = {
+    settings.topic: {},
+    settings.dlq_topic: {},
+    settings.batches_topic: BATCHES_CONFIG,
+}

@@ -7,14 +7,16 @@ only (``scope=local``), so no request fans out twice.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+import time
+from datetime import datetime
 from typing import Any, Iterable
 
 import aiohttp
 import orjson
 
-from tables.latest import latest
+from tables.latest import decode, latest, position_of
 from tracker.app import app
+from tracker.position import micros_of
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -26,21 +28,24 @@ class PeerUnavailable(Exception):
 class Filters:
     def __init__(self, bbox: tuple[float, float, float, float] | None, since: datetime | None) -> None:
         self.bbox = bbox
-        self.since = since
+        self.since_us = None if since is None else micros_of(since)
 
-    def keep(self, position: dict) -> bool:
+    def keep(self, fix: list) -> bool:
         if self.bbox is not None:
             min_lon, min_lat, max_lon, max_lat = self.bbox
-            if not (min_lon <= position["lon"] <= max_lon and min_lat <= position["lat"] <= max_lat):
+            if not (min_lon <= fix[3] <= max_lon and min_lat <= fix[2] <= max_lat):
                 return False
-        if self.since is not None and datetime.fromisoformat(position["time"]) < self.since:
-            return False
-        return True
+        return self.since_us is None or fix[1] >= self.since_us
 
 
 def local_positions(filters: Filters) -> list[dict]:
     """Rows of the partitions this worker owns (RocksDB iterates active partitions only)."""
-    return [position for position in latest.values() if filters.keep(position)]
+    positions = []
+    for value in latest.values():
+        fix = decode(value)
+        if filters.keep(fix):
+            positions.append(position_of(fix))
+    return positions
 
 
 def peer_urls() -> list[str]:
@@ -73,16 +78,11 @@ async def _ask(session: aiohttp.ClientSession, peer: str, query: list[tuple[str,
         raise PeerUnavailable(f"{peer}: {exc.__class__.__name__}") from None
 
 
-def age_seconds(position: dict, now: datetime | None = None) -> float:
-    now = now or datetime.now(timezone.utc)
-    return (now - datetime.fromisoformat(position["time"])).total_seconds()
-
-
 def feature_collection(positions: list[dict], stale_after: float) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
+    now = time.time()
     features = []
     for position in positions:
-        age = age_seconds(position, now)
+        age = now - datetime.fromisoformat(position["time"]).timestamp()
         features.append({
             "type": "Feature",
             "id": position["marker_id"],

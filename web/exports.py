@@ -1,4 +1,4 @@
-"""A marker's track as JSON, GeoJSON, GPX 1.1 or CSV. Rows come in ``HISTORY_COLUMNS`` order."""
+"""A marker's track as JSON, GeoJSON, GPX 1.1 or CSV. Points are dicts keyed by ``TRACK_FIELDS``."""
 from __future__ import annotations
 
 import csv
@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 
-from tracker.db import HISTORY_COLUMNS
+from tracker.db import TRACK_FIELDS
 from tracker.position import format_time
 
 CONTENT_TYPES = {
@@ -21,39 +21,33 @@ CONTENT_TYPES = {
 _ORJSON = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
-def _points(rows: Sequence[tuple]) -> list[dict]:
-    return [dict(zip(HISTORY_COLUMNS, row)) for row in rows]
-
-
-def as_json(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]) -> bytes:
+def as_json(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
     return orjson.dumps(
-        {"marker_id": marker_id, "from": start, "to": end, "count": len(rows), "positions": _points(rows)},
+        {"marker_id": marker_id, "from": start, "to": end, "count": len(points), "positions": points},
         option=_ORJSON,
     )
 
 
-def as_geojson(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]) -> bytes:
+def as_geojson(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
     """A LineString of the whole track, then one Point feature per fix."""
-    coordinates = [[row[2], row[1]] for row in rows]
+    coordinates = [[point["lon"], point["lat"]] for point in points]
     track = {
         "type": "Feature",
         "geometry": {"type": "LineString", "coordinates": coordinates},
-        "properties": {"kind": "track", "marker_id": marker_id, "from": start, "to": end, "count": len(rows)},
+        "properties": {"kind": "track", "marker_id": marker_id, "from": start, "to": end, "count": len(points)},
     }
-    points = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": coordinate},
-            "properties": {"kind": "fix", "marker_id": marker_id, **point},
-        }
-        for coordinate, point in zip(coordinates, _points(rows))
-    ]
-    for point in points:
-        del point["properties"]["lat"], point["properties"]["lon"]
-    return orjson.dumps({"type": "FeatureCollection", "features": [track, *points]}, option=_ORJSON)
+    features = [track]
+    features.extend(
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": coordinate},
+         "properties": {"kind": "fix", "marker_id": marker_id, "time": point["time"], "speed": point["speed"],
+                        "heading": point["heading"], "altitude": point["altitude"], "accuracy": point["accuracy"],
+                        "battery": point["battery"], "source": point["source"]}}
+        for coordinate, point in zip(coordinates, points)
+    )
+    return orjson.dumps({"type": "FeatureCollection", "features": features}, option=_ORJSON)
 
 
-def as_gpx(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]) -> bytes:
+def as_gpx(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
     out = io.StringIO()
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     out.write('<gpx version="1.1" creator="gps-tracker" xmlns="http://www.topografix.com/GPX/1/1" '
@@ -61,21 +55,21 @@ def as_gpx(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]
               'xsi:schemaLocation="http://www.topografix.com/GPX/1/1 http://www.topografix.com/GPX/1/1/gpx.xsd">\n')
     out.write(f"<metadata><name>{escape(marker_id)}</name><time>{format_time(end)}</time></metadata>\n")
     out.write(f"<trk><name>{escape(marker_id)}</name><trkseg>\n")
-    for fix_time, lat, lon, _speed, _heading, altitude, _accuracy, _battery, _source in sorted(rows, key=lambda r: r[0]):
-        out.write(f"<trkpt lat={quoteattr(repr(lat))} lon={quoteattr(repr(lon))}>")
-        if altitude is not None:
-            out.write(f"<ele>{altitude!r}</ele>")
-        out.write(f"<time>{format_time(fix_time)}</time></trkpt>\n")
+    for point in sorted(points, key=lambda p: p["time"]):
+        out.write(f"<trkpt lat={quoteattr(repr(point['lat']))} lon={quoteattr(repr(point['lon']))}>")
+        if point["altitude"] is not None:
+            out.write(f"<ele>{point['altitude']!r}</ele>")
+        out.write(f"<time>{format_time(point['time'])}</time></trkpt>\n")
     out.write("</trkseg></trk>\n</gpx>\n")
     return out.getvalue().encode()
 
 
-def as_csv(marker_id: str, start: datetime, end: datetime, rows: Sequence[tuple]) -> bytes:
+def as_csv(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("marker_id", *HISTORY_COLUMNS))
-    for row in rows:
-        writer.writerow((marker_id, format_time(row[0]), *(_cell(v) for v in row[1:])))
+    writer.writerow(("marker_id", *TRACK_FIELDS))
+    for point in points:
+        writer.writerow((marker_id, format_time(point["time"]), *(_cell(point[name]) for name in TRACK_FIELDS[1:])))
     return out.getvalue().encode()
 
 

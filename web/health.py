@@ -1,6 +1,9 @@
-"""``GET /health``: is this worker ready? Tables recovered, Kafka and Postgres reachable.
+"""``GET /health``: is this worker ready? Tables recovered and Kafka reachable.
 
-``readiness`` (tables only) also guards the views that read ``latest``.
+Postgres is checked and reported too, but a worker whose Postgres is down still serves
+the live path (positions, the table, the map): history waits in Kafka meanwhile, so the
+worker answers 200 with ``"state": "degraded"``. ``readiness`` (tables only) also guards
+the views that read ``latest``.
 """
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ import asyncio
 import time
 from urllib.parse import urlsplit
 
+from agents.history import history
+from agents.intake import intake
 from tracker.app import app
-from tracker.db import LazyPool
+from tracker.resources import database
 from tracker.settings import settings
 
 CHECK_TIMEOUT = 2.0
 CACHE_SECONDS = 2.0
 
-_pool = LazyPool(settings.database_url, max_size=1)
 _cache: dict[str, tuple[float, bool]] = {}
 
 
@@ -24,6 +28,8 @@ def readiness() -> tuple[bool, str]:
         return False, "recovering tables"
     if app.rebalancing:
         return False, "rebalancing"
+    if not (intake.joined.is_set() and history.joined.is_set()):
+        return False, "joining the intake and history groups"
     return True, "ready"
 
 
@@ -43,8 +49,7 @@ async def _kafka_reachable() -> bool:
 
 async def _postgres_reachable() -> bool:
     async def ping() -> None:
-        pool = await _pool.get()
-        async with pool.connection(timeout=CHECK_TIMEOUT) as conn:
+        async with database.connection(timeout=CHECK_TIMEOUT) as conn:
             await conn.execute("SELECT 1")
 
     try:
@@ -69,14 +74,16 @@ async def health(web, request):
     tables_ready, state = readiness()
     kafka, postgres = await asyncio.gather(
         _cached("kafka", _kafka_reachable), _cached("postgres", _postgres_reachable))
-    ready = tables_ready and kafka and postgres
-    if tables_ready and not ready:
-        state = "kafka unreachable" if not kafka else "postgres unreachable"
+    ready = tables_ready and kafka
+    if tables_ready and not kafka:
+        state = "kafka unreachable"
+    elif ready and not postgres:
+        state = "degraded: postgres unreachable, history is waiting in Kafka"
     partitions = sorted(
-        tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic
+        tp.partition for tp in app.consumer.assignment() if tp.topic == settings.batches_topic
     )
     return web.json(
         {"ready": ready, "state": state, "checks": {"tables": tables_ready, "kafka": kafka, "postgres": postgres},
-         "partitions": partitions},
+         "partitions": partitions, "history_buffered": history.buffered},
         status=200 if ready else 503,
     )

@@ -4,21 +4,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
 from tracker.app import app
-from tracker.db import HistoryReader
-from tracker.position import MARKER_ID_PATTERN
-from tracker.settings import settings
+from tracker.db import UNAVAILABLE, DatabaseUnavailable, has_marker, read_track
+from tracker.resources import database
 from web import params
+from web.errors import NotFound, Unavailable
 from web.exports import CONTENT_TYPES, RENDERERS
-from web.responses import error
 
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 1_000_000
-
-reader = HistoryReader(settings.database_url)
 
 
 class TrackQuery:
@@ -34,30 +30,25 @@ class TrackQuery:
         self.descending = params.choice_param(query, "order", "asc", ("asc", "desc")) == "desc"
 
 
-async def load_track(marker_id: str, query: TrackQuery) -> list[tuple] | None:
-    """The rows, or None if the marker has never reported."""
-    rows = await reader.track(marker_id, query.start, query.end, query.limit, query.descending)
-    if not rows and not await reader.has_marker(marker_id):
-        return None
-    return rows
+async def load_track(marker_id: str, query: TrackQuery) -> list[dict]:
+    """The points; ``NotFound`` if the marker never reported, ``Unavailable`` without Postgres."""
+    try:
+        async with database.connection() as conn:
+            points = await read_track(conn, marker_id, query.start, query.end, query.limit, query.descending)
+            if not points and not await has_marker(conn, marker_id):
+                raise NotFound("unknown_marker", f"no history for marker {marker_id!r}")
+            return points
+    except UNAVAILABLE + (DatabaseUnavailable, psycopg.InterfaceError):
+        raise Unavailable("history_unavailable", "the history database cannot be reached; retry") from None
 
 
 @app.page("/api/markers/{marker_id}/history")
 async def marker_history(web, request, marker_id: str):
-    if not MARKER_ID_PATTERN.fullmatch(marker_id):
-        return error(web, 400, "bad_marker_id", "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
-    try:
-        query = TrackQuery(request.query)
-        fmt = params.choice_param(request.query, "format", "json", tuple(RENDERERS))
-    except params.BadParameter as exc:
-        return params.response(web, exc)
-    try:
-        rows = await load_track(marker_id, query)
-    except (psycopg.Error, PoolTimeout):
-        return error(web, 503, "history_unavailable", "the history database cannot be reached; retry")
-    if rows is None:
-        return error(web, 404, "unknown_marker", f"no history for marker {marker_id!r}")
-    body = RENDERERS[fmt](marker_id, query.start, query.end, rows)
+    params.marker_id_param(marker_id)
+    query = TrackQuery(request.query)
+    fmt = params.choice_param(request.query, "format", "json", tuple(RENDERERS))
+    points = await load_track(marker_id, query)
+    body = RENDERERS[fmt](marker_id, query.start, query.end, points)
     headers = {}
     if fmt in ("gpx", "csv"):
         headers["Content-Disposition"] = f'attachment; filename="{marker_id}.{fmt}"'

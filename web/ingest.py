@@ -20,37 +20,32 @@ from urllib.parse import parse_qsl
 
 import orjson
 import psycopg
-from psycopg_pool import PoolTimeout
 from aiohttp import web as aioweb
 from faust.web import View
 
 from tracker.app import app
+from tracker.db import UNAVAILABLE, DatabaseUnavailable
 from tracker.devices import SecretLookup
 from tracker.metrics import INGEST_REQUESTS
 from tracker.position import InvalidPosition, parse_position
 from tracker.protocols import osmand, owntracks
+from tracker.resources import database
 from tracker.settings import settings
 from tracker.topics import positions_topic
+from web.errors import ApiError, BadRequest, Forbidden, TooLarge, Unauthorized, Unavailable
 
 BROKER_ACK_TIMEOUT = 10.0
-secrets = SecretLookup(settings.database_url)
+secrets = SecretLookup(database.connection)
 
 
-class Rejected(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-
-def _reply(view: View, error: Rejected) -> Any:
-    return view.json({"error": error.code, "message": error.message}, status=error.status,
-                     headers=error.headers)
+def _invalid(error: InvalidPosition) -> BadRequest:
+    return BadRequest(error.code, error.message)
 
 
 async def _body(request: aioweb.Request) -> bytes:
     limit = settings.ingest_max_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
+        raise TooLarge("too_large", f"the body is larger than {limit} bytes")
     chunks, size = [], 0
     while True:
         chunk = await request.content.read(limit + 1 - size)  # what has arrived, up to the limit
@@ -59,22 +54,22 @@ async def _body(request: aioweb.Request) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise Rejected(413, "too_large", f"the body is larger than {limit} bytes")
+            raise TooLarge("too_large", f"the body is larger than {limit} bytes")
 
 
 async def _authenticate(claimed: str, secret: str | None) -> None:
     if not settings.ingest_auth:
         return
     if not secret:
-        raise Rejected(401, "missing_credential", "this endpoint needs the device's secret")
+        raise Unauthorized("missing_credential", "this endpoint needs the device's secret")
     try:
         owner = await secrets.device_for(secret)
-    except (psycopg.Error, PoolTimeout):
-        raise Rejected(503, "registry_unavailable", "the device registry (Postgres) cannot be reached; retry") from None
+    except UNAVAILABLE + (DatabaseUnavailable, psycopg.Error):
+        raise Unavailable("registry_unavailable", "the device registry (Postgres) cannot be reached; retry") from None
     if owner is None:
-        raise Rejected(401, "bad_credential", "no device has this secret")
+        raise Unauthorized("bad_credential", "no device has this secret")
     if owner != claimed:
-        raise Rejected(403, "wrong_device", f"this secret does not belong to device {claimed!r}")
+        raise Forbidden("wrong_device", f"this secret does not belong to device {claimed!r}")
 
 
 async def _publish(records: list[dict[str, Any]]) -> int:
@@ -82,12 +77,12 @@ async def _publish(records: list[dict[str, Any]]) -> int:
     try:
         positions = [parse_position(record) for record in records]
     except InvalidPosition as exc:
-        raise Rejected(400, exc.code, exc.message) from None
+        raise _invalid(exc) from None
     pending = [await positions_topic.send(key=p.marker_id.encode(), value=p.to_json()) for p in positions]
     try:
         await asyncio.wait_for(asyncio.gather(*pending), BROKER_ACK_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - the client must retry whatever went wrong
-        raise Rejected(503, "broker_unavailable", f"Kafka did not acknowledge: {exc.__class__.__name__}") from None
+        raise Unavailable("broker_unavailable", f"Kafka did not acknowledge: {exc.__class__.__name__}") from None
     return len(positions)
 
 
@@ -98,7 +93,7 @@ async def _osmand(request: aioweb.Request, path_token: str | None) -> int:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise Rejected(400, "not_json", "the body is not valid JSON") from None
+            raise BadRequest("not_json", "the body is not valid JSON") from None
         claimed = payload.get("device_id") if isinstance(payload, dict) else None
         convert = lambda: osmand.from_json(payload, now)  # noqa: E731
     else:
@@ -109,12 +104,12 @@ async def _osmand(request: aioweb.Request, path_token: str | None) -> int:
         claimed = params.get("id") or params.get("deviceid")
         convert = lambda: [osmand.from_query(params, now)]  # noqa: E731
     if not isinstance(claimed, str) or not claimed:
-        raise Rejected(400, "missing_field", "the device id (id, deviceid or device_id) is required")
+        raise BadRequest("missing_field", "the device id (id, deviceid or device_id) is required")
     await _authenticate(claimed, path_token or request.query.get("token"))
     try:
         records = convert()
     except InvalidPosition as exc:
-        raise Rejected(400, exc.code, exc.message) from None
+        raise _invalid(exc) from None
     return await _publish(records)
 
 
@@ -122,19 +117,14 @@ def _form(body: bytes) -> dict[str, str]:
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:
-        raise Rejected(400, "bad_form", "the form body is not UTF-8") from None
+        raise BadRequest("bad_form", "the form body is not UTF-8") from None
 
 
 class OsmandIngest(View):
     """Traccar Client (OsmAnd protocol), any method; secret in ``?token=``."""
 
     async def get(self, request, token: str | None = None):
-        try:
-            await _osmand(request, token)
-        except Rejected as error:
-            INGEST_REQUESTS.labels("osmand", error.status).inc()
-            return _reply(self, error)
-        INGEST_REQUESTS.labels("osmand", 200).inc()
+        await _counted("osmand", _osmand(request, token))
         return self.text("OK")
 
     post = put = get
@@ -164,27 +154,27 @@ async def _owntracks(request: aioweb.Request) -> None:
     limit_user = request.headers.get("X-Limit-U")
     if settings.ingest_auth:
         if credentials is None:
-            raise Rejected(401, "missing_credential", "use HTTP Basic: device id and secret",
-                           {"WWW-Authenticate": 'Basic realm="tracker"'})
+            raise Unauthorized("missing_credential", "use HTTP Basic: device id and secret",
+                               headers={"WWW-Authenticate": 'Basic realm="tracker"'})
         marker_id, secret = credentials
         await _authenticate(marker_id, secret)
         if limit_user and limit_user != marker_id:
-            raise Rejected(403, "wrong_device", f"X-Limit-U names {limit_user!r}, not {marker_id!r}")
+            raise Forbidden("wrong_device", f"X-Limit-U names {limit_user!r}, not {marker_id!r}")
     else:
         marker_id = (credentials[0] if credentials else None) or limit_user
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise Rejected(400, "not_json", "the body is not valid JSON") from None
+        raise BadRequest("not_json", "the body is not valid JSON") from None
     if not owntracks.is_location(payload):
         return  # waypoints, transitions, cards...: accepted, not stored
     marker_id = marker_id or (payload.get("tid") if isinstance(payload.get("tid"), str) else None)
     if not marker_id:
-        raise Rejected(400, "missing_field", "no device id: send HTTP Basic or X-Limit-U")
+        raise BadRequest("missing_field", "no device id: send HTTP Basic or X-Limit-U")
     try:
         record = owntracks.from_location(payload, marker_id)
     except InvalidPosition as exc:
-        raise Rejected(400, exc.code, exc.message) from None
+        raise _invalid(exc) from None
     device_name = request.headers.get("X-Limit-D")
     if device_name:
         record["attributes"] = {**(record["attributes"] or {}), "device": device_name[:256]}
@@ -196,10 +186,15 @@ class OwnTracksIngest(View):
     """OwnTracks in HTTP mode: POST JSON, answered with a JSON array."""
 
     async def post(self, request):
-        try:
-            await _owntracks(request)
-        except Rejected as error:
-            INGEST_REQUESTS.labels("owntracks", error.status).inc()
-            return _reply(self, error)
-        INGEST_REQUESTS.labels("owntracks", 200).inc()
+        await _counted("owntracks", _owntracks(request))
         return self.bytes(b"[]", content_type="application/json")
+
+
+async def _counted(endpoint: str, handling) -> None:
+    """Await ``handling``, counting the request by its outcome."""
+    try:
+        await handling
+    except ApiError as error:
+        INGEST_REQUESTS.labels(endpoint, error.code).inc()
+        raise
+    INGEST_REQUESTS.labels(endpoint, 200).inc()

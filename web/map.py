@@ -12,16 +12,15 @@ import math
 from pathlib import Path
 
 import folium
-import psycopg
-from psycopg_pool import PoolTimeout
 from branca.element import Element, MacroElement
 from folium.plugins import TimestampedGeoJson
 from jinja2 import Template
 
 from tracker.app import app
-from tracker.position import MARKER_ID_PATTERN, format_time
+from tracker.position import format_time
 from tracker.settings import settings
 from web import assets, params
+from web.errors import HtmlPage
 from web.history import TrackQuery, load_track
 
 LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read_text()
@@ -54,40 +53,30 @@ def render(fmap: folium.Map) -> str:
     return fmap.get_root().render()
 
 
-@app.page("/map")
+@app.page("/map", base=HtmlPage)
 async def live_map(web, request):
     fmap = base_map("Live map")
     LiveMarkers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
     return web.html(render(fmap))
 
 
-@app.page("/map/{marker_id}")
+@app.page("/map/{marker_id}", base=HtmlPage)
 async def track_map(web, request, marker_id: str):
-    if not MARKER_ID_PATTERN.fullmatch(marker_id):
-        return web.html("<h1>400</h1><p>Invalid marker id.</p>", status=400)
-    try:
-        query = TrackQuery(request.query)
-    except params.BadParameter as exc:
-        return web.html(f"<h1>400</h1><p>{html.escape(str(exc))}</p>", status=400)
+    params.marker_id_param(marker_id)
+    query = TrackQuery(request.query)
     query.descending = True  # the newest `limit` points of the range, drawn oldest first
-    try:
-        rows = await load_track(marker_id, query)
-    except (psycopg.Error, PoolTimeout):
-        return web.html("<h1>503</h1><p>The history database cannot be reached; retry.</p>", status=503)
-    if rows is not None:
-        rows.reverse()
-    if rows is None:
-        return web.html(f"<h1>404</h1><p>No history for marker {html.escape(marker_id)}.</p>", status=404)
+    track = await load_track(marker_id, query)
+    track.reverse()
     title = f"Track of {marker_id}"
     fmap = base_map(title)
-    if rows:
-        points = [(row[1], row[2]) for row in rows]
+    if track:
+        points = [(point["lat"], point["lon"]) for point in track]
         folium.PolyLine(points, color="#3d85c6", weight=3).add_to(fmap)
-        first, last = rows[0], rows[-1]
-        folium.Marker(points[0], tooltip=html.escape(f"{marker_id} start {format_time(first[0])}")).add_to(fmap)
-        folium.Marker(points[-1], tooltip=html.escape(f"{marker_id} end {format_time(last[0])}")).add_to(fmap)
+        first, last = track[0], track[-1]
+        folium.Marker(points[0], tooltip=html.escape(f"{marker_id} start {format_time(first['time'])}")).add_to(fmap)
+        folium.Marker(points[-1], tooltip=html.escape(f"{marker_id} end {format_time(last['time'])}")).add_to(fmap)
         replay = TimestampedGeoJson(
-            _replay_features(marker_id, rows), period="PT1S", duration="PT1M", add_last_point=True,
+            _replay_features(marker_id, track), period="PT1S", duration="PT1M", add_last_point=True,
             auto_play=False, loop=False, date_options="YYYY-MM-DD HH:mm:ss", time_slider_drag_update=True,
         )
         replay.default_js = assets.pairs(assets.REPLAY_JS)
@@ -98,18 +87,18 @@ async def track_map(web, request, marker_id: str):
     return web.html(render(fmap))
 
 
-def _replay_features(marker_id: str, rows: list[tuple]) -> dict:
-    step = max(1, math.ceil(len(rows) / MAX_REPLAY_POINTS))
-    sampled = rows[::step]
+def _replay_features(marker_id: str, track: list[dict]) -> dict:
+    step = max(1, math.ceil(len(track) / MAX_REPLAY_POINTS))
+    sampled = track[::step]
     return {
         "type": "FeatureCollection",
         "features": [
             {
                 "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [row[2], row[1]]},
-                "properties": {"time": format_time(row[0]), "popup": html.escape(marker_id),
+                "geometry": {"type": "Point", "coordinates": [point["lon"], point["lat"]]},
+                "properties": {"time": format_time(point["time"]), "popup": html.escape(marker_id),
                                "icon": "circle", "iconstyle": {"radius": 5, "color": "#cc0000"}},
             }
-            for row in sampled
+            for point in sampled
         ],
     }

@@ -1,23 +1,17 @@
-"""Query parameters, parsed strictly: a bad one becomes a 400 naming it and saying why."""
+"""Query parameters, parsed strictly: a bad one is a 400 naming it and saying why."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Sequence
 
 from tracker.position import InvalidPosition, parse_time
+from web.errors import BadRequest
 
 
-class BadParameter(Exception):
+class BadParameter(BadRequest):
     def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"{name}: {message}")
+        super().__init__("bad_parameter", message, parameter=name)
         self.name = name
-        self.message = message
-
-
-def response(web: Any, error: BadParameter) -> Any:
-    return web.json(
-        {"error": "bad_parameter", "parameter": error.name, "message": error.message}, status=400
-    )
 
 
 def time_param(query: Any, name: str, default: datetime | None) -> datetime | None:
@@ -62,3 +56,10 @@ def bbox_param(query: Any) -> tuple[float, float, float, float] | None:
         raise BadParameter("bbox", "expected minLon <= maxLon in [-180, 180] and minLat <= maxLat in [-90, 90]")
     return min_lon, min_lat, max_lon, max_lat
 
+
+def marker_id_param(marker_id: str) -> str:
+    from tracker.position import MARKER_ID_PATTERN
+
+    if not MARKER_ID_PATTERN.fullmatch(marker_id):
+        raise BadRequest("bad_marker_id", "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+    return marker_id

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from tracker.app import app
-from web.responses import error
+from web.errors import NotFound
 
 STATIC = (Path(__file__).parent / "static").resolve()
 
@@ -26,6 +26,6 @@ def _load(path: str) -> tuple[bytes, str] | None:
 async def static_file(web, request, path: str):
     found = _load(path)
     if found is None:
-        return error(web, 404, "not_found", f"no static file {path!r}")
+        raise NotFound("not_found", f"no static file {path!r}")
     body, content_type = found
     return web.bytes(body, content_type=content_type, headers={"Cache-Control": "public, max-age=86400"})

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.integration.harness import Stack
+from tracker.testing import Stack
 
 FIGURES: list[tuple[str, str]] = []
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.integration import dataset
-from tests.integration.harness import wait_for
+from tracker.testing import wait_for
 
 DATA = dataset.build(markers=60, in_order=30, duplicates=2, late=2, malformed=5,
                      extra_duplicates=0, seed=5, prefix="api-")

@@ -1,10 +1,11 @@
-"""kill -9 a worker in the middle of a stream, start it again: nothing lost, nothing doubled."""
+"""kill -9 a worker again and again in the middle of a stream, start it again each time:
+nothing lost, nothing doubled, every marker's latest right."""
 import asyncio
 import threading
 import time
 
 from tests.integration import dataset
-from tests.integration.harness import Stack, wait_for
+from tracker.testing import Stack, wait_for
 from tracker.kafka import positions_producer
 
 DATA = dataset.build(markers=200, in_order=100, duplicates=0, late=0, malformed=0,
@@ -32,23 +33,26 @@ def send_steadily(stack: Stack, records, per_second: int) -> threading.Thread:
     return thread
 
 
-def test_kill_9_mid_stream_loses_and_duplicates_nothing(stack, figures):
+KILLS = 3
+
+
+def test_kill_9_again_and_again_loses_and_duplicates_nothing(stack, figures):
     worker = stack.worker().start()
     worker.wait_ready()
     producer = send_steadily(stack, DATA.records, per_second=2_500)
 
-    wait_for(lambda: stack.history_count() >= 3_000, 120, "the worker to be mid-stream")
-    worker.kill()
-    at_kill = stack.history_count()
-    assert at_kill < len(DATA.expected_rows), "the kill must land in the middle of the stream"
-
-    killed_at = time.monotonic()
-    worker.start()
-    worker.wait_ready()
-    figures.append(("crash: restart until ready after kill -9", f"{time.monotonic() - killed_at:.1f} s"))
+    for kill in range(1, KILLS + 1):
+        reached = len(DATA.expected_rows) * kill // (KILLS + 2)
+        wait_for(lambda: stack.history_count() >= reached, 120, f"the worker to be mid-stream ({reached} rows)")
+        worker.kill()
+        assert stack.history_count() < len(DATA.expected_rows), "the kill must land in the middle of the stream"
+        killed_at = time.monotonic()
+        worker.start()
+        worker.wait_ready()
+        figures.append((f"crash: restart until ready after kill -9 #{kill}", f"{time.monotonic() - killed_at:.1f} s"))
     producer.join(120)
     wait_for(lambda: stack.history_count() >= len(DATA.expected_rows), 180,
-             f"all {len(DATA.expected_rows)} positions in Postgres after the restart")
+             f"all {len(DATA.expected_rows)} positions in Postgres after the restarts")
     time.sleep(1.0)  # a surplus row, if any, would arrive now
 
     rows = stack.query(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.harness import ROOT, free_port, wait_for
+from tracker.testing import ROOT, free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

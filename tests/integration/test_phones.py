@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.integration.harness import _run, wait_for
+from tracker.testing import run_sync, wait_for
 from tracker.devices import Registry
 
 NOW = int(time.time())
@@ -25,7 +25,7 @@ def phones(stack):
         finally:
             await registry.close()
 
-    secrets = _run(register())
+    secrets = run_sync(register())
     secure = stack.worker().start()
     open_door = stack.worker(TRACKER_INGEST_AUTH="off").start()
     secure.wait_ready()

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from tests.integration import dataset
-from tests.integration.harness import wait_for
+from tracker.testing import wait_for
 
 DATA = dataset.build()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import gpxpy
 import pytest
 
-from tests.integration.harness import ROOT
+from tracker.testing import ROOT
 
 TRACKER = str(Path(sys.executable).with_name("tracker"))
 GPX_DIR = Path(os.environ.get("TRACKER_SHARED_DIR", ROOT.parent / "shared")) / "data" / "gpx"

@@ -7,12 +7,13 @@ import gpxpy
 import orjson
 from shapely.geometry import shape
 
+from tracker.db import TRACK_FIELDS
 from web.exports import as_csv, as_geojson, as_gpx, as_json
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
 ROWS = [
-    (START + timedelta(seconds=10 * i), 45.0 + i / 1000, 14.0 + i / 500, 3.5, 90.0,
-     120.0 + i if i % 2 else None, 5.0, 80.0, "phone <a&b>" if i == 1 else None)
+    dict(zip(TRACK_FIELDS, (START + timedelta(seconds=10 * i), 45.0 + i / 1000, 14.0 + i / 500, 3.5, 90.0,
+                            120.0 + i if i % 2 else None, 5.0, 80.0, "phone <a&b>" if i == 1 else None)))
     for i in range(5)
 ]
 END = START + timedelta(hours=1)
@@ -24,8 +25,8 @@ def test_gpx_is_gpx_1_1_that_gpxpy_reads_back():
     (track,) = gpx.tracks
     assert track.name == "car:7"
     points = track.segments[0].points
-    assert [(p.latitude, p.longitude) for p in points] == [(r[1], r[2]) for r in ROWS]
-    assert [p.time for p in points] == [r[0] for r in ROWS]
+    assert [(p.latitude, p.longitude) for p in points] == [(r["lat"], r["lon"]) for r in ROWS]
+    assert [p.time for p in points] == [r["time"] for r in ROWS]
     assert points[1].elevation == 121.0 and points[0].elevation is None
 
 
@@ -34,7 +35,7 @@ def test_geojson_has_the_track_as_a_linestring_then_every_fix():
     track, *fixes = collection["features"]
     line = shape(track["geometry"])
     assert line.geom_type == "LineString" and line.is_valid
-    assert list(line.coords) == [(r[2], r[1]) for r in ROWS]
+    assert list(line.coords) == [(r["lon"], r["lat"]) for r in ROWS]
     assert len(fixes) == len(ROWS)
     assert all(shape(f["geometry"]).geom_type == "Point" for f in fixes)
     assert fixes[0]["properties"]["time"] == "2026-05-01T08:00:00Z"
@@ -58,7 +59,7 @@ def test_json_lists_positions_in_the_given_order():
 
 
 def test_csv_quotes_text_a_spreadsheet_would_run():
-    rows = [ROWS[0][:8] + ("=HYPERLINK(\"http://x\")",)]
+    rows = [{**ROWS[0], "source": "=HYPERLINK(\"http://x\")"}]
     (row,) = csv.DictReader(io.StringIO(as_csv("car:7", START, END, rows).decode()))
     assert row["source"].startswith("'=")
 

@@ -24,12 +24,12 @@ from typing import Any, Callable, Iterable
 
 import orjson
 import psycopg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tracker.kafka import ensure_topic, positions_producer
 from tracker.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FAUST = str(Path(sys.executable).with_name("faust"))
 
 
@@ -86,7 +86,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         stack = cls(name=name, env=env, tmp=tmp)
-        _run(ensure_topic(stack.settings, stack.settings.topic))
+        run_sync(ensure_topic(stack.settings, stack.settings.topic))
         return stack
 
     def worker(self, **env: str) -> "Worker":
@@ -112,13 +112,30 @@ class Stack:
 
     # --- Kafka ------------------------------------------------------------------------
     def send(self, records: Iterable[tuple[bytes, bytes]]) -> int:
-        return _run(_send(self.settings, list(records)))
+        return run_sync(_send(self.settings, list(records)))
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """partition -> the offset the next record of ``topic`` will get."""
+        return run_sync(_end_offsets(self.settings, topic))
+
+    def committed(self, group_suffix: str, topic: str) -> dict[int, int]:
+        """partition -> the offset a consumer group of this stack (``""`` for Faust's own,
+        ``"-intake"``, ``"-history"``) has committed for ``topic``."""
+        from tracker.kafka import committed_offsets
+
+        partitions = [TopicPartition(topic, p) for p in range(self.settings.topic_partitions)]
+        offsets = run_sync(committed_offsets(self.settings, self.name + group_suffix, partitions))
+        return {tp.partition: offset for tp, offset in offsets.items()}
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.name}-latest-changelog"
 
     def read_topic(self, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
-        return _run(_read(self.settings, topic, expect, timeout))
+        return run_sync(_read(self.settings, topic, expect, timeout))
 
 
-def _run(coroutine):
+def run_sync(coroutine):
     """Run a coroutine to completion on a thread of its own, so that it works even where the
     calling thread already runs an event loop (Playwright's sync API does)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -128,12 +145,27 @@ def _run(coroutine):
 async def _send(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> int:
     producer = positions_producer(settings)
     await producer.start()
+    sent, window = 0, []
     try:
-        futures = [await producer.send(settings.topic, key=key, value=value) for key, value in records]
-        await asyncio.gather(*futures)
+        for key, value in records:
+            window.append(await producer.send(settings.topic, key=key, value=value))
+            if len(window) >= 50_000:
+                await asyncio.gather(*window)
+                sent, window = sent + len(window), []
+        await asyncio.gather(*window)
     finally:
         await producer.stop()
-    return len(futures)
+    return sent + len(window)
+
+
+async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
 
 
 async def _read(settings: Settings, topic: str, expect: int, timeout: float) -> list[Any]:
@@ -164,7 +196,7 @@ def _body(content_type: str, raw: bytes) -> Any:
 class Worker:
     def __init__(self, stack: Stack, index: int, env: dict[str, str] | None = None) -> None:
         self.stack = stack
-        self.env = {**stack.env, **(env or {})}
+        self.env = {**stack.env, "TRACKER_WORKER_ID": f"worker-{index}", **(env or {})}
         self.index = index
         self.web_port = free_port()
         self.datadir = stack.tmp / f"worker-{index}"
@@ -222,6 +254,11 @@ class Worker:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the worker process so far (``/proc/PID/stat``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no shutdown, no final commit, no flush."""

@@ -1,0 +1,139 @@
+"""intake: read ``gps.positions`` once, validate every record once, and frame the valid ones
+into records of the batches topic, partition for partition.
+
+It runs in every worker as a consumer group of its own (``<app id>-intake``), reading
+fetched slices rather than single records, so Faust's per-record machinery (tens of
+microseconds before any of our code runs) is paid once per batch of up to a thousand
+fixes instead of once per position. For each slice of partition p:
+
+- valid records in their marker's partition become one or more batch records on
+  partition p of the batches topic, in offset order;
+- bad records go to ``gps.positions.dlq`` with the reason;
+- valid records under another key or in another partition are re-sent under their
+  marker id (with their Kafka timestamp).
+
+The slice's offsets are committed only once all of those sends are acknowledged; if one
+fails, the partition is read again from the last acknowledged slice (at least once: the
+``latest`` table and the history ignore what they already have).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from datetime import datetime, timezone
+
+import orjson
+from aiokafka import TopicPartition
+
+from tracker import batches
+from tracker.app import fatal, worker_service
+from tracker.consumer import GroupConsumer
+from tracker.dead_letters import dead_letter
+from tracker.intake import Judge
+from tracker.kafka import ensure_topics
+from tracker.metrics import DLQ_RECORDS, POSITIONS_ACCEPTED, POSITIONS_REJECTED, POSITIONS_RESENT
+from tracker.resources import worker_producer
+from tracker.settings import settings
+from tracker.topics import DECLARED
+
+log = logging.getLogger(__name__)
+
+#: Records read but not yet acknowledged downstream, at most; reading waits beyond it.
+MAX_IN_FLIGHT = 100_000
+
+
+class Intake(GroupConsumer):
+    name = "intake"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(settings, settings.topic, f"{settings.app_id}-intake", **kwargs)
+        self.judge = Judge(settings.topic_partitions)
+        #: Per partition, in offset order: (epoch, next offset, future of every send).
+        self._pending: dict[TopicPartition, deque] = {}
+        self._in_flight = 0
+
+    async def on_start(self) -> None:
+        counts = await ensure_topics(settings, DECLARED)
+        if counts[settings.topic] != settings.topic_partitions:
+            fatal(f"{settings.topic} has {counts[settings.topic]} partitions but TRACKER_TOPIC_PARTITIONS is "
+                  f"{settings.topic_partitions}: markers would land in the wrong partitions")
+        await worker_producer.ready()
+        await super().on_start()
+        self.add_future(self._settle_periodically())
+
+    async def handle(self, tp: TopicPartition, records: list) -> None:
+        verdict = self.judge.judge(tp.partition, records, int(time.time() * 1000))
+        producer = worker_producer.producer
+        sends = [await producer.send(settings.batches_topic, value=value, partition=tp.partition)
+                 for value in batches.encode(verdict.fixes)]
+        if verdict.rejected:
+            rejected_at = datetime.now(timezone.utc)
+            for record, error in verdict.rejected:
+                letter = dead_letter(record.value, error, rejected_at, record.topic, record.partition, record.offset)
+                sends.append(await producer.send(settings.dlq_topic, key=record.key, value=orjson.dumps(letter)))
+                POSITIONS_REJECTED.labels(error.code).inc()
+            DLQ_RECORDS.inc(len(verdict.rejected))
+        for key, value, stamp in verdict.misplaced:
+            sends.append(await producer.send(settings.topic, key=key, value=value, timestamp_ms=stamp))
+        POSITIONS_ACCEPTED.inc(len(verdict.fixes) + len(verdict.misplaced))
+        if verdict.misplaced:
+            POSITIONS_RESENT.inc(len(verdict.misplaced))
+        self._pending.setdefault(tp, deque()).append(
+            (self.epoch(tp), records[-1].offset + 1, len(records), asyncio.gather(*sends)))
+        self._in_flight += len(records)
+        self._settle()
+        while self._in_flight > MAX_IN_FLIGHT and any(self._pending.values()):
+            await self._wait_oldest()
+
+    def _settle(self) -> None:
+        """Take every acknowledged slice, in order per partition."""
+        for tp, pending in self._pending.items():
+            while pending and pending[0][3].done():
+                epoch, next_offset, count, sent = pending.popleft()
+                self._in_flight -= count
+                if sent.exception() is None:
+                    self.done(tp, epoch, next_offset)
+                    continue
+                log.warning("intake: a send for %s[%d] failed: %r", tp.topic, tp.partition, sent.exception())
+                for _, _, later, later_sent in pending:
+                    self._in_flight -= later
+                    later_sent.add_done_callback(_ignore)
+                pending.clear()
+                self.rewind(tp, epoch)
+
+    async def _wait_oldest(self) -> None:
+        heads = [pending[0][3] for pending in self._pending.values() if pending]
+        if heads:
+            await asyncio.wait(heads, return_when=asyncio.FIRST_COMPLETED)
+        self._settle()
+
+    async def _settle_periodically(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(0.05)
+            self._settle()
+
+    async def _finish(self, partitions) -> None:
+        waiting = [entry[3] for tp in partitions for entry in self._pending.get(tp, ())]
+        if waiting:
+            await asyncio.wait(waiting, timeout=30)
+        self._settle()
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        await self._finish(partitions)
+        for tp in partitions:
+            for _, _, count, sent in self._pending.pop(tp, ()):
+                self._in_flight -= count
+                sent.add_done_callback(_ignore)
+
+    async def on_flush(self) -> None:
+        await self._finish(list(self._pending))
+
+
+def _ignore(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not log it
+
+
+intake = worker_service(Intake())

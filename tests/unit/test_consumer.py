@@ -1,0 +1,103 @@
+"""The offset bookkeeping of the worker's own consumer groups: nothing handed over twice, no
+gap acknowledged, progress only in order and only for the current assignment."""
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
+
+from tracker.consumer import GroupConsumer
+from tracker.settings import Settings
+
+TP = TopicPartition("gps.positions", 2)
+
+
+class FakeConsumer:
+    def __init__(self, committed: int | None = 100) -> None:
+        self._committed = committed
+        self.seeks: list[int] = []
+        self.commits: list[dict] = []
+
+    async def committed(self, tp):
+        return self._committed
+
+    async def beginning_offsets(self, tps):
+        return {tp: 0 for tp in tps}
+
+    def seek(self, tp, offset):
+        self.seeks.append(offset)
+
+    def assignment(self):
+        return {TP}
+
+    async def commit(self, offsets):
+        self.commits.append(dict(offsets))
+
+
+def records(*offsets: int):
+    return [SimpleNamespace(offset=o) for o in offsets]
+
+
+async def consumer(committed: int | None = 100) -> GroupConsumer:
+    group = GroupConsumer(Settings.from_env({}), TP.topic, "g")
+    group.consumer = FakeConsumer(committed)
+    await group._assigned({TP})
+    return group
+
+
+async def offsets(group, *fetched) -> list[int]:
+    return [r.offset for r in await group._contiguous(TP, records(*fetched))]
+
+
+async def test_a_fetch_that_skips_offsets_is_dropped_and_read_again():
+    group = await consumer(committed=100)
+    assert await offsets(group, 103, 104) == []
+    assert group.consumer.seeks == [100]
+    assert await offsets(group, 100, 101, 102, 103) == [100, 101, 102, 103]
+
+
+async def test_the_same_hole_twice_holds_no_records_and_is_accepted():
+    group = await consumer(committed=100)
+    assert await offsets(group, 105, 106) == []
+    assert await offsets(group, 105, 106) == [105, 106]
+    group.done(TP, group.epoch(TP), 107)
+    await group.commit({TP})
+    assert group.consumer.commits == [{TP: 107}]
+
+
+async def test_records_handed_over_already_are_not_handed_over_again():
+    group = await consumer(committed=0)
+    assert await offsets(group, 0, 1, 2) == [0, 1, 2]
+    assert await offsets(group, 1, 2, 3) == [3]
+    assert await offsets(group, 2) == []
+
+
+async def test_a_group_without_commits_starts_at_the_log_start():
+    group = await consumer(committed=None)
+    assert await offsets(group, 3) == []
+    assert group.consumer.seeks == [0]
+
+
+async def test_only_durable_offsets_are_committed_and_only_in_this_assignment():
+    group = await consumer(committed=100)
+    await offsets(group, 100, 101, 102)
+    await group.commit({TP})
+    assert group.consumer.commits == []  # nothing durable yet
+    old_epoch = group.epoch(TP)
+    group.done(TP, old_epoch, 103)
+    await group._revoked({TP})
+    await group._assigned({TP})
+    group.done(TP, old_epoch, 200)  # late news from the earlier assignment
+    await group.commit({TP})
+    assert group.consumer.commits == [{TP: 103}]
+
+
+async def test_rewind_reads_again_from_the_last_durable_offset():
+    group = await consumer(committed=100)
+    await offsets(group, 100, 101, 102, 103)
+    epoch = group.epoch(TP)
+    group.done(TP, epoch, 102)
+    group.rewind(TP, epoch)
+    assert group.consumer.seeks == [102]
+    group.done(TP, epoch, 104)  # a send of the abandoned epoch that finished late
+    assert await offsets(group, 102, 103) == [102, 103]
+    await group.commit({TP})
+    assert group.consumer.commits == [{TP: 102}]

@@ -1,0 +1,161 @@
+"""The ``latest`` agent's batch step: forward-only, once per marker per batch, changelog first,
+and records its consumer skipped read again (the table in memory, the changelog captured)."""
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+import agents.latest as latest_agent
+from agents.latest import apply
+from tables.latest import LatestWriter, decode, latest, position_of
+from tracker import batches
+from tracker.continuity import Continuity
+from tracker.position import read_fix
+
+NOW_US = 1_900_000_000 * 1_000_000
+
+
+class Changelog:
+    """Stands in for the producer: keeps what was sent, in order, and can fail on demand."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[tuple[int, bytes, bytes]] = []
+        self.failures = failures
+        self.stored_when_sent: list[bool] = []
+
+    async def send_many(self, topic, partition, records):
+        if self.failures:
+            self.failures -= 1
+            raise KafkaConnectionError("broker away")
+        self.stored_when_sent.extend(latest.data.data.get(key) == value for key, value in records)
+        base = len(self.sent)
+        self.sent.extend((partition, key, value) for key, value in records)
+        future = __import__("asyncio").get_running_loop().create_future()
+        future.set_result(SimpleNamespace(offset=base))
+        return [(future, len(records))]
+
+
+def fix(marker_id: str, time, lat: float = 45.0) -> list:
+    return read_fix(orjson.dumps({"marker_id": marker_id, "lat": lat, "lon": 14.0, "time": time}), NOW_US) + [NOW_US]
+
+
+def events(*slices: list[list], partition: int = 3, first_offset: int = 0):
+    return [SimpleNamespace(message=SimpleNamespace(partition=partition, offset=first_offset + i,
+                                                    value=next(batches.encode(fixes))))
+            for i, fixes in enumerate(slices)]
+
+
+class NoGaps(Continuity):
+    def __init__(self) -> None:
+        async def committed():
+            return {}
+
+        async def read(partition, start, end):
+            raise AssertionError("nothing was skipped")
+
+        super().__init__(committed, read)
+
+
+@pytest.fixture()
+def changelog():
+    latest.data.data.clear()
+    return Changelog()
+
+
+async def run(changelog: Changelog, *slices, continuity=None, **where) -> int:
+    return await apply(LatestWriter(changelog.send_many), continuity or NoGaps(), events(*slices, **where),
+                       generation=1)
+
+
+def stored(marker_id: str) -> dict:
+    return position_of(decode(latest.data.data[marker_id.encode()]))
+
+
+async def test_a_batch_writes_each_marker_once_with_its_newest_fix(changelog):
+    many = [fix("m1", f"2026-01-01T10:00:{s:02d}Z", lat=s) for s in (5, 9, 1, 7)]
+    updated = await run(changelog, many, [fix("m1", "2026-01-01T10:00:08Z", lat=8), fix("m2", "2026-01-01T09:00:00Z")])
+    assert updated == 2
+    assert sorted(key for _, key, _ in changelog.sent) == [b"m1", b"m2"]
+    assert stored("m1")["lat"] == 9 and stored("m1")["time"] == "2026-01-01T10:00:09Z"
+
+
+async def test_late_fix_never_moves_a_marker_back(changelog):
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=2)])
+    assert await run(changelog, [fix("m1", "2026-01-01T10:00:00Z", lat=1)]) == 0
+    assert stored("m1")["lat"] == 2 and len(changelog.sent) == 1
+
+
+async def test_equal_fix_times_keep_the_first(changelog):
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=2), fix("m1", "2026-01-01T10:00:05Z", lat=3)])
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=4)])
+    assert stored("m1")["lat"] == 2
+
+
+async def test_time_zones_compare_as_instants(changelog):
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=2)])
+    # 11:00:01+01:00 is 10:00:01Z: earlier, although it sorts later as text.
+    await run(changelog, [fix("m1", "2026-01-01T11:00:01+01:00", lat=3)])
+    assert stored("m1")["lat"] == 2
+
+
+async def test_the_changelog_is_written_before_the_table(changelog):
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z"), fix("m2", "2026-01-01T10:00:05Z")])
+    assert changelog.stored_when_sent == [False, False]
+    assert set(latest.data.data) == {b"m1", b"m2"}
+
+
+async def test_a_failed_changelog_send_is_retried_and_nothing_is_stored_before(changelog, monkeypatch):
+    monkeypatch.setattr(latest_agent, "RETRY_SECONDS", (0.01,))
+    changelog.failures = 2
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=7)])
+    assert changelog.failures == 0 and len(changelog.sent) == 1
+    assert stored("m1")["lat"] == 7
+
+
+async def test_values_of_earlier_versions_are_read_and_compared(changelog):
+    latest.data.data[b"m1"] = orjson.dumps({"marker_id": "m1", "lat": 5.0, "lon": 14.0, "time": "2026-01-01T10:00:05Z",
+                                            "received_at": "2026-01-01T10:00:06Z"})
+    assert await run(changelog, [fix("m1", "2026-01-01T10:00:01Z", lat=1)]) == 0
+    assert stored("m1")["lat"] == 5.0
+    await run(changelog, [fix("m1", "2026-01-01T10:00:09Z", lat=9)])
+    assert stored("m1")["lat"] == 9
+
+
+async def test_offsets_the_consumer_skipped_are_read_again_and_applied_first(changelog):
+    skipped = {7: next(batches.encode([fix("m1", "2026-01-01T10:00:07Z", lat=7), fix("m9", "2026-01-01T10:00:07Z")]))}
+    reads = []
+
+    async def committed():
+        return {3: 5}
+
+    async def read(partition, start, end):
+        reads.append((partition, start, end))
+        return [skipped[offset] for offset in range(start, end) if offset in skipped]
+
+    continuity = Continuity(committed, read)
+    # The group resumes at 5; the consumer delivers 5 and 6, then 8: offset 7 was skipped.
+    await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=5)], [fix("m1", "2026-01-01T10:00:06Z", lat=6)],
+              continuity=continuity, first_offset=5)
+    await run(changelog, [fix("m2", "2026-01-01T10:00:08Z")], continuity=continuity, first_offset=8)
+    assert reads == [(3, 7, 8)]
+    assert stored("m1")["lat"] == 7 and b"m9" in latest.data.data
+    assert continuity.reread_records == 1
+
+
+async def test_a_new_generation_starts_from_the_committed_offset(changelog):
+    reads = []
+
+    async def committed():
+        return {3: 10}
+
+    async def read(partition, start, end):
+        reads.append((start, end))
+        return []
+
+    continuity = Continuity(committed, read)
+    writer = LatestWriter(changelog.send_many)
+    await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:05Z")], first_offset=12), generation=1)
+    await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:06Z")], first_offset=13), generation=1)
+    await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:07Z")], first_offset=9), generation=2)
+    assert reads == [(10, 12)]

@@ -1,0 +1,106 @@
+"""Guards a Faust agent against offsets its consumer never delivered.
+
+faust-streaming can skip records of a partition after a rebalance and then commit past
+them (its consumer treats a jump in offsets as a gap to fill). For the ``latest`` agent
+that would lose fixes. ``Continuity`` knows, per partition, the next offset the agent must
+see: at the first event of a consumer generation, the offset the group had committed;
+after that, one past the last event. An event past that offset means records were
+skipped: they are read again directly from the broker and handled before the event, so
+nothing is acknowledged that was not processed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tracker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: committed() -> partition -> the offset the group resumes from (its commit, or the log's start)
+CommittedOffsets = Callable[[], Awaitable[dict[int, int]]]
+#: read(partition, start, end) -> the values of the records at offsets [start, end)
+ReadRange = Callable[[int, int, int], Awaitable[list[bytes]]]
+
+REREAD_TIMEOUT = 60.0
+
+
+class Continuity:
+    def __init__(self, committed: CommittedOffsets, read: ReadRange) -> None:
+        self.committed = committed
+        self.read = read
+        self.generation: object = None
+        self._next: dict[int, int] = {}
+        self._start: dict[int, int] | None = None
+        self.reread_records = 0
+
+    async def missing(self, generation: object, partition: int, offset: int) -> list[bytes]:
+        """Values of records before ``offset`` that were never delivered; then expects ``offset + 1``."""
+        if generation != self.generation:
+            self.generation = generation
+            self._next.clear()
+            self._start = None
+        expected = self._next.get(partition)
+        if expected is None:
+            if self._start is None:
+                self._start = await self.committed()
+            expected = self._start.get(partition, 0)
+        self._next[partition] = max(offset + 1, expected)
+        if offset <= expected:
+            return []
+        log.warning("latest: partition %d skipped offsets %d to %d; reading them again",
+                    partition, expected, offset - 1)
+        values = await self.read(partition, expected, offset)
+        self.reread_records += len(values)
+        return values
+
+
+def kafka_committed(config: Settings, group_id: str, topic: str) -> CommittedOffsets:
+    from tracker.kafka import committed_offsets
+
+    async def committed() -> dict[int, int]:
+        partitions = [TopicPartition(topic, p) for p in range(config.topic_partitions)]
+        offsets = await committed_offsets(config, group_id, partitions)
+        missing = [tp for tp in partitions if tp not in offsets]
+        if missing:  # nothing committed yet: the group starts at the log's start
+            consumer = _plain_consumer(config)
+            await consumer.start()
+            try:
+                offsets.update(await consumer.beginning_offsets(missing))
+            finally:
+                await consumer.stop()
+        return {tp.partition: offset for tp, offset in offsets.items()}
+
+    return committed
+
+
+def kafka_range(config: Settings, topic: str) -> ReadRange:
+    async def read(partition: int, start: int, end: int) -> list[bytes]:
+        tp = TopicPartition(topic, partition)
+        consumer = _plain_consumer(config)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            values: list[bytes] = []
+
+            async def read_all() -> None:
+                while await consumer.position(tp) < end:
+                    fetched = await consumer.getmany(tp, timeout_ms=500)
+                    values.extend(r.value for r in fetched.get(tp, ()) if r.offset < end)
+
+            await asyncio.wait_for(read_all(), REREAD_TIMEOUT)
+            return values
+        finally:
+            await consumer.stop()
+
+    return read
+
+
+def _plain_consumer(config: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, group_id=None,
+                            enable_auto_commit=False, auto_offset_reset="earliest",
+                            max_partition_fetch_bytes=8 * 1024 * 1024)

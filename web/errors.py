@@ -1,0 +1,55 @@
+"""The one error path of the HTTP API: views raise an ``ApiError`` and Faust's view machinery
+renders it, once, as ``{"error": code, "message": text}`` (plus any extra fields) with
+its status. Pages for people (``HtmlPage``) render the same errors as a short HTML page."""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from faust.web import View
+from faust.web.exceptions import WebError
+
+
+class ApiError(WebError):
+    status = 500
+
+    def __init__(self, code: str, message: str, *, status: int | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        context: dict[str, Any] = {"message": message, **extra}
+        if headers:
+            context["headers"] = headers  # View.error takes them as its headers
+        super().__init__(code, code=status or self.status, **context)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class TooLarge(ApiError):
+    status = 413
+
+
+class Unavailable(ApiError):
+    status = 503
+
+
+class HtmlPage(View):
+    """A view for people: errors become a small HTML page with the same status and message."""
+
+    async def on_request_error(self, request: Any, exc: WebError) -> Any:
+        message = exc.extra_context.get("message", exc.detail)
+        return self.html(f"<!doctype html><title>{exc.code}</title><h1>{exc.code}</h1><p>{html.escape(message)}</p>",
+                         status=exc.code)
