@@ -1,12 +1,13 @@
 # make install: .venv with the project and its test extra
 # make services: start the local Kafka broker and Postgres server (scripts/services)
 # make test: install if needed, start the services, run the whole suite
-# make run: local demo: services, two workers and the simulator (Ctrl-C stops it)
+# make run: local demo: services, two workers and the simulator (Ctrl-C stops it); installs
+#           the Debian packages it needs first (scripts/system-packages)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean run bench bench-map bench-ingest chaos fuzz
+.PHONY: install services test unit clean run system-packages bench bench-map bench-ingest chaos fuzz
 
 install: $(VENV)/.installed
 
@@ -23,8 +24,11 @@ services:
 test: install services
 	eval "$$(scripts/services env)" && $(BIN)/pytest -ra $(PYTEST_ARGS)
 
-run: install
+run: system-packages install
 	scripts/demo
+
+system-packages:
+	scripts/system-packages run
 
 unit: install
 	$(BIN)/pytest -ra -m "not integration" $(PYTEST_ARGS)
@@ -41,7 +45,6 @@ bench-ingest: install services
 
 bench: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.pipeline $(BENCH_ARGS)
-	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.map_and_history
 
 chaos: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.chaos $(CHAOS_ARGS)

@@ -55,10 +55,10 @@ class Intake(GroupConsumer):
         self._in_flight = 0
 
     async def on_start(self) -> None:
-        counts = await ensure_topics(settings, DECLARED)
-        if counts[settings.topic] != settings.topic_partitions:
-            fatal(f"{settings.topic} has {counts[settings.topic]} partitions but TRACKER_TOPIC_PARTITIONS is "
-                  f"{settings.topic_partitions}: markers would land in the wrong partitions")
+        for topic, count in (await ensure_topics(settings, DECLARED)).items():
+            if count != settings.topic_partitions:
+                fatal(f"{topic} has {count} partitions but TRACKER_TOPIC_PARTITIONS is "
+                      f"{settings.topic_partitions}: markers would land in the wrong partitions")
         await worker_producer.ready()
         await super().on_start()
         self.add_future(self._settle_periodically())

@@ -22,8 +22,8 @@ from aiokafka.errors import KafkaError
 
 from tables.latest import LatestWriter, latest
 from tracker import batches
-from tracker.app import app, fatal
-from tracker.continuity import Continuity, kafka_committed, kafka_range
+from tracker.app import app, fatal, worker_service
+from tracker.continuity import BrokerOffsets, Continuity
 from tracker.metrics import LATEST_UPDATES
 from tracker.resources import worker_producer
 from tracker.settings import settings
@@ -38,10 +38,8 @@ MAX_EVENTS = 128
 WITHIN_SECONDS = 0.02
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
-continuity = Continuity(
-    kafka_committed(settings, settings.app_id, settings.batches_topic),
-    kafka_range(settings, settings.batches_topic),
-)
+broker = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))
+continuity = Continuity(broker.committed, broker.read)
 
 
 @app.agent(batches_topic, name="latest")

@@ -126,7 +126,10 @@ class Drain:
     history_seconds: float
     latest_seconds: float
     cpu_seconds: list[float]
-    startup_cpu_seconds: list[float]
+
+    @property
+    def seconds(self) -> float:
+        return max(self.history_seconds, self.latest_seconds)
 
 
 async def _watch(stack: Stack, newest: dict[str, tuple[int, float, float]], timeout: float) -> tuple[float, float]:
@@ -190,23 +193,17 @@ def _history_complete(stack: Stack) -> bool:
     return caught_up("-intake", stack.settings.topic) and caught_up("-history", stack.settings.batches_topic)
 
 
-def drain(stream: Stream, workers: int, stack: Stack | None = None) -> Drain:
-    stack = stack or fresh_stack()
+def drain(stream: Stream, workers: int, topic: str) -> Drain:
+    """A fresh app (its own groups, tables and database) drains ``topic``, which holds ``stream``."""
+    stack = Stack.create(Path(tempfile.mkdtemp(prefix="bench-")), topic=topic)
     try:
-        if not stack.end_offsets(stack.settings.topic) or sum(stack.end_offsets(stack.settings.topic).values()) == 0:
-            say(f"producing {len(stream.records):,} records")
-            stack.send(stream.records)
-        say(f"draining with {workers} worker(s)")
+        say(f"draining {len(stream.records):,} records with {workers} worker(s)")
         started = time.time()
         running = [stack.worker().start() for _ in range(workers)]
-        startup = []
-        for worker in running:
-            worker.wait_ready()
-            startup.append(worker.cpu_seconds())
         history_done, latest_done = run_sync(_watch(stack, stream.newest, 900))
         cpu = [worker.cpu_seconds() for worker in running]
         _check(stack, running[0], stream)
-        return Drain(workers, history_done - started, latest_done - started, cpu, startup)
+        return Drain(workers, history_done - started, latest_done - started, cpu)
     finally:
         stack.close()
 
@@ -408,6 +405,11 @@ def history_reads(runs: int = 3) -> dict[str, tuple[float, int]]:
 
 
 # --- the table ---------------------------------------------------------------------------------
+def _median_run(drains: list[Drain]) -> Drain:
+    return sorted(drains, key=lambda d: d.seconds)[len(drains) // 2]
+
+
+
 def pct(samples: list[float], p: float) -> float:
     return samples[min(len(samples) - 1, int(p / 100 * len(samples)))] if samples else float("nan")
 
@@ -420,6 +422,7 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--outage-rate", type=float, default=5_000, help="positions/s of (5)")
     parser.add_argument("--outage-seconds", type=float, default=60, help="how long Postgres is stopped in (5)")
+    parser.add_argument("--runs", type=int, default=3, help="drains of (2) and (3) each; the medians are shown")
     parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 6)")
     args = parser.parse_args()
     only = set(args.only or range(1, 7))
@@ -428,38 +431,31 @@ def main() -> None:
     if only & {1, 2, 3}:
         say(f"generating {args.n:,} records from {args.markers:,} markers")
         stream = drain_stream(args.n, args.markers)
-        stack = fresh_stack()
+        source = fresh_stack()
         say(f"producing {len(stream.records):,} records")
-        stack.send(stream.records)
+        source.send(stream.records)
         ceiling = None
         if 1 in only:
-            ceiling = run_sync(_consume_all(stack, len(stream.records)))
+            ceiling = run_sync(_consume_all(source, len(stream.records)))
             rows.append(("1. ceiling: raw aiokafka consume + decode", f"{ceiling:,.0f} positions/s", ""))
-        one = None
-        if 2 in only:
-            one = drain(stream, 1, stack)
-            rate = len(stream.records) / max(one.history_seconds, one.latest_seconds)
-            rows.append((f"2. drain {len(stream.records):,} records, one worker",
-                         f"{rate:,.0f} positions/s",
+        drains = {workers: [drain(stream, workers, source.settings.topic) for _ in range(args.runs)]
+                  for workers in (1, 2) if workers + 1 in only}
+        n = len(stream.records)
+        runs = f"median of {args.runs}" if args.runs > 1 else "one run"
+        one = _median_run(drains[1]) if 1 in drains else None
+        if one:
+            rows.append((f"2. drain {n:,} records ({args.markers:,} markers), one worker",
+                         f"{n / one.seconds:,.0f} positions/s",
                          f"history {one.history_seconds:.1f} s, latest {one.latest_seconds:.1f} s"
-                         + (f"; {rate / ceiling:.2f} of (1)" if ceiling else "")))
-            cpu = one.cpu_seconds[0]
-            rows.append(("   worker CPU (from start / after ready)",
-                         f"{len(stream.records) / cpu:,.0f} positions/CPU-s",
-                         f"{cpu:.1f} s / {cpu - one.startup_cpu_seconds[0]:.1f} s"))
-        else:
-            stack.close()
-        if 3 in only:
-            two = drain(stream, 2)
-            rate = len(stream.records) / max(two.history_seconds, two.latest_seconds)
-            total = sum(two.cpu_seconds)
-            ratio = f"; {total / one.cpu_seconds[0]:.2f}x (2)" if one else ""
-            after_ready = total - sum(two.startup_cpu_seconds)
-            ratio_after = (f", {after_ready / (one.cpu_seconds[0] - one.startup_cpu_seconds[0]):.2f}x after ready"
-                           if one else "")
-            rows.append(("3. the same, two workers", f"{rate:,.0f} positions/s",
-                         f"wall {max(two.history_seconds, two.latest_seconds):.1f} s; CPU "
-                         f"{' + '.join(f'{c:.1f}' for c in two.cpu_seconds)} = {total:.1f} s{ratio}{ratio_after}"))
+                         + (f"; {n / one.seconds / ceiling:.2f} of (1)" if ceiling else "") + f"; {runs}"))
+            one_cpu = statistics.median(d.cpu_seconds[0] for d in drains[1])
+            rows.append(("   the worker's CPU", f"{n / one_cpu:,.0f} positions/CPU-s", f"{one_cpu:.1f} s; {runs}"))
+        if 2 in drains:
+            two = _median_run(drains[2])
+            two_cpu = statistics.median(sum(d.cpu_seconds) for d in drains[2])
+            ratio = f", {two_cpu / one_cpu:.2f}x (2)" if one else ""
+            rows.append(("3. the same, two workers", f"{n / two.seconds:,.0f} positions/s",
+                         f"wall {two.seconds:.1f} s; CPU of both {two_cpu:.1f} s{ratio}; {runs}"))
     if 4 in only:
         say(f"latency at {args.latency_rate:,.0f} positions/s for {args.latency_seconds:.0f} s")
         samples, sent = latency(args.latency_rate, args.latency_seconds)

@@ -15,6 +15,8 @@ import logging
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from faust import Service
 
 from tracker.settings import Settings
 
@@ -58,31 +60,44 @@ class Continuity:
         return values
 
 
-def kafka_committed(config: Settings, group_id: str, topic: str) -> CommittedOffsets:
-    from tracker.kafka import committed_offsets
+class BrokerOffsets(Service):
+    """What ``Continuity`` asks of the broker, over clients kept open for the worker's life: a
+    consumer group's committed offsets, and a range of records read again."""
 
-    async def committed() -> dict[int, int]:
-        partitions = [TopicPartition(topic, p) for p in range(config.topic_partitions)]
-        offsets = await committed_offsets(config, group_id, partitions)
+    def __init__(self, config: Settings, group_id: str, topic: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.config, self.group_id, self.topic = config, group_id, topic
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def on_start(self) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap_servers)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.config.bootstrap_servers, group_id=None,
+                                          enable_auto_commit=False, auto_offset_reset="earliest",
+                                          max_partition_fetch_bytes=8 * 1024 * 1024)
+        await self._admin.start()
+        await self._consumer.start()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._admin is not None:
+            await self._admin.close()
+
+    async def committed(self) -> dict[int, int]:
+        partitions = [TopicPartition(self.topic, p) for p in range(self.config.topic_partitions)]
+        answer = await self._admin.list_consumer_group_offsets(self.group_id, partitions=partitions)
+        offsets = {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
         missing = [tp for tp in partitions if tp not in offsets]
         if missing:  # nothing committed yet: the group starts at the log's start
-            consumer = _plain_consumer(config)
-            await consumer.start()
-            try:
-                offsets.update(await consumer.beginning_offsets(missing))
-            finally:
-                await consumer.stop()
+            offsets.update(await self._consumer.beginning_offsets(missing))
         return {tp.partition: offset for tp, offset in offsets.items()}
 
-    return committed
-
-
-def kafka_range(config: Settings, topic: str) -> ReadRange:
-    async def read(partition: int, start: int, end: int) -> list[bytes]:
-        tp = TopicPartition(topic, partition)
-        consumer = _plain_consumer(config)
-        await consumer.start()
-        try:
+    async def read(self, partition: int, start: int, end: int) -> list[bytes]:
+        tp = TopicPartition(self.topic, partition)
+        async with self._lock:
+            consumer = self._consumer
             consumer.assign([tp])
             consumer.seek(tp, start)
             values: list[bytes] = []
@@ -94,13 +109,3 @@ def kafka_range(config: Settings, topic: str) -> ReadRange:
 
             await asyncio.wait_for(read_all(), REREAD_TIMEOUT)
             return values
-        finally:
-            await consumer.stop()
-
-    return read
-
-
-def _plain_consumer(config: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, group_id=None,
-                            enable_auto_commit=False, auto_offset_reset="earliest",
-                            max_partition_fetch_bytes=8 * 1024 * 1024)

@@ -3,9 +3,9 @@ consumers and topic creation (Faust's per-record machinery is kept off the hot p
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable, Mapping
+from typing import Mapping
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -41,17 +41,6 @@ async def ensure_topics(config: Settings, topics: Mapping[str, Mapping[str, str]
         return {topic["topic"]: len(topic["partitions"]) for topic in described}
     finally:
         await admin.close()
-
-
-async def committed_offsets(config: Settings, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-    """The offsets ``group_id`` has committed for ``partitions`` (absent: none committed)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
-    await admin.start()
-    try:
-        answer = await admin.list_consumer_group_offsets(group_id, partitions=list(partitions))
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
 
 
 def positions_producer(config: Settings) -> AIOKafkaProducer:

@@ -64,7 +64,8 @@ class Settings:
 
     @property
     def batches_topic(self) -> str:
-        return f"{self.topic}.batches"
+        """Internal to the app, like Faust's changelogs: two apps reading one input never share it."""
+        return f"{self.app_id}-positions-batches"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tracker.kafka import ensure_topic, positions_producer
 from tracker.settings import Settings
@@ -63,7 +64,9 @@ class Stack:
         return Settings.from_env(self.env)
 
     @classmethod
-    def create(cls, tmp: Path) -> "Stack":
+    def create(cls, tmp: Path, topic: str | None = None) -> "Stack":
+        """A new namespace; ``topic``: read an input topic that exists already (another
+        stack's), instead of a new one."""
         broker = os.environ.get("TRACKER_BROKER")
         admin_url = os.environ.get("TRACKER_DATABASE_URL")
         if not broker or not admin_url:
@@ -80,7 +83,7 @@ class Stack:
             "TRACKER_BROKER": broker,
             "TRACKER_DATABASE_URL": database_url,
             "TRACKER_APP_ID": name,
-            "TRACKER_TOPIC": f"{name}.positions",
+            "TRACKER_TOPIC": topic or f"{name}.positions",
             "TRACKER_STORE": "rocksdb://",
             "TRACKER_TOPIC_PARTITIONS": "8",
             "PYTHONUNBUFFERED": "1",
@@ -121,8 +124,6 @@ class Stack:
     def committed(self, group_suffix: str, topic: str) -> dict[int, int]:
         """partition -> the offset a consumer group of this stack (``""`` for Faust's own,
         ``"-intake"``, ``"-history"``) has committed for ``topic``."""
-        from tracker.kafka import committed_offsets
-
         partitions = [TopicPartition(topic, p) for p in range(self.settings.topic_partitions)]
         offsets = run_sync(committed_offsets(self.settings, self.name + group_suffix, partitions))
         return {tp.partition: offset for tp, offset in offsets.items()}
@@ -156,6 +157,17 @@ async def _send(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> i
     finally:
         await producer.stop()
     return sent + len(window)
+
+
+async def committed_offsets(config: Settings, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The offsets ``group_id`` has committed for ``partitions`` (absent: none committed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+    await admin.start()
+    try:
+        answer = await admin.list_consumer_group_offsets(group_id, partitions=list(partitions))
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
 
 
 async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:

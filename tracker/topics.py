@@ -3,10 +3,10 @@
 - ``gps.positions``: what devices and tools send, untrusted JSON bytes keyed by marker id.
   The intake (``agents/intake.py``) reads it with a consumer group of its own.
 - ``gps.positions.dlq``: rejected records with the reason (written by the intake).
-- ``gps.positions.batches``: validated fixes, one record per slice of a source partition,
-  written to the same partition number. The ``latest`` agent (Faust's consumer group, so
-  partition p lands on the worker that owns table partition p) and the history sink (a
-  consumer group of its own) read it.
+- ``<app id>-positions-batches``: validated fixes, one record per slice of a source
+  partition, written to the same partition number. The ``latest`` agent (Faust's consumer
+  group, so partition p lands on the worker that owns table partition p) and the history
+  sink (a consumer group of its own) read it.
 """
 from __future__ import annotations
 
