@@ -131,7 +131,11 @@ class GroupConsumer(Service):
                 for tp, records in fetched.items():
                     records = await self._contiguous(tp, records)
                     if records:
-                        await self.handle(tp, records)
+                        try:
+                            await self.handle(tp, records)
+                        except KafkaError:
+                            self.rewind(tp, self.epoch(tp))  # read the slice again, after a pause
+                            raise
                 if time.monotonic() - self._last_commit >= COMMIT_SECONDS:
                     await self.commit(self.assigned)
             except asyncio.CancelledError:

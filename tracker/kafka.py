@@ -37,8 +37,15 @@ async def ensure_topics(config: Settings, topics: Mapping[str, Mapping[str, str]
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
-        described = await admin.describe_topics(list(topics))
-        return {topic["topic"]: len(topic["partitions"]) for topic in described}
+        # A topic just created (by this call or another worker's) may not show its
+        # partitions in the metadata yet.
+        for _ in range(50):
+            described = await admin.describe_topics(list(topics))
+            counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+            if all(counts.get(name) for name in topics):
+                break
+            await asyncio.sleep(0.2)
+        return counts
     finally:
         await admin.close()
 
@@ -54,7 +61,7 @@ def positions_producer(config: Settings) -> AIOKafkaProducer:
     )
 
 
-def worker_producer(config: Settings) -> AIOKafkaProducer:
+def stream_producer(config: Settings) -> AIOKafkaProducer:
     """The producer of the intake and of the ``latest`` agent: every send acknowledged by
     all in-sync replicas, large requests, a short linger so the live path stays fast."""
     return AIOKafkaProducer(

@@ -7,7 +7,7 @@ import asyncio
 
 from faust import Service
 
-from tracker.kafka import batch_sender, worker_producer as new_producer
+from tracker.kafka import batch_sender, stream_producer
 from tracker.settings import settings
 
 
@@ -19,7 +19,7 @@ class WorkerProducer(Service):
         self._ready = asyncio.Event()
 
     async def on_start(self) -> None:
-        self.producer = new_producer(settings)
+        self.producer = stream_producer(settings)
         await self.producer.start()
         self.send_many = batch_sender(self.producer)
         self._ready.set()

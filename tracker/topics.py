@@ -17,36 +17,15 @@ from tracker.settings import settings
 BATCH_RECORD_MAX_BYTES = 4 * 1024 * 1024
 BATCHES_CONFIG = {"max.message.bytes": str(BATCH_RECORD_MAX_BYTES)}
 
-positions_topic = app.topic(
-    settings.topic,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.topic_partitions,
-    internal=True,
-)
 
-dead_letter_topic = app.topic(
-    settings.dlq_topic,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.topic_partitions,
-    internal=True,
-)
+def _raw_topic(name: str, config: dict[str, str] | None = None):
+    """Keys and values as bytes: nothing can fail to deserialize before our code sees it."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=settings.topic_partitions, config=config, internal=True)
 
-batches_topic = app.topic(
-    settings.batches_topic,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.topic_partitions,
-    config=BATCHES_CONFIG,
-    internal=True,
-)
+
+positions_topic = _raw_topic(settings.topic)
+batches_topic = _raw_topic(settings.batches_topic, BATCHES_CONFIG)
 
 #: name -> topic config, for creating the topics before the worker's own consumers start.
 DECLARED = {
