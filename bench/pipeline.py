@@ -335,10 +335,19 @@ class Outage:
 
 
 def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.0) -> Outage:
-    """Postgres stopped for ``seconds`` in the middle of a steady load."""
+    """Postgres stopped for ``seconds`` in the middle of a steady load. Catch-up: from Postgres
+    starting again until the history holds everything framed before that moment."""
     stack = fresh_stack()
     stream = Stream()
     window: dict[str, float] = {}
+
+    def caught_up(backlog: dict[int, int]) -> None:
+        def written() -> bool:
+            committed = stack.committed("-history", stack.settings.batches_topic)
+            return all(committed.get(p, 0) >= end for p, end in backlog.items())
+
+        wait_for(written, 600, "history to catch up", interval=0.1)
+        window["caught_up"] = time.monotonic()
 
     def on_tick(elapsed: float) -> None:
         if "stopped" not in window and elapsed >= before:
@@ -348,6 +357,8 @@ def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.
         elif "started" not in window and elapsed >= before + seconds:
             subprocess.run([SERVICES, "start-postgres"], check=True, capture_output=True)
             window["started"] = time.monotonic()
+            backlog = stack.end_offsets(stack.settings.batches_topic)
+            threading.Thread(target=caught_up, args=(backlog,), daemon=True).start()
             say("Postgres started again")
 
     try:
@@ -356,13 +367,14 @@ def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.
         probes = Probes(worker.web_port)
         run_sync(steady_load(stack, rate, before + seconds + after, probes, stream, on_tick=on_tick))
         probes.stop()
-        wait_for(lambda: _history_complete(stack), 600, "history to catch up", interval=0.2)
-        catch_up = time.monotonic() - window["started"]
+        wait_for(lambda: _history_complete(stack), 600, "the history to hold the whole stream", interval=0.2)
+        wait_for(lambda: "caught_up" in window, 600, "the catch-up to be timed")
         present = {(m, t) for m, t in stack.query(
             "SELECT marker_id, (extract(epoch FROM fix_time) * 1000)::bigint FROM positions")}
         total = stack.query("SELECT count(*) FROM positions")[0][0]
         staleness = probes.between(window["stopped"], window["started"])
-        return Outage(staleness, probes.sent, catch_up, len(stream.rows - present), total - len(present))
+        return Outage(staleness, probes.sent, window["caught_up"] - window["started"],
+                      len(stream.rows - present), total - len(present))
     finally:
         subprocess.run([SERVICES, "start-postgres"], capture_output=True)
         stack.close()

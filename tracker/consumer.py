@@ -149,11 +149,11 @@ class GroupConsumer(Service):
 
     async def _contiguous(self, tp: TopicPartition, records: list) -> list:
         """``records`` without what was handed over already; [] (and a seek) if a fetch skipped offsets."""
+        first = records[0].offset
         expected = self._next.get(tp)
         if expected is None:
-            expected = self._next[tp] = await self._start_offset(tp)
+            expected = self._next[tp] = await self._start_offset(tp, first)
             self._durable.setdefault(tp, expected)
-        first = records[0].offset
         if first > expected:
             if self._holes.get(tp) != (expected, first):
                 self._holes[tp] = (expected, first)
@@ -172,12 +172,15 @@ class GroupConsumer(Service):
         self._next[tp] = records[-1].offset + 1
         return records
 
-    async def _start_offset(self, tp: TopicPartition) -> int:
+    async def _start_offset(self, tp: TopicPartition, first: int) -> int:
+        """Where this assignment must start: the group's commit. Without one, the consumer
+        starts at the log's start, and the first record fetched is taken to be it (asking
+        the broker would wait behind the fetch in flight, up to half a second a partition)."""
         committed = await self.consumer.committed(tp)
-        if committed is not None:
-            self._committed[tp] = committed
-            return committed
-        return (await self.consumer.beginning_offsets([tp]))[tp]
+        if committed is None:
+            return first
+        self._committed[tp] = committed
+        return committed
 
     async def commit(self, partitions: Iterable[TopicPartition]) -> None:
         self._last_commit = time.monotonic()

@@ -22,15 +22,16 @@ async def ensure_topic(config: Settings, name: str, topic_config: Mapping[str, s
 
 
 async def ensure_topics(config: Settings, topics: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
-    """Create the missing topics; return every topic's partition count."""
+    """Create the missing topics; return every topic's partition count. (It asks about these
+    topics only: a listing of every topic on a busy cluster costs seconds to decode.)"""
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
+        counts = await _partition_counts(admin, topics)
         missing = [
             NewTopic(name, num_partitions=config.topic_partitions, replication_factor=config.topic_replicas,
                      topic_configs=dict(topic_config))
-            for name, topic_config in topics.items() if name not in existing
+            for name, topic_config in topics.items() if not counts.get(name)
         ]
         if missing:
             try:
@@ -40,14 +41,17 @@ async def ensure_topics(config: Settings, topics: Mapping[str, Mapping[str, str]
         # A topic just created (by this call or another worker's) may not show its
         # partitions in the metadata yet.
         for _ in range(50):
-            described = await admin.describe_topics(list(topics))
-            counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+            counts = await _partition_counts(admin, topics)
             if all(counts.get(name) for name in topics):
                 break
             await asyncio.sleep(0.2)
         return counts
     finally:
         await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics) -> dict[str, int]:
+    return {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics(list(topics))}
 
 
 def positions_producer(config: Settings) -> AIOKafkaProducer:

@@ -4,17 +4,16 @@ Both pages are Folium maps whose JavaScript and CSS come from ``web/assets.py`` 
 the worker, or from a CDN). The live map draws the markers itself on a canvas from
 ``/api/markers.geojson`` and polls it, so it needs no reload and stays smooth with 10,000
 markers; every device string goes into the page as text, never as HTML.
+
+Folium (with branca, numpy and its Jinja templates) is imported on the first map request,
+not when the worker starts: it is a third of a worker's start-up.
 """
 from __future__ import annotations
 
 import html
 import math
+from functools import cache
 from pathlib import Path
-
-import folium
-from branca.element import Element, MacroElement
-from folium.plugins import TimestampedGeoJson
-from jinja2 import Template
 
 from tracker.app import app
 from tracker.position import format_time
@@ -27,20 +26,30 @@ LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read
 MAX_REPLAY_POINTS = 2_000
 
 
-class LiveMarkers(MacroElement):
-    """Draws and refreshes every marker from the GeoJSON endpoint."""
+@cache
+def _live_markers_template():
+    from jinja2 import Template
 
-    _template = Template("{% macro script(this, kwargs) %}" + LIVE_MARKERS_JS + "{% endmacro %}")
-
-    def __init__(self, source: str, refresh_seconds: float, stale_after: float) -> None:
-        super().__init__()
-        self._name = "LiveMarkers"
-        self.source = source
-        self.refresh_ms = int(refresh_seconds * 1000)
-        self.stale_after = stale_after
+    return Template("{% macro script(this, kwargs) %}" + LIVE_MARKERS_JS + "{% endmacro %}")
 
 
-def base_map(title: str) -> folium.Map:
+def live_markers(source: str, refresh_seconds: float, stale_after: float):
+    """A map element that draws and refreshes every marker from the GeoJSON endpoint."""
+    from branca.element import MacroElement
+
+    element = MacroElement()
+    element._name = "LiveMarkers"
+    element._template = _live_markers_template()
+    element.source = source
+    element.refresh_ms = int(refresh_seconds * 1000)
+    element.stale_after = stale_after
+    return element
+
+
+def base_map(title: str):
+    import folium
+    from branca.element import Element
+
     fmap = folium.Map(location=[20, 0], zoom_start=2, tiles=None, prefer_canvas=True)
     fmap.default_js = assets.pairs(assets.MAP_JS)
     fmap.default_css = assets.pairs(assets.MAP_CSS)
@@ -49,14 +58,14 @@ def base_map(title: str) -> folium.Map:
     return fmap
 
 
-def render(fmap: folium.Map) -> str:
+def render(fmap) -> str:
     return fmap.get_root().render()
 
 
 @app.page("/map", base=HtmlPage)
 async def live_map(web, request):
     fmap = base_map("Live map")
-    LiveMarkers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
+    live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
     return web.html(render(fmap))
 
 
@@ -67,6 +76,9 @@ async def track_map(web, request, marker_id: str):
     query.descending = True  # the newest `limit` points of the range, drawn oldest first
     track = await load_track(marker_id, query)
     track.reverse()
+    import folium
+    from folium.plugins import TimestampedGeoJson
+
     title = f"Track of {marker_id}"
     fmap = base_map(title)
     if track:

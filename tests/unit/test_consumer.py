@@ -19,9 +19,6 @@ class FakeConsumer:
     async def committed(self, tp):
         return self._committed
 
-    async def beginning_offsets(self, tps):
-        return {tp: 0 for tp in tps}
-
     def seek(self, tp, offset):
         self.seeks.append(offset)
 
@@ -70,10 +67,11 @@ async def test_records_handed_over_already_are_not_handed_over_again():
     assert await offsets(group, 2) == []
 
 
-async def test_a_group_without_commits_starts_at_the_log_start():
+async def test_a_group_without_commits_starts_where_the_consumer_starts():
     group = await consumer(committed=None)
-    assert await offsets(group, 3) == []
-    assert group.consumer.seeks == [0]
+    assert await offsets(group, 3, 4) == [3, 4]
+    assert await offsets(group, 6) == []
+    assert group.consumer.seeks == [5]
 
 
 async def test_only_durable_offsets_are_committed_and_only_in_this_assignment():
