@@ -59,6 +59,7 @@ class HistorySink(GroupConsumer):
             fixes = batches.decode(record.value)
             self._buffer.append((tp, epoch, record.offset + 1, fixes))
             self._buffered += len(fixes)
+            await asyncio.sleep(0)  # a record may hold a thousand fixes: let the live path run
         HISTORY_BUFFERED.set(self._buffered)
         if self._buffered >= settings.history_buffer:
             self.consumer.pause(*self.consumer.assignment())

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 from aiokafka.errors import KafkaError
 
-from tables.latest import LatestWriter, latest
+from tables.latest import LatestWriter
 from tracker import batches
 from tracker.app import app, fatal, worker_service
 from tracker.continuity import BrokerOffsets, Continuity
@@ -88,5 +88,3 @@ async def _send(writer: LatestWriter, partition: int, items) -> int:
             attempt += 1
             await asyncio.sleep(delay)
 
-
-__all__ = ["track_latest", "apply", "latest"]

@@ -426,6 +426,65 @@ def pct(samples: list[float], p: float) -> float:
     return samples[min(len(samples) - 1, int(p / 100 * len(samples)))] if samples else float("nan")
 
 
+def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]]:
+    say(f"generating {args.n:,} records from {args.markers:,} markers")
+    stream = drain_stream(args.n, args.markers)
+    source = fresh_stack()
+    say(f"producing {len(stream.records):,} records")
+    source.send(stream.records)
+    n = len(stream.records)
+    results: dict[int, list[tuple[str, str, str]]] = {}
+    ceiling = None
+    if 1 in only:
+        ceiling = run_sync(_consume_all(source, n))
+        results[1] = [("1. ceiling: raw aiokafka consume + decode", f"{ceiling:,.0f} positions/s", "")]
+    drains = {workers: [drain(stream, workers, source.settings.topic) for _ in range(args.runs)]
+              for workers in (1, 2) if workers + 1 in only}
+    runs = f"median of {args.runs}" if args.runs > 1 else "one run"
+    one_cpu = None
+    if 1 in drains:
+        one = _median_run(drains[1])
+        one_cpu = statistics.median(d.cpu_seconds[0] for d in drains[1])
+        results[2] = [
+            (f"2. drain {n:,} records ({args.markers:,} markers), one worker", f"{n / one.seconds:,.0f} positions/s",
+             f"history {one.history_seconds:.1f} s, latest {one.latest_seconds:.1f} s"
+             + (f"; {n / one.seconds / ceiling:.2f} of (1)" if ceiling else "") + f"; {runs}"),
+            ("   the worker's CPU", f"{n / one_cpu:,.0f} positions/CPU-s", f"{one_cpu:.1f} s; {runs}"),
+        ]
+    if 2 in drains:
+        two = _median_run(drains[2])
+        two_cpu = statistics.median(sum(d.cpu_seconds) for d in drains[2])
+        ratio = f", {two_cpu / one_cpu:.2f}x (2)" if one_cpu else ""
+        results[3] = [("3. the same, two workers", f"{n / two.seconds:,.0f} positions/s",
+                       f"wall {two.seconds:.1f} s; CPU of both {two_cpu:.1f} s{ratio}; {runs}")]
+    return results
+
+
+def measure_latency(args) -> list[tuple[str, str, str]]:
+    say(f"latency at {args.latency_rate:,.0f} positions/s for {args.latency_seconds:.0f} s")
+    samples, sent = latency(args.latency_rate, args.latency_seconds)
+    return [(f"4. latency at {args.latency_rate:,.0f}/s ({len(samples)} of {sent} probes seen)",
+             f"p50 {pct(samples, 50):.0f} ms", f"p95 {pct(samples, 95):.0f} ms, p99 {pct(samples, 99):.0f} ms")]
+
+
+def measure_outage(args) -> list[tuple[str, str, str]]:
+    say(f"Postgres outage of {args.outage_seconds:.0f} s at {args.outage_rate:,.0f} positions/s")
+    result = outage(args.outage_rate, args.outage_seconds)
+    if result.lost or result.duplicated:
+        FAILURES.append(f"outage: {result.lost} lost, {result.duplicated} duplicated")
+    return [(f"5. Postgres stopped {args.outage_seconds:.0f} s at {args.outage_rate:,.0f}/s: latest staleness",
+             f"p99 {pct(result.staleness, 99):.0f} ms",
+             f"p50 {pct(result.staleness, 50):.0f} ms over {len(result.staleness)} probes"),
+            ("   history catch-up after Postgres returns", f"{result.catch_up_seconds:.1f} s",
+             f"{result.lost} lost, {result.duplicated} duplicated")]
+
+
+def measure_history() -> list[tuple[str, str, str]]:
+    say(f"history reads of {HISTORY_POINTS:,} points")
+    return [(f"6. history, {HISTORY_POINTS:,} points, {fmt}", f"{seconds * 1000:.0f} ms", f"{size / 1e6:.1f} MB, median of 3")
+            for fmt, (seconds, size) in history_reads().items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1_000_000, help="records of the drains (2, 3)")
@@ -438,57 +497,20 @@ def main() -> None:
     parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 6)")
     args = parser.parse_args()
     only = set(args.only or range(1, 7))
-    rows: list[tuple[str, str, str]] = []
 
-    if only & {1, 2, 3}:
-        say(f"generating {args.n:,} records from {args.markers:,} markers")
-        stream = drain_stream(args.n, args.markers)
-        source = fresh_stack()
-        say(f"producing {len(stream.records):,} records")
-        source.send(stream.records)
-        ceiling = None
-        if 1 in only:
-            ceiling = run_sync(_consume_all(source, len(stream.records)))
-            rows.append(("1. ceiling: raw aiokafka consume + decode", f"{ceiling:,.0f} positions/s", ""))
-        drains = {workers: [drain(stream, workers, source.settings.topic) for _ in range(args.runs)]
-                  for workers in (1, 2) if workers + 1 in only}
-        n = len(stream.records)
-        runs = f"median of {args.runs}" if args.runs > 1 else "one run"
-        one = _median_run(drains[1]) if 1 in drains else None
-        if one:
-            rows.append((f"2. drain {n:,} records ({args.markers:,} markers), one worker",
-                         f"{n / one.seconds:,.0f} positions/s",
-                         f"history {one.history_seconds:.1f} s, latest {one.latest_seconds:.1f} s"
-                         + (f"; {n / one.seconds / ceiling:.2f} of (1)" if ceiling else "") + f"; {runs}"))
-            one_cpu = statistics.median(d.cpu_seconds[0] for d in drains[1])
-            rows.append(("   the worker's CPU", f"{n / one_cpu:,.0f} positions/CPU-s", f"{one_cpu:.1f} s; {runs}"))
-        if 2 in drains:
-            two = _median_run(drains[2])
-            two_cpu = statistics.median(sum(d.cpu_seconds) for d in drains[2])
-            ratio = f", {two_cpu / one_cpu:.2f}x (2)" if one else ""
-            rows.append(("3. the same, two workers", f"{n / two.seconds:,.0f} positions/s",
-                         f"wall {two.seconds:.1f} s; CPU of both {two_cpu:.1f} s{ratio}; {runs}"))
+    # The timing-sensitive measures first, on a machine not yet busy with the drains'
+    # aftermath (compaction of their changelogs, Postgres's autovacuum of millions of rows).
+    results: dict[int, list[tuple[str, str, str]]] = {}
     if 4 in only:
-        say(f"latency at {args.latency_rate:,.0f} positions/s for {args.latency_seconds:.0f} s")
-        samples, sent = latency(args.latency_rate, args.latency_seconds)
-        rows.append((f"4. latency at {args.latency_rate:,.0f}/s ({len(samples)} of {sent} probes seen)",
-                     f"p50 {pct(samples, 50):.0f} ms", f"p95 {pct(samples, 95):.0f} ms, p99 {pct(samples, 99):.0f} ms"))
+        results[4] = measure_latency(args)
     if 5 in only:
-        say(f"Postgres outage of {args.outage_seconds:.0f} s at {args.outage_rate:,.0f} positions/s")
-        result = outage(args.outage_rate, args.outage_seconds)
-        rows.append((f"5. Postgres stopped {args.outage_seconds:.0f} s at {args.outage_rate:,.0f}/s: latest staleness",
-                     f"p99 {pct(result.staleness, 99):.0f} ms",
-                     f"p50 {pct(result.staleness, 50):.0f} ms over {len(result.staleness)} probes"))
-        rows.append(("   history catch-up after Postgres returns", f"{result.catch_up_seconds:.1f} s",
-                     f"{result.lost} lost, {result.duplicated} duplicated"))
-        if result.lost or result.duplicated:
-            FAILURES.append(f"outage: {result.lost} lost, {result.duplicated} duplicated")
+        results[5] = measure_outage(args)
     if 6 in only:
-        say(f"history reads of {HISTORY_POINTS:,} points")
-        for fmt, (seconds, size) in history_reads().items():
-            rows.append((f"6. history, {HISTORY_POINTS:,} points, {fmt}", f"{seconds * 1000:.0f} ms",
-                         f"{size / 1e6:.1f} MB, median of 3"))
+        results[6] = measure_history()
+    if only & {1, 2, 3}:
+        results.update(measure_drains(args, only))
 
+    rows = [row for number in sorted(results) for row in results[number]]
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print(f"{'measure':<{width}}  {'result':>{value_width}}  detail")

@@ -108,6 +108,9 @@ _MERGE = sql.SQL("INSERT INTO positions ({}) SELECT {} FROM {} ON CONFLICT (mark
 )
 _COPY_TYPES = [kind for _, kind, _ in STAGING]
 
+#: Rows copied between two chances for the worker's other tasks to run.
+YIELD_EVERY = 2_000
+
 #: What a read or write may raise when Postgres is down or slow.
 UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 
@@ -191,11 +194,13 @@ async def copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> in
             await cur.execute(_CREATE_STAGING)
             async with cur.copy(_COPY) as copy:
                 copy.set_types(_COPY_TYPES)
-                for fix in fixes:
+                for i, fix in enumerate(fixes):
                     if fix[ATTRIBUTES] is not None:
                         fix = list(fix)
                         fix[ATTRIBUTES] = Jsonb(fix[ATTRIBUTES])
                     await copy.write_row(fix)
+                    if i % YIELD_EVERY == YIELD_EVERY - 1:
+                        await asyncio.sleep(0)  # let the live path run between slices of a large batch
             await cur.execute(_MERGE)
             return cur.rowcount
 
