@@ -93,10 +93,11 @@ class Intake(GroupConsumer):
             while pending and pending[0][3].done():
                 epoch, next_offset, count, sent = pending.popleft()
                 self._in_flight -= count
-                if sent.exception() is None:
+                if not sent.cancelled() and sent.exception() is None:
                     self.done(tp, epoch, next_offset)
                     continue
-                log.warning("intake: a send for %s[%d] failed: %r", tp.topic, tp.partition, sent.exception())
+                log.warning("intake: a send for %s[%d] failed: %r", tp.topic, tp.partition,
+                            "cancelled" if sent.cancelled() else sent.exception())
                 for _, _, later, later_sent in pending:
                     self._in_flight -= later
                     later_sent.add_done_callback(_ignore)
