@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import NamedTuple
 
 from aiokafka import TopicPartition
 
@@ -22,14 +23,23 @@ from tracker import batches
 from tracker.app import worker_service
 from tracker.consumer import GroupConsumer
 from tracker.db import UNAVAILABLE, copy_fixes
-from tracker.resources import database
 from tracker.metrics import HISTORY_BUFFERED, HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
+from tracker.position import FIX_FIELDS
+from tracker.resources import database
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0)
-RECEIVED = -1  # received_us is a fix's last field
+RECEIVED = len(FIX_FIELDS)  # received_us follows the fix's fields
+
+
+class _Read(NamedTuple):
+    """One record of the batches topic, read and waiting for Postgres."""
+    tp: TopicPartition
+    epoch: int
+    offset: int
+    fixes: list
 
 
 class HistorySink(GroupConsumer):
@@ -37,7 +47,7 @@ class HistorySink(GroupConsumer):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(settings, settings.batches_topic, f"{settings.app_id}-history", max_records=64, **kwargs)
-        #: (partition, epoch, next offset, fixes) in the order read.
+        #: Each batch record read and not yet written, in the order read.
         self._buffer: deque = deque()
         self._buffered = 0
         self._wake = asyncio.Event()
@@ -57,7 +67,7 @@ class HistorySink(GroupConsumer):
         epoch = self.epoch(tp)
         for record in records:
             fixes = batches.decode(record.value)
-            self._buffer.append((tp, epoch, record.offset + 1, fixes))
+            self._buffer.append(_Read(tp, epoch, record.offset, fixes))
             self._buffered += len(fixes)
             await asyncio.sleep(0)  # a record may hold a thousand fixes: let the live path run
         HISTORY_BUFFERED.set(self._buffered)
@@ -82,8 +92,8 @@ class HistorySink(GroupConsumer):
                     self._writing = False
                 if conn is None:
                     return  # stopping: not committed, read again after the restart
-                for tp, epoch, next_offset, _ in entries:
-                    self.done(tp, epoch, next_offset)
+                for read in entries:
+                    self.done(read.tp, read.epoch, read.offset, read.offset + 1)
                 self._buffered -= len(rows)
                 HISTORY_BUFFERED.set(self._buffered)
                 await self.commit(self.assigned)
@@ -96,10 +106,10 @@ class HistorySink(GroupConsumer):
     def _take(self, limit: int) -> tuple[list, list]:
         """Whole slices from the head of the buffer, up to ``limit`` fixes (at least one slice)."""
         entries, rows = [], []
-        while self._buffer and (not rows or len(rows) + len(self._buffer[0][3]) <= limit):
-            entry = self._buffer.popleft()
-            entries.append(entry)
-            rows.extend(entry[3])
+        while self._buffer and (not rows or len(rows) + len(self._buffer[0].fixes) <= limit):
+            read = self._buffer.popleft()
+            entries.append(read)
+            rows.extend(read.fixes)
         return entries, rows
 
     async def _write(self, conn, rows: list):
@@ -129,8 +139,8 @@ class HistorySink(GroupConsumer):
         return conn
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
-        kept = deque(entry for entry in self._buffer if entry[0] not in partitions)
-        self._buffered -= sum(len(entry[3]) for entry in self._buffer if entry[0] in partitions)
+        kept = deque(read for read in self._buffer if read.tp not in partitions)
+        self._buffered -= sum(len(read.fixes) for read in self._buffer if read.tp in partitions)
         self._buffer = kept
         HISTORY_BUFFERED.set(self._buffered)
 

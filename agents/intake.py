@@ -23,6 +23,7 @@ import logging
 import time
 from collections import deque
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import orjson
 from aiokafka import TopicPartition
@@ -44,13 +45,22 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 100_000
 
 
+class _InFlight(NamedTuple):
+    """A slice of one partition whose sends are not all acknowledged yet."""
+    epoch: int
+    start: int
+    next_offset: int
+    records: int
+    sent: asyncio.Future
+
+
 class Intake(GroupConsumer):
     name = "intake"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(settings, settings.topic, f"{settings.app_id}-intake", **kwargs)
         self.judge = Judge(settings.topic_partitions)
-        #: Per partition, in offset order: (epoch, next offset, future of every send).
+        #: Per partition, the slices whose sends are in flight, in offset order.
         self._pending: dict[TopicPartition, deque] = {}
         self._in_flight = 0
 
@@ -64,6 +74,7 @@ class Intake(GroupConsumer):
         self.add_future(self._settle_periodically())
 
     async def handle(self, tp: TopicPartition, records: list) -> None:
+        epoch = self.epoch(tp)  # before any await: a rewind meanwhile must leave this slice behind
         verdict = self.judge.judge(tp.partition, records, int(time.time() * 1000))
         producer = worker_producer.producer
         sends = [await producer.send(settings.batches_topic, value=value, partition=tp.partition)
@@ -76,12 +87,15 @@ class Intake(GroupConsumer):
                 POSITIONS_REJECTED.labels(error.code).inc()
             DLQ_RECORDS.inc(len(verdict.rejected))
         for key, value, stamp in verdict.misplaced:
-            sends.append(await producer.send(settings.topic, key=key, value=value, timestamp_ms=stamp))
+            # To the partition the judge expects, whatever the producer's metadata says, so a
+            # re-sent record is never judged misplaced again.
+            sends.append(await producer.send(settings.topic, key=key, value=value, timestamp_ms=stamp,
+                                              partition=self.judge.partition_of(key)))
         POSITIONS_ACCEPTED.inc(len(verdict.fixes) + len(verdict.misplaced))
         if verdict.misplaced:
             POSITIONS_RESENT.inc(len(verdict.misplaced))
         self._pending.setdefault(tp, deque()).append(
-            (self.epoch(tp), records[-1].offset + 1, len(records), asyncio.gather(*sends)))
+            _InFlight(epoch, records[0].offset, records[-1].offset + 1, len(records), asyncio.gather(*sends)))
         self._in_flight += len(records)
         self._settle()
         while self._in_flight > MAX_IN_FLIGHT and any(self._pending.values()):
@@ -90,22 +104,23 @@ class Intake(GroupConsumer):
     def _settle(self) -> None:
         """Take every acknowledged slice, in order per partition."""
         for tp, pending in self._pending.items():
-            while pending and pending[0][3].done():
-                epoch, next_offset, count, sent = pending.popleft()
-                self._in_flight -= count
+            while pending and pending[0].sent.done():
+                slice_ = pending.popleft()
+                self._in_flight -= slice_.records
+                sent = slice_.sent
                 if not sent.cancelled() and sent.exception() is None:
-                    self.done(tp, epoch, next_offset)
+                    self.done(tp, slice_.epoch, slice_.start, slice_.next_offset)
                     continue
                 log.warning("intake: a send for %s[%d] failed: %r", tp.topic, tp.partition,
                             "cancelled" if sent.cancelled() else sent.exception())
-                for _, _, later, later_sent in pending:
-                    self._in_flight -= later
-                    later_sent.add_done_callback(_ignore)
+                for later in pending:
+                    self._in_flight -= later.records
+                    later.sent.add_done_callback(_ignore)
                 pending.clear()
-                self.rewind(tp, epoch)
+                self.rewind(tp, slice_.epoch)
 
     async def _wait_oldest(self) -> None:
-        heads = [pending[0][3] for pending in self._pending.values() if pending]
+        heads = [pending[0].sent for pending in self._pending.values() if pending]
         if heads:
             await asyncio.wait(heads, return_when=asyncio.FIRST_COMPLETED)
         self._settle()
@@ -116,7 +131,7 @@ class Intake(GroupConsumer):
             self._settle()
 
     async def _finish(self, partitions) -> None:
-        waiting = [entry[3] for tp in partitions for entry in self._pending.get(tp, ())]
+        waiting = [slice_.sent for tp in partitions for slice_ in self._pending.get(tp, ())]
         if waiting:
             await asyncio.wait(waiting, timeout=30)
         self._settle()
@@ -124,9 +139,9 @@ class Intake(GroupConsumer):
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         await self._finish(partitions)
         for tp in partitions:
-            for _, _, count, sent in self._pending.pop(tp, ()):
-                self._in_flight -= count
-                sent.add_done_callback(_ignore)
+            for slice_ in self._pending.pop(tp, ()):
+                self._in_flight -= slice_.records
+                slice_.sent.add_done_callback(_ignore)
 
     async def on_flush(self) -> None:
         await self._finish(list(self._pending))

@@ -50,6 +50,8 @@ async def track_latest(stream):
             if writer is None:
                 writer = LatestWriter((await worker_producer.ready()).send_many)
             await apply(writer, continuity, events)
+        except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
+            fatal("latest: stopped in the middle of a batch")
         except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
             log.exception("latest: cannot apply a batch")
             fatal(f"latest: {exc!r}")
@@ -61,7 +63,9 @@ async def apply(writer: LatestWriter, continuity: Continuity, events, generation
     generation = app.consumer_generation_id if generation is None else generation
     for event in events:
         message = event.message
-        values[message.partition].extend(await continuity.missing(generation, message.partition, message.offset))
+        values[message.partition].extend(await _retrying(
+            f"reading what partition {message.partition} skipped",
+            lambda: continuity.missing(generation, message.partition, message.offset)))
         values[message.partition].append(message.value)
     changes = {
         partition: writer.changes(partition, (fix for value in slices for fix in batches.decode(value)))
@@ -77,14 +81,18 @@ async def apply(writer: LatestWriter, continuity: Continuity, events, generation
 
 
 async def _send(writer: LatestWriter, partition: int, items) -> int:
+    return await _retrying(f"the changelog send for partition {partition}", lambda: writer.send(partition, items))
+
+
+async def _retrying(what: str, call):
+    """``await call()`` until Kafka stops failing it."""
     attempt = 0
     while True:
         try:
-            return await writer.send(partition, items)
+            return await call()
         except KafkaError as exc:
             delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-            log.warning("latest: changelog send for partition %d failed (%r); retrying in %.1f s",
-                        partition, exc, delay)
+            log.warning("latest: %s failed (%r); retrying in %.1f s", what, exc, delay)
             attempt += 1
             await asyncio.sleep(delay)
 

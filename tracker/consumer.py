@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 COMMIT_SECONDS = 0.2
 FETCH_TIMEOUT_MS = 100
+#: A partition whose work failed is read again after this pause (a broker that refuses a
+#: record is not asked again in a tight loop).
+REWIND_PAUSE_SECONDS = 1.0
 
 
 class GroupConsumer(Service):
@@ -81,20 +84,32 @@ class GroupConsumer(Service):
     def epoch(self, tp: TopicPartition) -> int:
         return self._epoch.get(tp, 0)
 
-    def done(self, tp: TopicPartition, epoch: int, next_offset: int) -> None:
-        """Everything of ``tp`` before ``next_offset`` is durable (calls in offset order)."""
-        if self._epoch.get(tp) == epoch and next_offset > self._durable.get(tp, -1):
+    def done(self, tp: TopicPartition, epoch: int, start: int, next_offset: int) -> None:
+        """The records of ``tp`` from ``start`` to before ``next_offset`` are durable. Progress
+        is taken only when it continues what is durable already, and only in the epoch the
+        records were handed over in."""
+        durable = self._durable.get(tp)
+        if self._epoch.get(tp) == epoch and durable is not None and start <= durable < next_offset:
             self._durable[tp] = next_offset
 
     def rewind(self, tp: TopicPartition, epoch: int) -> None:
-        """Work of ``tp`` failed: forget what is in flight and read again from the last durable offset."""
-        if self._epoch.get(tp) != epoch or tp not in self._durable:
+        """Work of ``tp`` failed: forget what is in flight and, after a pause, read again from
+        the last durable offset."""
+        if self._epoch.get(tp) != epoch or tp not in self._durable or tp not in self.consumer.assignment():
             return
         offset = self._durable[tp]
-        log.warning("%s: reading %s[%d] again from offset %d", self.name, tp.topic, tp.partition, offset)
+        log.warning("%s: reading %s[%d] again from offset %d in %.0f s", self.name, tp.topic, tp.partition,
+                    offset, REWIND_PAUSE_SECONDS)
         self._epoch[tp] = epoch + 1
         self._next[tp] = offset
+        self._holes.pop(tp, None)
         self.consumer.seek(tp, offset)
+        self.consumer.pause(tp)
+        asyncio.get_running_loop().call_later(REWIND_PAUSE_SECONDS, self._resume_after_rewind, tp, epoch + 1)
+
+    def _resume_after_rewind(self, tp: TopicPartition, epoch: int) -> None:
+        if self._epoch.get(tp) == epoch and tp in self.consumer.assignment():
+            self.consumer.resume(tp)
 
     @property
     def assigned(self) -> set[TopicPartition]:
@@ -128,14 +143,7 @@ class GroupConsumer(Service):
         while not self.should_stop:
             try:
                 fetched = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=self.max_records)
-                for tp, records in fetched.items():
-                    records = await self._contiguous(tp, records)
-                    if records:
-                        try:
-                            await self.handle(tp, records)
-                        except KafkaError:
-                            self.rewind(tp, self.epoch(tp))  # read the slice again, after a pause
-                            raise
+                await self._hand_over(fetched)
                 if time.monotonic() - self._last_commit >= COMMIT_SECONDS:
                     await self.commit(self.assigned)
             except asyncio.CancelledError:
@@ -147,6 +155,29 @@ class GroupConsumer(Service):
                 log.exception("%s: failed", self.name)
                 fatal(f"{self.name}: {exc!r}")
 
+    async def _hand_over(self, fetched: dict) -> None:
+        """``handle`` each partition's slice. If that fails, the partition is read again from
+        the last durable offset, and every partition not handed over yet from where this
+        fetch started it (the consumer's position is already past them)."""
+        pending = dict(fetched)
+        try:
+            for tp, records in fetched.items():
+                epoch = self.epoch(tp)
+                records = await self._contiguous(tp, records)
+                del pending[tp]
+                if records:
+                    try:
+                        await self.handle(tp, records)
+                    except KafkaError:
+                        self.rewind(tp, epoch)
+                        raise
+        except KafkaError:
+            assigned = self.consumer.assignment()
+            for tp, records in pending.items():
+                if tp in assigned:
+                    self.consumer.seek(tp, min(self._next.get(tp, records[0].offset), records[0].offset))
+            raise
+
     async def _contiguous(self, tp: TopicPartition, records: list) -> list:
         """``records`` without what was handed over already; [] (and a seek) if a fetch skipped offsets."""
         first = records[0].offset
@@ -155,7 +186,9 @@ class GroupConsumer(Service):
             expected = self._next[tp] = await self._start_offset(tp, first)
             self._durable.setdefault(tp, expected)
         if first > expected:
-            if self._holes.get(tp) != (expected, first):
+            if self._holes.pop(tp, None) != (expected, first):
+                # Read again from the expected offset; only if the very next fetch starts at
+                # the same place again do those offsets hold no record.
                 self._holes[tp] = (expected, first)
                 log.warning("%s: a fetch of %s[%d] skipped offsets %d to %d; reading them again",
                             self.name, tp.topic, tp.partition, expected, first - 1)
@@ -165,10 +198,12 @@ class GroupConsumer(Service):
                      tp.topic, tp.partition)
             if self._durable.get(tp) == expected:
                 self._durable[tp] = first
-        elif first < expected:
-            records = [record for record in records if record.offset >= expected]
-            if not records:
-                return []
+        else:
+            self._holes.pop(tp, None)
+            if first < expected:
+                records = [record for record in records if record.offset >= expected]
+                if not records:
+                    return []
         self._next[tp] = records[-1].offset + 1
         return records
 

@@ -95,6 +95,7 @@ assert tuple(name for name, _, _ in STAGING) == (*FIX_FIELDS, "received_us")
 POSITION_COLUMNS = ("marker_id", "fix_time", "lat", "lon", "speed", "heading", "altitude", "accuracy",
                     "battery", "source", "attributes", "received_at")
 ATTRIBUTES = FIX_FIELDS.index("attributes")
+ROW_WIDTH = len(STAGING)
 
 _STAGING_TABLE = sql.Identifier("positions_incoming")
 _CREATE_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
@@ -195,6 +196,8 @@ async def copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> in
             async with cur.copy(_COPY) as copy:
                 copy.set_types(_COPY_TYPES)
                 for i, fix in enumerate(fixes):
+                    if len(fix) != ROW_WIDTH:  # fields a newer intake appended: not ours to write
+                        fix = fix[:ROW_WIDTH]
                     if fix[ATTRIBUTES] is not None:
                         fix = list(fix)
                         fix[ATTRIBUTES] = Jsonb(fix[ATTRIBUTES])

@@ -38,7 +38,7 @@ async def load_track(marker_id: str, query: TrackQuery) -> list[dict]:
             if not points and not await has_marker(conn, marker_id):
                 raise NotFound("unknown_marker", f"no history for marker {marker_id!r}")
             return points
-    except UNAVAILABLE + (DatabaseUnavailable, psycopg.InterfaceError):
+    except UNAVAILABLE + (DatabaseUnavailable, psycopg.Error):
         raise Unavailable("history_unavailable", "the history database cannot be reached; retry") from None
 
 

@@ -22,6 +22,12 @@ class FakeConsumer:
     def seek(self, tp, offset):
         self.seeks.append(offset)
 
+    def pause(self, *tps):
+        self.paused = set(tps)
+
+    def resume(self, *tps):
+        self.paused = set()
+
     def assignment(self):
         return {TP}
 
@@ -55,7 +61,7 @@ async def test_the_same_hole_twice_holds_no_records_and_is_accepted():
     group = await consumer(committed=100)
     assert await offsets(group, 105, 106) == []
     assert await offsets(group, 105, 106) == [105, 106]
-    group.done(TP, group.epoch(TP), 107)
+    group.done(TP, group.epoch(TP), 105, 107)
     await group.commit({TP})
     assert group.consumer.commits == [{TP: 107}]
 
@@ -80,22 +86,56 @@ async def test_only_durable_offsets_are_committed_and_only_in_this_assignment():
     await group.commit({TP})
     assert group.consumer.commits == []  # nothing durable yet
     old_epoch = group.epoch(TP)
-    group.done(TP, old_epoch, 103)
+    group.done(TP, old_epoch, 100, 103)
     await group._revoked({TP})
     await group._assigned({TP})
-    group.done(TP, old_epoch, 200)  # late news from the earlier assignment
+    group.done(TP, old_epoch, 103, 200)  # late news from the earlier assignment
     await group.commit({TP})
     assert group.consumer.commits == [{TP: 103}]
 
 
-async def test_rewind_reads_again_from_the_last_durable_offset():
+async def test_rewind_reads_again_from_the_last_durable_offset_after_a_pause():
     group = await consumer(committed=100)
     await offsets(group, 100, 101, 102, 103)
     epoch = group.epoch(TP)
-    group.done(TP, epoch, 102)
+    group.done(TP, epoch, 100, 102)
     group.rewind(TP, epoch)
-    assert group.consumer.seeks == [102]
-    group.done(TP, epoch, 104)  # a send of the abandoned epoch that finished late
+    assert group.consumer.seeks == [102] and group.consumer.paused == {TP}
+    group.done(TP, epoch, 102, 104)  # a send of the abandoned epoch that finished late
     assert await offsets(group, 102, 103) == [102, 103]
     await group.commit({TP})
     assert group.consumer.commits == [{TP: 102}]
+
+
+async def test_progress_that_does_not_continue_the_durable_offset_is_ignored():
+    group = await consumer(committed=100)
+    await offsets(group, 100, 101, 102, 103)
+    epoch = group.epoch(TP)
+    group.done(TP, epoch, 102, 104)  # the second slice finished first
+    await group.commit({TP})
+    assert group.consumer.commits == []
+    group.done(TP, epoch, 100, 102)
+    group.done(TP, epoch, 102, 104)
+    await group.commit({TP})
+    assert group.consumer.commits == [{TP: 104}]
+
+
+async def test_a_failed_slice_sends_every_partition_of_the_fetch_back_to_be_read_again():
+    from aiokafka.errors import KafkaConnectionError
+
+    other = TopicPartition(TP.topic, 5)
+    group = await consumer(committed=100)
+    group.consumer.assignment = lambda: {TP, other}
+    await group._assigned({other})
+
+    async def handle(tp, records):
+        raise KafkaConnectionError("broker away")
+
+    group.handle = handle
+    try:
+        await group._hand_over({TP: records(100, 101), other: records(40, 41)})
+    except KafkaConnectionError:
+        pass
+    else:
+        raise AssertionError("the error must reach the loop, which pauses")
+    assert group.consumer.seeks == [100, 40]  # the failed slice, and the one never handed over
