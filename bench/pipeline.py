@@ -186,11 +186,7 @@ async def _caught_up(admin, consumer, stack: Stack) -> bool:
 
 def _history_complete(stack: Stack) -> bool:
     """Everything read by the intake, and everything it framed written by the history sink."""
-    def caught_up(group: str, topic: str) -> bool:
-        committed = stack.committed(group, topic)
-        return all(committed.get(p, 0) >= end for p, end in stack.end_offsets(topic).items())
-
-    return caught_up("-intake", stack.settings.topic) and caught_up("-history", stack.settings.batches_topic)
+    return stack.caught_up("-intake", stack.settings.topic) and stack.caught_up("-history", stack.settings.batches_topic)
 
 
 def drain(stream: Stream, workers: int, topic: str) -> Drain:
@@ -342,11 +338,8 @@ def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.
     window: dict[str, float] = {}
 
     def caught_up(backlog: dict[int, int]) -> None:
-        def written() -> bool:
-            committed = stack.committed("-history", stack.settings.batches_topic)
-            return all(committed.get(p, 0) >= end for p, end in backlog.items())
-
-        wait_for(written, 600, "history to catch up", interval=0.1)
+        wait_for(lambda: stack.caught_up("-history", stack.settings.batches_topic, backlog), 600,
+                 "history to catch up", interval=0.1)
         window["caught_up"] = time.monotonic()
 
     def on_tick(elapsed: float) -> None:

@@ -16,9 +16,9 @@ from tracker.settings import Settings
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
-async def ensure_topic(config: Settings, name: str, topic_config: Mapping[str, str] | None = None) -> None:
+async def ensure_topic(config: Settings, name: str) -> None:
     """Create ``name`` with the configured partitions unless it exists already."""
-    await ensure_topics(config, {name: topic_config or {}})
+    await ensure_topics(config, {name: {}})
 
 
 async def ensure_topics(config: Settings, topics: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
@@ -105,10 +105,11 @@ def batch_sender(producer: AIOKafkaProducer):
         batch, count = producer.create_batch(), 0
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
+                if not count:
+                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
                 sent.append((await producer.send_batch(batch, topic, partition=partition), count))
                 batch, count = producer.create_batch(), 0
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
+                batch.append(key=key, value=value, timestamp=None)
             count += 1
         if count:
             sent.append((await producer.send_batch(batch, topic, partition=partition), count))

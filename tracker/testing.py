@@ -128,6 +128,13 @@ class Stack:
         offsets = run_sync(committed_offsets(self.settings, self.name + group_suffix, partitions))
         return {tp.partition: offset for tp, offset in offsets.items()}
 
+    def caught_up(self, group_suffix: str, topic: str, ends: dict[int, int] | None = None) -> bool:
+        """Whether a consumer group of this stack has committed all of ``topic`` (or, with
+        ``ends``, everything before those offsets)."""
+        committed = self.committed(group_suffix, topic)
+        ends = self.end_offsets(topic) if ends is None else ends
+        return all(committed.get(p, 0) >= end for p, end in ends.items())
+
     @property
     def changelog_topic(self) -> str:
         return f"{self.name}-latest-changelog"

@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 from tracker.app import app
+from tracker.kafka import MAX_REQUEST_BYTES
 from tracker.settings import settings
 
-#: Broker-side limit on one record of the batches topic (the intake stays well below it).
-BATCH_RECORD_MAX_BYTES = 4 * 1024 * 1024
-BATCHES_CONFIG = {"max.message.bytes": str(BATCH_RECORD_MAX_BYTES)}
+#: The broker takes records of the batches topic as large as the worker's producer sends
+#: (the intake stays far below: ``tracker.batches.MAX_BYTES``).
+BATCHES_CONFIG = {"max.message.bytes": str(MAX_REQUEST_BYTES)}
 
 
 def _raw_topic(name: str, config: dict[str, str] | None = None):

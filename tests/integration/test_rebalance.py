@@ -43,11 +43,8 @@ def assert_history_exact(stack):
 
 def all_committed(stack) -> bool:
     topic, batches = stack.settings.topic, stack.settings.batches_topic
-    for group, source in (("-intake", topic), ("-history", batches), ("", batches)):
-        committed = stack.committed(group, source)
-        if any(committed.get(p, 0) < end for p, end in stack.end_offsets(source).items()):
-            return False
-    return True
+    return all(stack.caught_up(group, source) for group, source in
+               (("-intake", topic), ("-history", batches), ("", batches)))
 
 
 @pytest.fixture(scope="module")
