@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from tracker.testing import ROOT, Stack, Worker, wait_for
+from tracker.testing import ROOT, Stack, Worker, settle_latest, wait_for
 from tracker.kafka import positions_producer
 
 SERVICES = str(ROOT / "scripts" / "services")
@@ -220,8 +220,7 @@ def _verify(stack: Stack, workers, expected, newest, report: Report) -> None:
     report.stored = len(rows)
     report.duplicates = len(rows) - len(present)
     report.lost = len(expected - present)
-    status, body = workers[0].get("/api/markers", timeout=60)
-    latest = {p["marker_id"]: (p["lat"], p["lon"]) for p in body} if status == 200 else {}
+    latest = settle_latest(workers[0], newest)
     report.latest_wrong = sum(1 for marker, position in newest.items() if latest.get(marker) != position)
 
 

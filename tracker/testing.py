@@ -20,7 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import orjson
 import psycopg
@@ -141,6 +141,22 @@ class Stack:
 
     def read_topic(self, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
         return run_sync(_read(self.settings, topic, expect, timeout))
+
+
+def settle_latest(worker: "Worker", expected: Mapping[str, tuple[float, float]],
+                  timeout: float = 60.0) -> dict[str, tuple[float, float]]:
+    """Every marker's (lat, lon) in ``latest`` as ``worker`` answers for the cluster, once it
+    equals ``expected`` or ``timeout`` has passed. ``latest`` and the history are separate
+    stages, so a complete history does not mean ``latest`` has caught up to the same moment;
+    the caller asserts on what this returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = worker.get("/api/markers", timeout=60)
+        shown = {p["marker_id"]: (p["lat"], p["lon"]) for p in body} if status == 200 else {}
+        if all(shown.get(marker) == position for marker, position in expected.items()) \
+                or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.5)
 
 
 def run_sync(coroutine):

@@ -38,6 +38,11 @@ class Dataset:
     def marker_ids(self) -> list[str]:
         return sorted(self.expected_latest)
 
+    @property
+    def newest_positions(self) -> dict[str, tuple[float, float]]:
+        """marker id -> (lat, lon) of its newest fix"""
+        return {marker: (fix["lat"], fix["lon"]) for marker, fix in self.expected_latest.items()}
+
 
 def _encode_time(millis: int, form: int):
     if form == 0:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.integration import dataset
-from tracker.testing import wait_for
+from tracker.testing import settle_latest, wait_for
 
 DATA = dataset.build(markers=60, in_order=30, duplicates=2, late=2, malformed=5,
                      extra_duplicates=0, seed=5, prefix="api-")
@@ -24,6 +24,7 @@ def workers(stack):
              "both workers to own partitions")
     stack.send(DATA.records)
     wait_for(lambda: stack.history_count() >= len(DATA.expected_rows), 90, "history rows")
+    settle_latest(one, DATA.newest_positions)
     return one, two
 
 

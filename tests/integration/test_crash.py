@@ -5,7 +5,7 @@ import threading
 import time
 
 from tests.integration import dataset
-from tracker.testing import Stack, wait_for
+from tracker.testing import Stack, settle_latest, wait_for
 from tracker.kafka import positions_producer
 
 DATA = dataset.build(markers=200, in_order=100, duplicates=0, late=0, malformed=0,
@@ -54,6 +54,7 @@ def test_kill_9_again_and_again_loses_and_duplicates_nothing(stack, figures):
     wait_for(lambda: stack.history_count() >= len(DATA.expected_rows), 180,
              f"all {len(DATA.expected_rows)} positions in Postgres after the restarts")
     time.sleep(1.0)  # a surplus row, if any, would arrive now
+    settle_latest(worker, DATA.newest_positions)
 
     rows = stack.query(
         "SELECT marker_id, (extract(epoch FROM fix_time) * 1000)::bigint FROM positions"

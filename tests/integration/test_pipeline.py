@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from tests.integration import dataset
-from tracker.testing import wait_for
+from tracker.testing import settle_latest, wait_for
 
 DATA = dataset.build()
 
@@ -22,6 +22,7 @@ def first_worker(stack, figures):
     stack.send(DATA.records)
     wait_for(lambda: stack.history_count() >= len(DATA.expected_rows), 120,
              f"{len(DATA.expected_rows)} rows in Postgres")
+    settle_latest(worker, DATA.newest_positions)
     elapsed = time.monotonic() - started
     figures.append(("pipeline, one worker, 10,000 records", f"{len(DATA.records) / elapsed:,.0f} records/s"))
     return worker

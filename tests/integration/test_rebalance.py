@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration import dataset
 from tests.integration.test_crash import send_steadily
-from tracker.testing import wait_for
+from tracker.testing import settle_latest, wait_for
 
 DATA = dataset.build(markers=300, in_order=60, duplicates=3, late=3, malformed=0,
                      extra_duplicates=0, seed=23, prefix="rb-")
@@ -62,6 +62,7 @@ def streamed(stack, figures):
     wait_for(lambda: owners([first, second, third]), 120, "three workers to share the partitions")
     figures.append(("rebalance: a third worker ready", f"{time.monotonic() - joined:.1f} s"))
     wait_for(lambda: stack.history_count() >= len(DATA.expected_rows), 120, "every position in Postgres")
+    settle_latest(first, DATA.newest_positions)
     return first, second, third
 
 
