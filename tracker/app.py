@@ -19,7 +19,15 @@ log = logging.getLogger(__name__)
 #: Exit status of a worker that stopped itself rather than acknowledge unfinished work.
 EXIT_FATAL = 70
 
-app = faust.App(
+class TrackerApp(faust.App):
+    def on_webserver_init(self, web) -> None:
+        from web.headers import add_security_headers
+
+        super().on_webserver_init(web)
+        web.web_app.on_response_prepare.append(add_security_headers)
+
+
+app = TrackerApp(
     settings.app_id,
     broker=settings.broker,
     store=settings.store,
@@ -29,6 +37,12 @@ app = faust.App(
     autodiscover=["agents", "tables", "web"],
     origin="tracker",
     web_enabled=True,
+    # Faust's own views (/router/, /table/..., /stats/, /graph/) would show any table row
+    # and the cluster's layout to anyone: off. The tracker's views check who is asking.
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_stats_enabled=False,
+    web_graph_enabled=False,
     producer_linger_ms=2,
     producer_max_batch_size=512 * 1024,
     producer_max_request_size=4 * 1024 * 1024,

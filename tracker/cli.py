@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from tracker.permissions import ROLES
 from tracker.position import MARKER_ID_PATTERN, InvalidPosition, format_time, parse_position
 from tracker.sender import send_paced
 from tracker.settings import settings
@@ -95,11 +96,71 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("device_id")
     rotate.set_defaults(run=_devices_rotate)
 
+    _account_commands(commands)
+
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(title="db commands")
     init = db_commands.add_parser("init", help="create the schema if it does not exist")
     init.set_defaults(run=_db_init)
     return parser
+
+
+def _account_commands(commands) -> None:
+    users = commands.add_parser("users", help="people who may read positions").add_subparsers(title="users commands")
+    add = users.add_parser("add", help="add a user and print its generated password (once)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, required=True,
+                     help="admin: sees every marker and manages accounts; viewer: sees its groups' markers")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=_users_add)
+    users.add_parser("list", help="list the users and their groups").set_defaults(run=_users_list)
+    remove = users.add_parser("remove", help="remove a user (its tokens, sessions and links end)")
+    remove.add_argument("name")
+    remove.set_defaults(run=_users_remove)
+    passwd = users.add_parser("passwd", help="set a new password (printed once unless --password-stdin)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    passwd.set_defaults(run=_users_passwd)
+
+    groups = commands.add_parser("groups", help="sets of markers that viewers may see").add_subparsers(
+        title="groups commands")
+    add = groups.add_parser("add", help="add an empty group")
+    add.add_argument("name")
+    add.set_defaults(run=_groups_add)
+    groups.add_parser("list", help="list the groups, their markers and members").set_defaults(run=_groups_list)
+    remove = groups.add_parser("remove", help="remove a group")
+    remove.add_argument("name")
+    remove.set_defaults(run=_groups_remove)
+    for verb, helptext in (("grant", "add markers to a group"), ("revoke", "take markers out of a group")):
+        grant = groups.add_parser(verb, help=f"{helptext}: marker ids, or prefixes ending in * (truck-*)")
+        grant.add_argument("name")
+        grant.add_argument("markers", nargs="+", metavar="MARKER_OR_PREFIX")
+        grant.set_defaults(run=_groups_grant, verb=verb)
+    members = groups.add_parser("members", help="add users to a group (or take them out with --remove)")
+    members.add_argument("name")
+    members.add_argument("users", nargs="+", metavar="USER")
+    members.add_argument("--remove", action="store_true")
+    members.set_defaults(run=_groups_members)
+
+    tokens = commands.add_parser("tokens", help="API tokens for programs").add_subparsers(title="tokens commands")
+    add = tokens.add_parser("add", help="make a token for a user and print it (once)")
+    add.add_argument("user")
+    add.add_argument("--expires", help="lifetime: 3600, 90m, 12h, 30d (default: never)")
+    add.set_defaults(run=_tokens_add)
+    tokens.add_parser("list", help="list the tokens (never the tokens themselves)").set_defaults(run=_tokens_list)
+    revoke = tokens.add_parser("revoke", help="stop a token from working")
+    revoke.add_argument("token_id", type=int, metavar="ID")
+    revoke.set_defaults(run=_tokens_revoke)
+
+    share = commands.add_parser("share", help="print a link that shows one marker without an account")
+    share.add_argument("marker")
+    share.add_argument("--hours", type=float, default=24.0, help="until the link expires (default 24, at most 720)")
+    share.set_defaults(run=_share)
+    shares = commands.add_parser("shares", help="share links").add_subparsers(title="shares commands")
+    shares.add_parser("list", help="list the links").set_defaults(run=_shares_list)
+    revoke = shares.add_parser("revoke", help="stop a link from working")
+    revoke.add_argument("share_id", type=int, metavar="ID")
+    revoke.set_defaults(run=_shares_revoke)
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -207,25 +268,207 @@ async def _db_init(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _on_registry(action):
-    """Run ``action(registry)``; device errors become one-line command errors."""
+async def _on_database(action):
+    """Run ``action(connection)`` on a database whose schema exists; account and device
+    errors become one-line command errors."""
     import psycopg
 
-    from tracker.devices import DeviceExists, Registry, UnknownDevice
+    from tracker.accounts import AccountError
+    from tracker.db import create_schema
+    from tracker.devices import DeviceExists, UnknownDevice
 
     try:
-        registry = await Registry.connect(settings.database_url)
+        conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+        await create_schema(conn)
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         raise CommandError(f"cannot reach Postgres: {first_line}", EXIT_UNAVAILABLE) from None
     try:
-        return await action(registry)
+        return await action(conn)
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
     except DeviceExists as exc:
         raise CommandError(f"device {exc.args[0]!r} exists already (rotate gives it a new secret)") from None
     except UnknownDevice as exc:
         raise CommandError(f"no device {exc.args[0]!r}") from None
     finally:
-        await registry.close()
+        await conn.close()
+
+
+async def _on_registry(action):
+    """Run ``action(registry)`` on the device registry."""
+    from tracker.devices import Registry
+
+    return await _on_database(lambda conn: action(Registry(conn)))
+
+
+MIN_PASSWORD = 8
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated?): one line of standard input with --password-stdin, else a new one."""
+    from tracker.credentials import new_password
+
+    if not args.password_stdin:
+        return new_password(), True
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD:
+        raise CommandError(f"the password must be at least {MIN_PASSWORD} characters", EXIT_USAGE)
+    return password, False
+
+
+async def _users_add(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    password, generated = _password(args)
+    await _on_database(lambda conn: accounts.add_user(conn, args.name, args.role, password))
+    print(f"user {args.name} ({args.role}) added" + (f"; password (shown only now): {password}" if generated else ""))
+    return 0
+
+
+async def _users_passwd(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    password, generated = _password(args)
+    await _on_database(lambda conn: accounts.set_password(conn, args.name, password))
+    print(f"user {args.name} has a new password" + (f" (shown only now): {password}" if generated else "")
+          + "; its sessions have ended")
+    return 0
+
+
+async def _users_remove(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    await _on_database(lambda conn: accounts.remove_user(conn, args.name))
+    print(f"user {args.name} removed")
+    return 0
+
+
+async def _users_list(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    users = await _on_database(accounts.list_users)
+    _table(("user", "role", "added", "groups"),
+           [(u.name, u.role, f"{u.created_at:%Y-%m-%d %H:%M}", ", ".join(u.groups) or "-") for u in users],
+           "no users: add the first admin with `tracker users add NAME --role admin`")
+    return 0
+
+
+async def _groups_add(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    await _on_database(lambda conn: accounts.add_group(conn, args.name))
+    print(f"group {args.name} added")
+    return 0
+
+
+async def _groups_remove(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    await _on_database(lambda conn: accounts.remove_group(conn, args.name))
+    print(f"group {args.name} removed")
+    return 0
+
+
+async def _groups_grant(args: argparse.Namespace) -> int:
+    from tracker import accounts
+    from tracker.permissions import parse_grant
+
+    grants = [parse_grant(text) for text in args.markers]
+    change = accounts.grant if args.verb == "grant" else accounts.revoke_grant
+    await _on_database(lambda conn: change(conn, args.name, grants))
+    print(f"group {args.name}: {'granted' if args.verb == 'grant' else 'revoked'} {' '.join(args.markers)}")
+    return 0
+
+
+async def _groups_members(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    change = accounts.remove_members if args.remove else accounts.add_members
+    await _on_database(lambda conn: change(conn, args.name, args.users))
+    print(f"group {args.name}: {'removed' if args.remove else 'added'} {' '.join(args.users)}")
+    return 0
+
+
+async def _groups_list(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    groups = await _on_database(accounts.list_groups)
+    _table(("group", "markers", "members"),
+           [(g.name, " ".join(g.markers) or "-", ", ".join(g.members) or "-") for g in groups], "no groups")
+    return 0
+
+
+async def _tokens_add(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    try:
+        expires = None if args.expires is None else accounts.parse_duration(args.expires, longest=timedelta(days=3650))
+    except accounts.AccountError as exc:
+        raise CommandError(f"--expires: {exc}", EXIT_USAGE) from None
+    token_id, token = await _on_database(lambda conn: accounts.add_token(conn, args.user, expires))
+    lifetime = "never expires" if expires is None else f"expires in {args.expires}"
+    print(f"token {token_id} for {args.user} ({lifetime}; shown only now): {token}")
+    return 0
+
+
+async def _tokens_list(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    tokens = await _on_database(accounts.list_tokens)
+    _table(("id", "user", "made", "expires", "revoked"),
+           [(str(t.token_id), t.user_name, f"{t.created_at:%Y-%m-%d %H:%M}",
+             f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
+             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "-") for t in tokens], "no tokens")
+    return 0
+
+
+async def _tokens_revoke(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    await _on_database(lambda conn: accounts.revoke_token(conn, args.token_id))
+    print(f"token {args.token_id} revoked")
+    return 0
+
+
+async def _share(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    if not 0 < args.hours <= 720:
+        raise CommandError("--hours must be more than 0 and at most 720 (30 days)", EXIT_USAGE)
+    share_id, token, expires_at = await _on_database(
+        lambda conn: accounts.add_share(conn, args.marker, None, timedelta(hours=args.hours)))
+    path = f"/s/{token}"
+    where = f"{settings.public_url}{path}" if settings.public_url else f"{path} (on this tracker's address; set TRACKER_PUBLIC_URL for a full URL)"
+    print(f"share {share_id} of {args.marker}, until {format_time(expires_at)} (shown only now): {where}")
+    return 0
+
+
+async def _shares_list(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    shares = await _on_database(lambda conn: accounts.list_shares(conn, None))
+    _table(("id", "marker", "by", "expires", "revoked"),
+           [(str(s.share_id), s.marker_id, s.created_by or "(command line)", f"{s.expires_at:%Y-%m-%d %H:%M}",
+             f"{s.revoked_at:%Y-%m-%d %H:%M}" if s.revoked_at else "-") for s in shares], "no share links")
+    return 0
+
+
+async def _shares_revoke(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    await _on_database(lambda conn: accounts.revoke_share(conn, args.share_id, None))
+    print(f"share {args.share_id} revoked")
+    return 0
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> None:
+    if not rows:
+        print(empty)
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 async def _devices_add(args: argparse.Namespace) -> int:

@@ -60,6 +60,58 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 COMMENT ON TABLE devices IS 'Phones and trackers allowed to report over HTTP; device_id is their marker id';
 COMMENT ON COLUMN devices.secret_sha256 IS 'SHA-256 of the device secret; the secret itself is shown once and never stored';
+CREATE TABLE IF NOT EXISTS users (
+    user_id       bigserial   PRIMARY KEY,
+    name          text        NOT NULL UNIQUE,
+    role          text        NOT NULL CHECK (role IN ('admin', 'viewer')),
+    password_hash text        NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS marker_groups (
+    group_id   bigserial   PRIMARY KEY,
+    name       text        NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS group_markers (
+    group_id  bigint  NOT NULL REFERENCES marker_groups ON DELETE CASCADE,
+    marker_id text    NOT NULL,
+    is_prefix boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (group_id, marker_id, is_prefix)
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id bigint NOT NULL REFERENCES marker_groups ON DELETE CASCADE,
+    user_id  bigint NOT NULL REFERENCES users ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id     bigserial   PRIMARY KEY,
+    user_id      bigint      NOT NULL REFERENCES users ON DELETE CASCADE,
+    token_sha256 bytea       NOT NULL UNIQUE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz,
+    revoked_at   timestamptz
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_sha256 bytea       PRIMARY KEY,
+    user_id        bigint      NOT NULL REFERENCES users ON DELETE CASCADE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at     timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shares (
+    share_id     bigserial   PRIMARY KEY,
+    token_sha256 bytea       NOT NULL UNIQUE,
+    marker_id    text        NOT NULL,
+    created_by   bigint      REFERENCES users ON DELETE CASCADE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    revoked_at   timestamptz
+);
+COMMENT ON TABLE users IS 'People who may read positions: an admin sees every marker, a viewer those of its groups';
+COMMENT ON COLUMN users.password_hash IS 'scrypt$N$r$p$salt$hash (base64); the password itself is never stored';
+COMMENT ON TABLE group_markers IS 'The markers of a group: an exact marker id, or a marker-id prefix when is_prefix';
+COMMENT ON TABLE api_tokens IS 'Bearer tokens for programs; only their SHA-256 is stored';
+COMMENT ON TABLE sessions IS 'Browser sessions; the cookie holds a random id, only its SHA-256 is stored';
+COMMENT ON TABLE shares IS 'Links that show one marker without an account until they expire or are revoked';
 COMMENT ON TABLE positions IS 'Every valid GPS fix, one row per marker and fix time';
 COMMENT ON COLUMN positions.speed IS 'm/s';
 COMMENT ON COLUMN positions.heading IS 'degrees clockwise from north, 0-360';
@@ -118,6 +170,10 @@ UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 
 class DatabaseUnavailable(Exception):
     """The worker's pool is not open (starting or stopping)."""
+
+
+#: Everything a request's database work may raise when it cannot be done now.
+DATABASE_ERRORS = UNAVAILABLE + (DatabaseUnavailable, psycopg.Error)
 
 
 async def create_schema(conn: psycopg.AsyncConnection) -> None:
@@ -216,6 +272,12 @@ _TRACK = sql.SQL(
     "ORDER BY fix_time {order} LIMIT %s"
 )
 _HAS_MARKER = "SELECT EXISTS (SELECT 1 FROM positions WHERE marker_id = %s)"
+_PAGE_END = sql.SQL(
+    "SELECT fix_time FROM positions WHERE marker_id = %s AND fix_time >= %s AND fix_time <= %s "
+    "ORDER BY fix_time {order} OFFSET %s LIMIT 1"
+)
+#: Rows fetched from a server-side cursor at a time while streaming a track.
+STREAM_CHUNK = 2_000
 
 
 async def read_track(conn: psycopg.AsyncConnection, marker_id: str, start, end, limit: int,
@@ -240,6 +302,27 @@ def _point_row(cursor) -> Callable[[Sequence], dict]:
                 "altitude": altitude, "accuracy": accuracy, "battery": battery, "source": source}
 
     return point
+
+
+async def page_end(conn: psycopg.AsyncConnection, marker_id: str, start, end, limit: int,
+                   descending: bool):
+    """The fix time of the first point after ``limit`` points (where the next page starts), or None."""
+    query = _PAGE_END.format(order=sql.SQL("DESC" if descending else "ASC"))
+    cur = await conn.execute(query, (marker_id, start, end, limit))
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def stream_track(conn: psycopg.AsyncConnection, marker_id: str, start, end, limit: int,
+                       descending: bool) -> AsyncIterator[list[dict]]:
+    """The points of ``read_track`` in chunks of ``STREAM_CHUNK``, from a server-side cursor:
+    memory holds one chunk, however long the track."""
+    query = _TRACK.format(order=sql.SQL("DESC" if descending else "ASC"))
+    async with conn.transaction():
+        async with conn.cursor(name="track", row_factory=_point_row, binary=True) as cur:
+            await cur.execute(query, (marker_id, start, end, limit))
+            while chunk := await cur.fetchmany(STREAM_CHUNK):
+                yield chunk
 
 
 async def has_marker(conn: psycopg.AsyncConnection, marker_id: str) -> bool:

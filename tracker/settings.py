@@ -57,6 +57,11 @@ class Settings:
     tile_attribution: str
     ingest_auth: bool
     ingest_max_bytes: int
+    cluster_secret: str
+    metrics_token: str
+    session_hours: float
+    export_concurrency: int
+    public_url: str
 
     @property
     def dlq_topic(self) -> str:
@@ -98,6 +103,11 @@ class Settings:
             ),
             ingest_auth=_choice(env, "TRACKER_INGEST_AUTH", "on", ("on", "off")) == "on",
             ingest_max_bytes=_int(env, "TRACKER_INGEST_MAX_BYTES", 65536),
+            cluster_secret=_str(env, "TRACKER_CLUSTER_SECRET", ""),
+            metrics_token=_str(env, "TRACKER_METRICS_TOKEN", ""),
+            session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),
+            export_concurrency=_int(env, "TRACKER_EXPORT_CONCURRENCY", 2),
+            public_url=_str(env, "TRACKER_PUBLIC_URL", "").rstrip("/"),
         )
 
 

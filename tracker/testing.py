@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -58,6 +59,8 @@ class Stack:
     env: dict[str, str]
     tmp: Path
     workers: list["Worker"] = field(default_factory=list)
+    #: An API token of the stack's admin; ``Worker.get`` sends it unless told otherwise.
+    admin_token: str = ""
 
     @property
     def settings(self) -> Settings:
@@ -86,11 +89,34 @@ class Stack:
             "TRACKER_TOPIC": topic or f"{name}.positions",
             "TRACKER_STORE": "rocksdb://",
             "TRACKER_TOPIC_PARTITIONS": "8",
+            "TRACKER_CLUSTER_SECRET": secrets.token_hex(16),
             "PYTHONUNBUFFERED": "1",
         }
         stack = cls(name=name, env=env, tmp=tmp)
         run_sync(ensure_topic(stack.settings, stack.settings.topic))
+        stack.admin_token = stack.user("admin", "admin")
         return stack
+
+    def user(self, name: str, role: str = "viewer", grants: Iterable[str] = (),
+             password: str | None = None) -> str:
+        """A new user with an API token (returned); a viewer sees ``grants`` (marker ids,
+        or prefixes ending in ``*``) through a group of its own."""
+        from tracker import accounts
+        from tracker.db import create_schema
+        from tracker.permissions import parse_grant
+
+        async def create() -> str:
+            async with await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True) as conn:
+                await create_schema(conn)
+                await accounts.add_user(conn, name, role, password or secrets.token_urlsafe(12))
+                grants_list = [parse_grant(text) for text in grants]
+                if grants_list:
+                    await accounts.add_group(conn, f"{name}-markers")
+                    await accounts.grant(conn, f"{name}-markers", grants_list)
+                    await accounts.add_members(conn, f"{name}-markers", [name])
+                return (await accounts.add_token(conn, name, None))[1]
+
+        return run_sync(create())
 
     def worker(self, **env: str) -> "Worker":
         """A new worker of this stack; ``env`` overrides settings for it alone."""
@@ -228,6 +254,17 @@ def _body(content_type: str, raw: bytes) -> Any:
     return json.loads(raw) if "json" in content_type else raw.decode(errors="replace")
 
 
+ADMIN: Any = object()  # "the stack admin's token", the default of ``Worker.get``
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
+
+
 class Worker:
     def __init__(self, stack: Stack, index: int, env: dict[str, str] | None = None) -> None:
         self.stack = stack
@@ -255,13 +292,27 @@ class Worker:
         log.close()
         return self
 
-    def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
-        """Status and body: decoded JSON for JSON answers, else text."""
+    def get(self, path: str, timeout: float = 10.0, token: str | None = ADMIN,
+            headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """Status and body (decoded JSON for JSON answers, else text), asked with the stack
+        admin's token, another ``token``, or none (``token=None``)."""
+        status, _, body = self.request("GET", path, timeout=timeout, token=token, headers=headers)
+        return status, body
+
+    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 10.0,
+                token: str | None = ADMIN, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+        """Status, headers and body of any request; redirects are not followed."""
+        headers = dict(headers or {})
+        token = self.stack.admin_token if token is ADMIN else token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, _body(response.headers.get("Content-Type", ""), response.read())
+            with _NO_REDIRECTS.open(request, timeout=timeout) as response:
+                return response.status, response.headers, _body(response.headers.get("Content-Type", ""),
+                                                                response.read())
         except urllib.error.HTTPError as error:
-            return error.code, _body(error.headers.get("Content-Type", ""), error.read())
+            return error.code, error.headers, _body(error.headers.get("Content-Type", ""), error.read())
 
     def health(self) -> dict | None:
         try:

@@ -42,6 +42,10 @@ class TooLarge(ApiError):
     status = 413
 
 
+class TooManyRequests(ApiError):
+    status = 429
+
+
 class Unavailable(ApiError):
     status = 503
 
@@ -51,5 +55,8 @@ class HtmlPage(View):
 
     async def on_request_error(self, request: Any, exc: WebError) -> Any:
         message = exc.extra_context.get("message", exc.detail)
+        headers = exc.extra_context.get("headers")
+        if 300 <= exc.code < 400:  # a redirect (to the login form)
+            return self.html("", status=exc.code, headers=headers)
         return self.html(f"<!doctype html><title>{exc.code}</title><h1>{exc.code}</h1><p>{html.escape(message)}</p>",
-                         status=exc.code)
+                         status=exc.code, headers=headers)

@@ -1,20 +1,35 @@
-"""``GET /api/markers/{marker_id}/history``: a marker's track from Postgres, in four formats."""
+"""``GET /api/markers/{marker_id}/history``: a marker's track from Postgres, in four formats.
+
+A request returns at most ``MAX_LIMIT`` points; when there are more, the answer names the
+next page (``next`` in JSON and GeoJSON, a ``Link: <...>; rel="next"`` header in every
+format), which starts at the first point not sent. Points stream from a server-side
+cursor as a chunked response, so a worker's memory does not grow with the track, and at
+most ``TRACKER_EXPORT_CONCURRENCY`` history requests run at once per worker (others get
+429 with ``Retry-After``).
+"""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
-import psycopg
+from aiohttp import web as aioweb
 
 from tracker.app import app
-from tracker.db import UNAVAILABLE, DatabaseUnavailable, has_marker, read_track
+from tracker.db import DATABASE_ERRORS, has_marker, page_end, read_track, stream_track
+from tracker.position import format_time
 from tracker.resources import database
+from tracker.settings import settings
 from web import params
-from web.errors import NotFound, Unavailable
-from web.exports import CONTENT_TYPES, RENDERERS
+from web.auth import require
+from web.errors import NotFound, TooManyRequests, Unavailable
+from web.exports import CHRONOLOGICAL, CONTENT_TYPES, RENDERERS
 
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_LIMIT = 10_000
-MAX_LIMIT = 1_000_000
+MAX_LIMIT = 100_000
+RETRY_AFTER_SECONDS = 2
+
+_running = asyncio.Semaphore(settings.export_concurrency)
 
 
 class TrackQuery:
@@ -30,26 +45,90 @@ class TrackQuery:
         self.descending = params.choice_param(query, "order", "asc", ("asc", "desc")) == "desc"
 
 
+def unknown_history(marker_id: str) -> NotFound:
+    return NotFound("unknown_marker", f"no history for marker {marker_id!r}")
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("history_unavailable", "the history database cannot be reached; retry")
+
+
 async def load_track(marker_id: str, query: TrackQuery) -> list[dict]:
-    """The points; ``NotFound`` if the marker never reported, ``Unavailable`` without Postgres."""
+    """The points as a list (for the track map); ``NotFound`` if the marker never reported,
+    ``Unavailable`` without Postgres."""
     try:
         async with database.connection() as conn:
             points = await read_track(conn, marker_id, query.start, query.end, query.limit, query.descending)
             if not points and not await has_marker(conn, marker_id):
-                raise NotFound("unknown_marker", f"no history for marker {marker_id!r}")
+                raise unknown_history(marker_id)
             return points
-    except UNAVAILABLE + (DatabaseUnavailable, psycopg.Error):
-        raise Unavailable("history_unavailable", "the history database cannot be reached; retry") from None
+    except DATABASE_ERRORS:
+        raise _unavailable() from None
+
+
+def next_page_url(request, query: TrackQuery, boundary: datetime) -> str:
+    """This request's URL with the range moved to start (or, newest first, end) at ``boundary``."""
+    moved = "to" if query.descending else "from"
+    fixed = "from" if query.descending else "to"
+    values = {**request.query, moved: format_time(boundary),
+              fixed: format_time(query.start if query.descending else query.end)}
+    return str(request.rel_url.with_query(values))
 
 
 @app.page("/api/markers/{marker_id}/history")
 async def marker_history(web, request, marker_id: str):
+    access = await require(request)
     params.marker_id_param(marker_id)
+    if not access.permits(marker_id):
+        raise unknown_history(marker_id)
     query = TrackQuery(request.query)
     fmt = params.choice_param(request.query, "format", "json", tuple(RENDERERS))
-    points = await load_track(marker_id, query)
-    body = RENDERERS[fmt](marker_id, query.start, query.end, points)
-    headers = {}
+    if fmt in CHRONOLOGICAL:
+        query.descending = False
+    if _running.locked():
+        raise TooManyRequests("busy", f"{settings.export_concurrency} history requests are running on this worker; "
+                              "retry shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    async with _running:
+        return await _stream(request, marker_id, query, fmt)
+
+
+async def _stream(request, marker_id: str, query: TrackQuery, fmt: str) -> aioweb.StreamResponse:
+    response = None
+    try:
+        async with database.connection() as conn:
+            boundary = await page_end(conn, marker_id, query.start, query.end, query.limit, query.descending)
+            chunks = stream_track(conn, marker_id, query.start, query.end, query.limit, query.descending)
+            try:
+                chunk = await anext(chunks, None)
+                if chunk is None and not await has_marker(conn, marker_id):
+                    raise unknown_history(marker_id)
+                next_url = None if boundary is None else next_page_url(request, query, boundary)
+                response = _response(marker_id, fmt, next_url)
+                await response.prepare(request)
+                renderer = RENDERERS[fmt](marker_id, query.start, query.end)
+                await response.write(renderer.head())
+                count = 0
+                while chunk is not None:
+                    count += len(chunk)
+                    await response.write(renderer.points(chunk))
+                    chunk = await anext(chunks, None)
+                await response.write(renderer.tail(count, next_url))
+            finally:
+                await chunks.aclose()
+    except DATABASE_ERRORS:
+        if response is not None:  # mid-stream: the client sees a cut transfer, never a short track
+            raise ConnectionAbortedError("the history database failed while streaming") from None
+        raise _unavailable() from None
+    await response.write_eof()
+    return response
+
+
+def _response(marker_id: str, fmt: str, next_url: str | None) -> aioweb.StreamResponse:
+    response = aioweb.StreamResponse(status=200)
+    response.content_type = CONTENT_TYPES[fmt]
     if fmt in ("gpx", "csv"):
-        headers["Content-Disposition"] = f'attachment; filename="{marker_id}.{fmt}"'
-    return web.bytes(body, content_type=CONTENT_TYPES[fmt], headers=headers)
+        response.headers["Content-Disposition"] = f'attachment; filename="{marker_id}.{fmt}"'
+    if next_url is not None:
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    response.enable_chunked_encoding()
+    return response

@@ -19,8 +19,9 @@ from tracker.app import app
 from tracker.position import format_time
 from tracker.settings import settings
 from web import assets, params
+from web.auth import require_page
 from web.errors import HtmlPage
-from web.history import TrackQuery, load_track
+from web.history import TrackQuery, load_track, unknown_history
 
 LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read_text()
 MAX_REPLAY_POINTS = 2_000
@@ -64,6 +65,7 @@ def render(fmap) -> str:
 
 @app.page("/map", base=HtmlPage)
 async def live_map(web, request):
+    await require_page(request)
     fmap = base_map("Live map")
     live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
     return web.html(render(fmap))
@@ -71,22 +73,19 @@ async def live_map(web, request):
 
 @app.page("/map/{marker_id}", base=HtmlPage)
 async def track_map(web, request, marker_id: str):
+    access = await require_page(request)
     params.marker_id_param(marker_id)
+    if not access.permits(marker_id):
+        raise unknown_history(marker_id)
     query = TrackQuery(request.query)
     query.descending = True  # the newest `limit` points of the range, drawn oldest first
     track = await load_track(marker_id, query)
     track.reverse()
-    import folium
     from folium.plugins import TimestampedGeoJson
 
-    title = f"Track of {marker_id}"
-    fmap = base_map(title)
+    fmap = base_map(f"Track of {marker_id}")
     if track:
-        points = [(point["lat"], point["lon"]) for point in track]
-        folium.PolyLine(points, color="#3d85c6", weight=3).add_to(fmap)
-        first, last = track[0], track[-1]
-        folium.Marker(points[0], tooltip=html.escape(f"{marker_id} start {format_time(first['time'])}")).add_to(fmap)
-        folium.Marker(points[-1], tooltip=html.escape(f"{marker_id} end {format_time(last['time'])}")).add_to(fmap)
+        draw_track(fmap, marker_id, track)
         replay = TimestampedGeoJson(
             _replay_features(marker_id, track), period="PT1S", duration="PT1M", add_last_point=True,
             auto_play=False, loop=False, date_options="YYYY-MM-DD HH:mm:ss", time_slider_drag_update=True,
@@ -94,9 +93,29 @@ async def track_map(web, request, marker_id: str):
         replay.default_js = assets.pairs(assets.REPLAY_JS)
         replay.default_css = assets.pairs(assets.REPLAY_CSS)
         replay.add_to(fmap)
-        fmap.fit_bounds([[min(p[0] for p in points), min(p[1] for p in points)],
-                         [max(p[0] for p in points), max(p[1] for p in points)]])
     return web.html(render(fmap))
+
+
+def draw_track(fmap, marker_id: str, track: list[dict]) -> None:
+    """The track as a line with its start and end, and the view fitted to it."""
+    import folium
+
+    points = [(point["lat"], point["lon"]) for point in track]
+    folium.PolyLine(points, color="#3d85c6", weight=3).add_to(fmap)
+    first, last = track[0], track[-1]
+    folium.Marker(points[0], tooltip=html.escape(f"{marker_id} start {format_time(first['time'])}")).add_to(fmap)
+    folium.Marker(points[-1], tooltip=html.escape(f"{marker_id} end {format_time(last['time'])}")).add_to(fmap)
+    fmap.fit_bounds([[min(p[0] for p in points), min(p[1] for p in points)],
+                     [max(p[0] for p in points), max(p[1] for p in points)]])
+
+
+def shared_map(marker_id: str, track: list[dict], source: str) -> str:
+    """A share link's page: today's track and the live position, refreshed from ``source``."""
+    fmap = base_map(f"{marker_id}, shared")
+    if track:
+        draw_track(fmap, marker_id, track)
+    live_markers(source, settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
+    return render(fmap)
 
 
 def _replay_features(marker_id: str, track: list[dict]) -> dict:

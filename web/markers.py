@@ -1,8 +1,9 @@
-"""``GET /api/markers[.geojson]`` (every marker, across the cluster) and
+"""``GET /api/markers[.geojson]`` (every marker the caller may see, across the cluster) and
 ``GET /api/markers/{marker_id}`` (one marker, from whichever worker owns it).
 
-``table_route`` forwards a request for one marker to the worker that holds the marker's
-partition of ``latest``, so any worker answers correctly.
+A marker the caller may not see answers exactly as a marker that never reported: 404.
+A request for one marker is forwarded to the worker that holds the marker's partition of
+``latest`` (with the cluster secret, not the caller's credentials), so any worker answers.
 """
 from __future__ import annotations
 
@@ -10,45 +11,84 @@ import orjson
 
 from tables.latest import decode, latest, position_of
 from tracker.app import app
+from tracker.permissions import Access
 from tracker.settings import settings
 from web import params
-from web.cluster import Filters, PeerUnavailable, cluster_positions, feature_collection, local_positions
-from web.errors import NotFound, Unavailable
+from web.auth import is_cluster_request, require
+from web.cluster import (Filters, PeerUnavailable, cluster_positions, feature_collection, local_positions,
+                         owner_of, peer_position)
+from web.errors import Forbidden, NotFound, Unavailable
 from web.health import readiness
 
 
-async def _positions(request) -> list[dict]:
-    """The filtered positions (this worker's only with ``scope=local``)."""
-    query = request.query
-    filters = Filters(params.bbox_param(query), params.time_param(query, "since", None))
-    scope = params.choice_param(query, "scope", "cluster", ("cluster", "local"))
+def _ready() -> None:
     ready, state = readiness()
     if not ready:
         raise Unavailable("not_ready", f"this worker is {state}; retry shortly")
+
+
+async def visible_positions(request, access: Access) -> list[dict]:
+    """The filtered positions ``access`` may see (this worker's only with ``scope=local``)."""
+    query = request.query
+    filters = Filters(params.bbox_param(query), params.time_param(query, "since", None))
+    scope = params.choice_param(query, "scope", "cluster", ("cluster", "local"))
+    _ready()
     if scope == "local":
+        if not is_cluster_request(request):
+            raise Forbidden("cluster_only", "scope=local is for requests between workers")
         return local_positions(filters)
     try:
-        return await cluster_positions(filters, query.items())
+        positions = await cluster_positions(filters)
     except PeerUnavailable as exc:
         raise Unavailable("peer_unavailable", f"could not reach a peer worker: {exc}") from None
+    return access.keep(positions)
 
 
 @app.page("/api/markers")
 async def markers_list(web, request):
-    return web.bytes(orjson.dumps(await _positions(request)), content_type="application/json")
+    access = await require(request)
+    return web.bytes(orjson.dumps(await visible_positions(request, access)), content_type="application/json")
 
 
 @app.page("/api/markers.geojson")
 async def markers_geojson(web, request):
-    body = orjson.dumps(feature_collection(await _positions(request), settings.stale_after))
+    access = await require(request)
+    body = orjson.dumps(feature_collection(await visible_positions(request, access), settings.stale_after))
     return web.bytes(body, content_type="application/geo+json")
 
 
+def unknown_marker(marker_id: str) -> NotFound:
+    return NotFound("unknown_marker", f"no position for marker {marker_id!r}")
+
+
+async def latest_position(request, marker_id: str) -> dict:
+    """The marker's position from the worker that owns it; 404 if it has none."""
+    if is_cluster_request(request):  # a peer asks: answer from this worker's partitions only
+        value = latest.get(marker_id.encode())
+        if value is None:
+            raise unknown_marker(marker_id)
+        return position_of(decode(value))
+    _ready()
+    try:
+        owner = owner_of(marker_id)
+        if owner is None:
+            value = latest.get(marker_id.encode())
+            position = None if value is None else position_of(decode(value))
+        else:
+            position = await peer_position(owner, marker_id)
+    except KeyError:
+        raise Unavailable("not_ready", "the marker's partition has no owner yet; retry shortly") from None
+    except PeerUnavailable as exc:
+        raise Unavailable("peer_unavailable", f"could not reach the worker that owns the marker: {exc}") from None
+    if position is None:
+        raise unknown_marker(marker_id)
+    return position
+
+
 @app.page("/api/markers/{marker_id}")
-@app.table_route(table=latest, match_info="marker_id")
 async def marker_latest(web, request, marker_id: str):
+    access = await require(request)
     params.marker_id_param(marker_id)
-    value = latest.get(marker_id.encode())
-    if value is None:
-        raise NotFound("unknown_marker", f"no position for marker {marker_id!r}")
-    return web.bytes(orjson.dumps(position_of(decode(value))), content_type="application/json")
+    if not access.permits(marker_id):
+        raise unknown_marker(marker_id)
+    return web.bytes(orjson.dumps(await latest_position(request, marker_id)), content_type="application/json")

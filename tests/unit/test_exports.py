@@ -4,11 +4,12 @@ import io
 from datetime import datetime, timedelta, timezone
 
 import gpxpy
+import pytest
 import orjson
 from shapely.geometry import shape
 
 from tracker.db import TRACK_FIELDS
-from web.exports import as_csv, as_geojson, as_gpx, as_json
+from web.exports import RENDERERS, as_csv, as_geojson, as_gpx, as_json, render
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
 ROWS = [
@@ -30,9 +31,10 @@ def test_gpx_is_gpx_1_1_that_gpxpy_reads_back():
     assert points[1].elevation == 121.0 and points[0].elevation is None
 
 
-def test_geojson_has_the_track_as_a_linestring_then_every_fix():
+def test_geojson_has_every_fix_then_the_track_as_a_linestring():
     collection = orjson.loads(as_geojson("car:7", START, END, ROWS))
-    track, *fixes = collection["features"]
+    *fixes, track = collection["features"]
+    assert track["properties"]["kind"] == "track" and track["properties"]["count"] == len(ROWS)
     line = shape(track["geometry"])
     assert line.geom_type == "LineString" and line.is_valid
     assert list(line.coords) == [(r["lon"], r["lat"]) for r in ROWS]
@@ -68,3 +70,24 @@ def test_gpx_is_chronological_whatever_the_query_order():
     gpx = gpxpy.parse(as_gpx("car:7", START, END, ROWS[::-1]).decode())
     times = [p.time for p in gpx.tracks[0].segments[0].points]
     assert times == sorted(times)
+
+
+def test_csv_quotes_a_formula_in_any_cell_the_marker_id_included():
+    (row,) = csv.DictReader(io.StringIO(as_csv("@car", START, END, ROWS[:1]).decode()))
+    assert row["marker_id"] == "'@car"
+
+
+@pytest.mark.parametrize("fmt", sorted(RENDERERS))
+def test_rendering_in_chunks_gives_the_same_bytes_as_at_once(fmt):
+    """What the history endpoint streams, chunk by chunk, is the document ``render`` makes."""
+    renderer = RENDERERS[fmt]("car:7", START, END)
+    streamed = renderer.head() + renderer.points(ROWS[:2]) + renderer.points([]) + renderer.points(ROWS[2:])
+    streamed += renderer.tail(len(ROWS), "/next")
+    assert streamed == render(fmt, "car:7", START, END, ROWS, "/next")
+
+
+@pytest.mark.parametrize("fmt", ["json", "geojson"])
+def test_json_formats_name_the_next_page(fmt):
+    assert orjson.loads(render(fmt, "car:7", START, END, ROWS, "/api/markers/car:7/history?from=x"))["next"] \
+        == "/api/markers/car:7/history?from=x"
+    assert orjson.loads(render(fmt, "car:7", START, END, []))["next"] is None

@@ -1,0 +1,341 @@
+"""Users, groups, API tokens, browser sessions and share links in Postgres (the schema is in
+``tracker.db``). Shared by the command line and the web views; every function takes an
+open autocommit connection.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+from psycopg.rows import class_row
+
+from tracker.credentials import hash_password, new_token, token_hash, verify_password
+from tracker.permissions import ROLES, Access, access_of, share_access
+from tracker.position import MARKER_ID_PATTERN
+
+USER_NAME_MAX = 64
+
+
+class AccountError(Exception):
+    """A request the accounts cannot carry out; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    name: str
+    role: str
+    created_at: datetime
+    groups: list[str]
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+    name: str
+    markers: list[str]
+    members: list[str]
+
+
+@dataclass(frozen=True)
+class Token:
+    token_id: int
+    user_name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Share:
+    share_id: int
+    marker_id: str
+    created_by: str | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+def _check_name(name: str) -> None:
+    if not (1 <= len(name) <= USER_NAME_MAX) or not name.isprintable() or ":" in name or name.strip() != name:
+        raise AccountError(f"a name is 1 to {USER_NAME_MAX} printable characters, without ':' or "
+                           "leading or trailing spaces")
+
+
+# -- users ---------------------------------------------------------------------------------
+
+async def add_user(conn: psycopg.AsyncConnection, name: str, role: str, password: str) -> int:
+    _check_name(name)
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    try:
+        cur = await conn.execute(
+            "INSERT INTO users (name, role, password_hash) VALUES (%s, %s, %s) RETURNING user_id",
+            (name, role, hash_password(password)))
+    except psycopg.errors.UniqueViolation:
+        raise AccountError(f"user {name!r} exists already") from None
+    return (await cur.fetchone())[0]
+
+
+async def set_password(conn: psycopg.AsyncConnection, name: str, password: str) -> None:
+    cur = await conn.execute("UPDATE users SET password_hash = %s WHERE name = %s", (hash_password(password), name))
+    if cur.rowcount == 0:
+        raise AccountError(f"no user {name!r}")
+    # Every session of the user ends with its old password.
+    await conn.execute("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE name = %s)", (name,))
+
+
+async def remove_user(conn: psycopg.AsyncConnection, name: str) -> None:
+    cur = await conn.execute("DELETE FROM users WHERE name = %s", (name,))
+    if cur.rowcount == 0:
+        raise AccountError(f"no user {name!r}")
+
+
+async def list_users(conn: psycopg.AsyncConnection) -> list[User]:
+    async with conn.cursor(row_factory=class_row(User)) as cur:
+        await cur.execute(
+            "SELECT u.user_id, u.name, u.role, u.created_at, "
+            "       coalesce(array_agg(g.name ORDER BY g.name) FILTER (WHERE g.name IS NOT NULL), '{}') AS groups "
+            "FROM users u LEFT JOIN group_members m USING (user_id) LEFT JOIN marker_groups g USING (group_id) "
+            "GROUP BY u.user_id ORDER BY u.name")
+        return await cur.fetchall()
+
+
+async def count_admins(conn: psycopg.AsyncConnection) -> int:
+    cur = await conn.execute("SELECT count(*) FROM users WHERE role = 'admin'")
+    return (await cur.fetchone())[0]
+
+
+async def check_password(conn: psycopg.AsyncConnection, name: str, password: str, via: str) -> Access | None:
+    """The user's access if ``password`` is theirs, else None (unknown users cost the same time)."""
+    cur = await conn.execute("SELECT user_id, role, password_hash FROM users WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    if row is None:
+        verify_password(password, _DUMMY_HASH)
+        return None
+    user_id, role, stored = row
+    if not verify_password(password, stored):
+        return None
+    return await access_for(conn, user_id, via)
+
+
+_DUMMY_HASH = hash_password("an unknown user's password costs as much time as a known one's")
+
+
+async def access_for(conn: psycopg.AsyncConnection, user_id: int, via: str) -> Access | None:
+    cur = await conn.execute("SELECT name, role FROM users WHERE user_id = %s", (user_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    name, role = row
+    cur = await conn.execute(
+        "SELECT gm.marker_id, gm.is_prefix FROM group_members m JOIN group_markers gm USING (group_id) "
+        "WHERE m.user_id = %s", (user_id,))
+    return access_of(user_id, name, role, await cur.fetchall(), via)
+
+
+# -- groups --------------------------------------------------------------------------------
+
+async def _group_id(conn: psycopg.AsyncConnection, name: str) -> int:
+    cur = await conn.execute("SELECT group_id FROM marker_groups WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    if row is None:
+        raise AccountError(f"no group {name!r}")
+    return row[0]
+
+
+async def add_group(conn: psycopg.AsyncConnection, name: str) -> None:
+    _check_name(name)
+    try:
+        await conn.execute("INSERT INTO marker_groups (name) VALUES (%s)", (name,))
+    except psycopg.errors.UniqueViolation:
+        raise AccountError(f"group {name!r} exists already") from None
+
+
+async def remove_group(conn: psycopg.AsyncConnection, name: str) -> None:
+    cur = await conn.execute("DELETE FROM marker_groups WHERE name = %s", (name,))
+    if cur.rowcount == 0:
+        raise AccountError(f"no group {name!r}")
+
+
+async def grant(conn: psycopg.AsyncConnection, group: str, grants: list[tuple[str, bool]]) -> None:
+    """Add marker ids and prefixes (``(text, is_prefix)``) to a group."""
+    for marker, is_prefix in grants:
+        if not MARKER_ID_PATTERN.fullmatch(marker):
+            raise AccountError(f"{marker!r} is not a marker id or prefix")
+    group_id = await _group_id(conn, group)
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO group_markers (group_id, marker_id, is_prefix) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(group_id, marker, is_prefix) for marker, is_prefix in grants])
+
+
+async def revoke_grant(conn: psycopg.AsyncConnection, group: str, grants: list[tuple[str, bool]]) -> None:
+    group_id = await _group_id(conn, group)
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "DELETE FROM group_markers WHERE group_id = %s AND marker_id = %s AND is_prefix = %s",
+                [(group_id, marker, is_prefix) for marker, is_prefix in grants])
+
+
+async def add_members(conn: psycopg.AsyncConnection, group: str, users: list[str]) -> None:
+    group_id = await _group_id(conn, group)
+    cur = await conn.execute("SELECT name, user_id FROM users WHERE name = ANY(%s)", (users,))
+    found = dict(await cur.fetchall())
+    missing = [user for user in users if user not in found]
+    if missing:
+        raise AccountError(f"no user {missing[0]!r}")
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO group_members (group_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [(group_id, found[user]) for user in users])
+
+
+async def remove_members(conn: psycopg.AsyncConnection, group: str, users: list[str]) -> None:
+    group_id = await _group_id(conn, group)
+    await conn.execute(
+        "DELETE FROM group_members WHERE group_id = %s AND user_id IN (SELECT user_id FROM users WHERE name = ANY(%s))",
+        (group_id, users))
+
+
+async def list_groups(conn: psycopg.AsyncConnection) -> list[Group]:
+    from tracker.permissions import format_grant
+
+    cur = await conn.execute("SELECT group_id, name FROM marker_groups ORDER BY name")
+    groups = []
+    for group_id, name in await cur.fetchall():
+        markers = await (await conn.execute(
+            "SELECT marker_id, is_prefix FROM group_markers WHERE group_id = %s ORDER BY marker_id",
+            (group_id,))).fetchall()
+        members = await (await conn.execute(
+            "SELECT u.name FROM group_members m JOIN users u USING (user_id) WHERE m.group_id = %s ORDER BY u.name",
+            (group_id,))).fetchall()
+        groups.append(Group(group_id, name, [format_grant(m, p) for m, p in markers], [m for (m,) in members]))
+    return groups
+
+
+# -- API tokens ----------------------------------------------------------------------------
+
+async def add_token(conn: psycopg.AsyncConnection, user: str, expires_in: timedelta | None) -> tuple[int, str]:
+    """A new token for ``user``: (its id, the token), shown once."""
+    token = new_token()
+    expires_at = None if expires_in is None else datetime.now(timezone.utc) + expires_in
+    cur = await conn.execute(
+        "INSERT INTO api_tokens (user_id, token_sha256, expires_at) "
+        "SELECT user_id, %s, %s FROM users WHERE name = %s RETURNING token_id",
+        (token_hash(token), expires_at, user))
+    row = await cur.fetchone()
+    if row is None:
+        raise AccountError(f"no user {user!r}")
+    return row[0], token
+
+
+async def revoke_token(conn: psycopg.AsyncConnection, token_id: int) -> None:
+    cur = await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE token_id = %s AND revoked_at IS NULL", (token_id,))
+    if cur.rowcount == 0:
+        raise AccountError(f"no active token {token_id}")
+
+
+async def list_tokens(conn: psycopg.AsyncConnection) -> list[Token]:
+    async with conn.cursor(row_factory=class_row(Token)) as cur:
+        await cur.execute(
+            "SELECT t.token_id, u.name AS user_name, t.created_at, t.expires_at, t.revoked_at "
+            "FROM api_tokens t JOIN users u USING (user_id) ORDER BY t.token_id")
+        return await cur.fetchall()
+
+
+async def token_access(conn: psycopg.AsyncConnection, token: str) -> Access | None:
+    cur = await conn.execute(
+        "SELECT user_id FROM api_tokens WHERE token_sha256 = %s AND revoked_at IS NULL "
+        "AND (expires_at IS NULL OR expires_at > now())", (token_hash(token),))
+    row = await cur.fetchone()
+    return None if row is None else await access_for(conn, row[0], "token")
+
+
+# -- browser sessions ----------------------------------------------------------------------
+
+async def open_session(conn: psycopg.AsyncConnection, user_id: int, lifetime: timedelta) -> str:
+    session = new_token()
+    await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
+    await conn.execute("INSERT INTO sessions (session_sha256, user_id, expires_at) VALUES (%s, %s, %s)",
+                       (token_hash(session), user_id, datetime.now(timezone.utc) + lifetime))
+    return session
+
+
+async def session_access(conn: psycopg.AsyncConnection, session: str) -> Access | None:
+    cur = await conn.execute("SELECT user_id FROM sessions WHERE session_sha256 = %s AND expires_at > now()",
+                             (token_hash(session),))
+    row = await cur.fetchone()
+    return None if row is None else await access_for(conn, row[0], "session")
+
+
+async def close_session(conn: psycopg.AsyncConnection, session: str) -> None:
+    await conn.execute("DELETE FROM sessions WHERE session_sha256 = %s", (token_hash(session),))
+
+
+# -- share links ---------------------------------------------------------------------------
+
+async def add_share(conn: psycopg.AsyncConnection, marker_id: str, created_by: int | None,
+                    expires_in: timedelta) -> tuple[int, str, datetime]:
+    """A new link to ``marker_id``: (its id, the token, when it expires)."""
+    if not MARKER_ID_PATTERN.fullmatch(marker_id):
+        raise AccountError(f"{marker_id!r} is not a marker id")
+    token = new_token()
+    expires_at = datetime.now(timezone.utc) + expires_in
+    cur = await conn.execute(
+        "INSERT INTO shares (token_sha256, marker_id, created_by, expires_at) VALUES (%s, %s, %s, %s) "
+        "RETURNING share_id", (token_hash(token), marker_id, created_by, expires_at))
+    return (await cur.fetchone())[0], token, expires_at
+
+
+async def share_of(conn: psycopg.AsyncConnection, token: str) -> Access | None:
+    """The access a share link gives, while it is valid."""
+    cur = await conn.execute(
+        "SELECT share_id, marker_id FROM shares WHERE token_sha256 = %s AND revoked_at IS NULL "
+        "AND expires_at > now()", (token_hash(token),))
+    row = await cur.fetchone()
+    return None if row is None else share_access(*row)
+
+
+async def revoke_share(conn: psycopg.AsyncConnection, share_id: int, by: Access | None) -> None:
+    """Revoke a link; ``by`` (None from the command line) must be an admin or its creator."""
+    cur = await conn.execute(
+        "UPDATE shares SET revoked_at = now() WHERE share_id = %s AND revoked_at IS NULL "
+        "AND (%s OR created_by = %s)",
+        (share_id, by is None or by.is_admin, None if by is None else by.user_id))
+    if cur.rowcount == 0:
+        raise AccountError(f"no active share {share_id}")
+
+
+async def list_shares(conn: psycopg.AsyncConnection, by: Access | None) -> list[Share]:
+    async with conn.cursor(row_factory=class_row(Share)) as cur:
+        await cur.execute(
+            "SELECT s.share_id, s.marker_id, u.name AS created_by, s.created_at, s.expires_at, s.revoked_at "
+            "FROM shares s LEFT JOIN users u ON u.user_id = s.created_by "
+            "WHERE %s OR s.created_by = %s ORDER BY s.share_id",
+            (by is None or by.is_admin, None if by is None else by.user_id))
+        return await cur.fetchall()
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int | float, *, longest: timedelta) -> timedelta:
+    """``90`` (seconds), ``"90s"``, ``"30m"``, ``"12h"`` or ``"30d"``; positive and at most ``longest``."""
+    try:
+        if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+            raise TypeError
+        if isinstance(text, str) and text[-1:] in DURATION_UNITS:
+            seconds = float(text[:-1]) * DURATION_UNITS[text[-1]]
+        else:
+            seconds = float(text)
+    except (TypeError, ValueError):
+        raise AccountError(f"{str(text)[:20]!r} is not a duration: use seconds or a number with s, m, h or d") from None
+    if not 0 < seconds <= longest.total_seconds():
+        raise AccountError(f"a duration must be positive and at most {longest.days} days")
+    return timedelta(seconds=seconds)

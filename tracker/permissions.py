@@ -1,0 +1,78 @@
+"""Who may see which marker.
+
+An admin sees every marker. A viewer sees the markers of the groups it belongs to: a group
+holds exact marker ids and marker-id prefixes (``truck-*`` on the command line). A share
+link sees its one marker. Nothing else sees anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+ADMIN = "admin"
+VIEWER = "viewer"
+ROLES = (ADMIN, VIEWER)
+#: On the command line and in the API, a grant that ends with this is a prefix.
+PREFIX_MARK = "*"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one authenticated caller may read."""
+
+    user: str
+    role: str
+    marker_ids: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    user_id: int | None = None
+    via: str = "session"  # session, token, basic, share, cluster, metrics
+    share_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role == ADMIN
+
+    def permits(self, marker_id: str) -> bool:
+        if self.sees_all:
+            return True
+        return marker_id in self.marker_ids or any(marker_id.startswith(prefix) for prefix in self.prefixes)
+
+    def keep(self, positions: Iterable[dict]) -> list[dict]:
+        """The positions this caller may see (each a dict with ``marker_id``)."""
+        if self.sees_all:
+            return list(positions)
+        return [position for position in positions if self.permits(position["marker_id"])]
+
+    @property
+    def scope_key(self) -> tuple:
+        """Equal for callers who see exactly the same markers (for caching answers)."""
+        return ("all",) if self.sees_all else (self.marker_ids, self.prefixes)
+
+
+def access_of(user_id: int, user: str, role: str, grants: Iterable[tuple[str, bool]], via: str) -> Access:
+    """``grants``: (marker id or prefix, is_prefix) of every group the user belongs to."""
+    ids, prefixes = set(), set()
+    for marker, is_prefix in grants:
+        (prefixes if is_prefix else ids).add(marker)
+    return Access(user=user, role=role, marker_ids=frozenset(ids), prefixes=tuple(sorted(prefixes)),
+                  user_id=user_id, via=via)
+
+
+def share_access(share_id: int, marker_id: str) -> Access:
+    return Access(user=f"share:{share_id}", role=VIEWER, marker_ids=frozenset((marker_id,)), via="share",
+                  share_id=share_id)
+
+
+def parse_grant(text: str) -> tuple[str, bool]:
+    """``truck-*`` -> ("truck-", True); ``truck-7`` -> ("truck-7", False)."""
+    if text.endswith(PREFIX_MARK):
+        return text[: -len(PREFIX_MARK)], True
+    return text, False
+
+
+def format_grant(marker: str, is_prefix: bool) -> str:
+    return marker + PREFIX_MARK if is_prefix else marker

@@ -1,0 +1,168 @@
+"""Who is asking: every read view calls ``require`` (JSON) or ``require_page`` (HTML) first.
+
+A caller proves who it is with one of:
+
+- a session cookie (``POST /login`` sets it; browsers),
+- ``Authorization: Bearer TOKEN`` (an API token from ``tracker tokens add``),
+- ``Authorization: Basic`` with a user's name and password.
+
+A request one worker forwards to another carries ``TRACKER_CLUSTER_SECRET`` in
+``X-Tracker-Cluster`` instead, and never the client's own credentials.
+
+Answers are cached for ``FRESH_SECONDS`` (so a revoked token or session stops working
+within that time, and a password costs one scrypt per few seconds, not one per request).
+While Postgres cannot be reached, a caller seen in the last ``OUTAGE_GRACE_SECONDS`` keeps
+its access, so the live map keeps working through a database outage.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
+
+import psycopg
+
+from tracker import accounts
+from tracker.credentials import same_secret
+from tracker.db import DATABASE_ERRORS
+from tracker.permissions import Access
+from tracker.resources import database
+from tracker.settings import settings
+from web.errors import ApiError, Forbidden, Unauthorized, Unavailable
+
+SESSION_COOKIE = "tracker_session"
+CLUSTER_HEADER = "X-Tracker-Cluster"
+FRESH_SECONDS = 2.0
+OUTAGE_GRACE_SECONDS = 600.0
+MAX_CACHED = 10_000
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tracker", Basic realm="tracker", charset="UTF-8"'}
+CLUSTER = Access(user="cluster", role="admin", via="cluster")
+
+Lookup = Callable[[psycopg.AsyncConnection], Awaitable[Access | None]]
+
+
+class LoginRequired(ApiError):
+    """An HTML page asked for without a session: ``HtmlPage`` turns it into a redirect."""
+
+    status = 303
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.entries: dict[bytes, tuple[float, Access | None]] = {}
+
+    async def get(self, key: bytes, lookup: Lookup) -> Access | None:
+        now = time.monotonic()
+        hit = self.entries.get(key)
+        if hit is not None and now - hit[0] < FRESH_SECONDS:
+            return hit[1]
+        try:
+            async with database.connection() as conn:
+                access = await lookup(conn)
+        except DATABASE_ERRORS:
+            if hit is not None and hit[1] is not None and now - hit[0] < OUTAGE_GRACE_SECONDS:
+                return hit[1]
+            raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
+        if len(self.entries) >= MAX_CACHED:
+            self.entries.clear()
+        self.entries[key] = (now, access)
+        return access
+
+    def forget(self, key: bytes) -> None:
+        self.entries.pop(key, None)
+
+
+_cache = _Cache()
+
+
+def _key(kind: str, *parts: str) -> bytes:
+    """A cache key that holds no credential in clear."""
+    return hashlib.sha256("\0".join((kind, *parts)).encode()).digest()
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def bearer_token(header: str) -> str | None:
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def is_cluster_request(request) -> bool:
+    return same_secret(request.headers.get(CLUSTER_HEADER), settings.cluster_secret)
+
+
+async def access_of(request) -> Access | None:
+    """The caller's access, or None when it sent no valid credential."""
+    if is_cluster_request(request):
+        return CLUSTER
+    header = request.headers.get("Authorization", "")
+    token = bearer_token(header)
+    if token is not None:
+        return await _cache.get(_key("token", token), lambda conn: accounts.token_access(conn, token))
+    credentials = basic_credentials(header)
+    if credentials is not None:
+        user, password = credentials
+        return await _cache.get(_key("basic", user, password),
+                                lambda conn: accounts.check_password(conn, user, password, "basic"))
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        return await _cache.get(_key("session", session), lambda conn: accounts.session_access(conn, session))
+    return None
+
+
+async def require(request) -> Access:
+    """The caller's access; 401 with the JSON error body without a valid credential."""
+    access = await access_of(request)
+    if access is None:
+        raise Unauthorized("unauthorized", "sign in: a session cookie, a Bearer token or HTTP Basic",
+                           headers=CHALLENGE)
+    return access
+
+
+async def require_admin(request) -> Access:
+    access = await require(request)
+    if not access.is_admin:
+        raise Forbidden("forbidden", "only an admin may do this")
+    return access
+
+
+async def require_page(request) -> Access:
+    """For HTML pages: without a valid credential, a redirect to the login form."""
+    access = await access_of(request)
+    if access is None:
+        target = request.path_qs if request.method == "GET" else "/map"
+        raise LoginRequired("login_required", "sign in first",
+                            headers={"Location": f"/login?next={quote(target, safe='')}"})
+    return access
+
+
+@asynccontextmanager
+async def accounts_connection() -> AsyncIterator[psycopg.AsyncConnection]:
+    """A pooled connection for account work; 503 when Postgres cannot be reached."""
+    try:
+        async with database.connection() as conn:
+            yield conn
+    except DATABASE_ERRORS:
+        raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
+
+
+def forget_session(session: str) -> None:
+    _cache.forget(_key("session", session))
+
+
+def is_https(request) -> bool:
+    """Served over TLS, directly or behind a proxy that says so."""
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
