@@ -1,7 +1,12 @@
 """A peer worker's rows are used only when each has exactly the shape of a position."""
+import dataclasses
+
+import aiohttp
+import orjson
 import pytest
 
-from web.cluster import valid_position
+from tracker.settings import settings
+from web.cluster import PeerUnavailable, _ask_rows, valid_position
 
 ROW = {"marker_id": "car-1", "lat": 45.5, "lon": 14.25, "time": "2026-11-28T07:00:00Z", "speed": 3.5,
        "heading": None, "altitude": None, "accuracy": 5.0, "battery": 80.0, "source": "osmand",
@@ -24,3 +29,53 @@ def test_anything_else_is_refused(change):
 @pytest.mark.parametrize("row", [None, [], "html", {"marker_id": "car-1"}])
 def test_non_rows_are_refused(row):
     assert not valid_position(row)
+
+
+class FakePeer:
+    """A worker's HTTP port that answers whatever the test says, and records what it was sent."""
+
+    def __init__(self, status: int, content_type: str, body: bytes) -> None:
+        self.answer = (status, content_type, body)
+        self.seen_headers = []
+
+    async def __aenter__(self):
+        from aiohttp import web
+
+        async def handle(request):
+            self.seen_headers.append(dict(request.headers))
+            status, content_type, body = self.answer
+            return web.Response(status=status, body=body, content_type=content_type)
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.runner.cleanup()
+
+
+@pytest.mark.parametrize("status, content_type, body", [
+    (200, "text/html", b"<html><body>[{}]</body></html>"),
+    (200, "application/json", b"<html>"),
+    (200, "application/json", orjson.dumps([{**ROW, "marker_id": "<img src=x>"}])),
+    (200, "application/json", orjson.dumps({"rows": [ROW]})),
+    (500, "application/json", orjson.dumps([ROW])),
+])
+async def test_a_peer_answering_anything_but_positions_is_unavailable_and_never_relayed(status, content_type, body):
+    async with FakePeer(status, content_type, body) as peer, aiohttp.ClientSession() as session:
+        with pytest.raises(PeerUnavailable):
+            await _ask_rows(session, peer.url, [("scope", "local")])
+
+
+async def test_a_peer_is_asked_with_the_cluster_secret_and_its_rows_are_used(monkeypatch):
+    monkeypatch.setattr("web.cluster.settings", dataclasses.replace(settings, cluster_secret="s3cret"))
+    async with FakePeer(200, "application/json", orjson.dumps([ROW])) as peer, aiohttp.ClientSession() as session:
+        assert await _ask_rows(session, peer.url, [("scope", "local")]) == [ROW]
+    (headers,) = peer.seen_headers
+    assert headers["X-Tracker-Cluster"] == "s3cret"
+    assert "Authorization" not in headers and "Cookie" not in headers
