@@ -83,7 +83,7 @@ class Settings:
             app_id=_str(env, "TRACKER_APP_ID", "tracker"),
             broker=_str(env, "TRACKER_BROKER", "kafka://127.0.0.1:9092"),
             database_url=_str(
-                env, "TRACKER_DATABASE_URL", "postgresql://tracker:tracker@127.0.0.1:5432/tracker"
+                env, "TRACKER_DATABASE_URL", "postgresql://tracker@127.0.0.1:5432/tracker"
             ),
             topic=_str(env, "TRACKER_TOPIC", "gps.positions"),
             topic_partitions=_int(env, "TRACKER_TOPIC_PARTITIONS", 8),
