@@ -28,7 +28,7 @@ import psycopg
 
 from tracker import accounts
 from tracker.credentials import same_secret
-from tracker.db import DATABASE_ERRORS
+from tracker.db import DATABASE_ERRORS, DatabaseUnavailable
 from tracker.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
@@ -38,6 +38,10 @@ SESSION_COOKIE = "tracker_session"
 CLUSTER_HEADER = "X-Tracker-Cluster"
 FRESH_SECONDS = 2.0
 OUTAGE_GRACE_SECONDS = 600.0
+#: After a failed lookup, Postgres is not tried again for this long: requests meanwhile
+#: are answered from the cache (or 503) at once instead of each waiting for a timeout.
+RETRY_DATABASE_SECONDS = 2.0
+LOOKUP_TIMEOUT = 2.0
 MAX_CACHED = 10_000
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tracker", Basic realm="tracker", charset="UTF-8"'}
 CLUSTER = Access(user="cluster", role="admin", via="cluster")
@@ -54,6 +58,7 @@ class LoginRequired(ApiError):
 class _Cache:
     def __init__(self) -> None:
         self.entries: dict[bytes, tuple[float, Access | None]] = {}
+        self.database_down_until = 0.0
 
     async def get(self, key: bytes, lookup: Lookup) -> Access | None:
         now = time.monotonic()
@@ -61,9 +66,12 @@ class _Cache:
         if hit is not None and now - hit[0] < FRESH_SECONDS:
             return hit[1]
         try:
-            async with database.connection() as conn:
+            if now < self.database_down_until:
+                raise DatabaseUnavailable("the last lookup failed a moment ago")
+            async with database.connection(timeout=LOOKUP_TIMEOUT) as conn:
                 access = await lookup(conn)
         except DATABASE_ERRORS:
+            self.database_down_until = max(self.database_down_until, time.monotonic() + RETRY_DATABASE_SECONDS)
             if hit is not None and hit[1] is not None and now - hit[0] < OUTAGE_GRACE_SECONDS:
                 return hit[1]
             raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None

@@ -129,8 +129,7 @@ async def _scan_cluster(filters: Filters) -> list[dict]:
         if not settings.cluster_secret:
             raise PeerUnavailable("TRACKER_CLUSTER_SECRET is not set: workers cannot ask each other")
         query = filters.query + [("scope", "local")]
-        async with aiohttp.ClientSession(timeout=PEER_TIMEOUT) as session:
-            answers = await asyncio.gather(*(_ask_rows(session, peer, query) for peer in peers))
+        answers = await asyncio.gather(*(_ask_rows(app.http_client, peer, query) for peer in peers))
         for answer in answers:
             positions.extend(answer)
     positions.sort(key=lambda position: position["marker_id"])
@@ -141,8 +140,7 @@ async def peer_position(owner: str, marker_id: str) -> dict | None:
     """``marker_id``'s position from the worker that owns it; None if it has none."""
     if not settings.cluster_secret:
         raise PeerUnavailable("TRACKER_CLUSTER_SECRET is not set: workers cannot ask each other")
-    async with aiohttp.ClientSession(timeout=PEER_TIMEOUT) as session:
-        status, answer = await _ask(session, owner, f"/api/markers/{marker_id}", [], allow_missing=True)
+    status, answer = await _ask(app.http_client, owner, f"/api/markers/{marker_id}", [], allow_missing=True)
     if status == 404:
         return None
     if not valid_position(answer) or answer["marker_id"] != marker_id:
@@ -161,7 +159,8 @@ async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list
                allow_missing: bool = False) -> tuple[int, Any]:
     headers = {CLUSTER_HEADER: settings.cluster_secret, "Accept": "application/json"}
     try:
-        async with session.get(f"{peer}{path}", params=query, headers=headers, allow_redirects=False) as response:
+        async with session.get(f"{peer}{path}", params=query, headers=headers, allow_redirects=False,
+                               timeout=PEER_TIMEOUT) as response:
             missing = allow_missing and response.status == 404
             if response.status != 200 and not missing:
                 raise PeerUnavailable(f"{peer} answered {response.status}")

@@ -18,6 +18,8 @@ def test_latest_keeps_moving_while_postgres_is_stopped(stack, figures):
     worker.wait_ready()
     stack.send(BEFORE.records)
     wait_for(lambda: stack.history_count() >= len(BEFORE.expected_rows), 60, "the first positions in Postgres")
+    newcomer = stack.user("newcomer", "admin")
+    assert worker.get("/api/markers")[0] == 200  # the admin's token is known from before the outage
 
     subprocess.run([SERVICES, "stop-postgres"], check=True, capture_output=True)
     try:
@@ -40,6 +42,8 @@ def test_latest_keeps_moving_while_postgres_is_stopped(stack, figures):
         assert health["state"].startswith("degraded")
         status, body = worker.get(f"/api/markers/{DURING.marker_ids[0]}/history")
         assert status == 503 and body["error"] == "history_unavailable"
+        status, body = worker.get("/api/markers", token=newcomer)  # never seen: cannot be checked now
+        assert status == 503 and body["error"] == "accounts_unavailable"
     finally:
         subprocess.run([SERVICES, "start-postgres"], check=True, capture_output=True)
     restarted = time.monotonic()

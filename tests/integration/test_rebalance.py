@@ -1,6 +1,6 @@
 """Partitions moving between workers mid-stream: a third worker joins while positions flow,
 then one worker is killed with SIGKILL. Every worker must still find every marker's newest
-fix (``table_route`` to the owner, whose table partition came from the changelog), the
+fix (forwarded to the owner, whose table partition came from the changelog), the
 history must hold each position exactly once, and each consumer group must have committed
 all it read (no offset left behind, none skipped)."""
 import time
