@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tracker.kafka import positions_producer
-from tracker.testing import ROOT, Stack, run_sync, wait_for
+from tracker.testing import ROOT, Stack, Worker, run_sync, wait_for
 
 SERVICES = str(ROOT / "scripts" / "services")
 HISTORY_POINTS = 100_000
@@ -220,8 +220,9 @@ class Probes:
     """Probe markers among a steady load: the time from produce to visible at
     ``/api/markers/{id}``, measured by one poller on one keep-alive connection."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, worker: Worker) -> None:
+        self.port = worker.web_port
+        self.headers = {"Authorization": f"Bearer {worker.stack.admin_token}"}
         self.pending: dict[str, tuple[int, float]] = {}
         self.samples: list[tuple[float, float]] = []  # (sent at, ms)
         self.sent = 0
@@ -255,7 +256,7 @@ class Probes:
                 continue
             for probe, (time_ms, sent_at) in waiting:
                 try:
-                    conn.request("GET", f"/api/markers/{probe}")
+                    conn.request("GET", f"/api/markers/{probe}", headers=self.headers)
                     response = conn.getresponse()
                     body = response.read()
                 except (OSError, http.client.HTTPException):
@@ -312,7 +313,7 @@ def latency(rate: float, seconds: float) -> tuple[list[float], int]:
     try:
         worker = stack.worker().start()
         worker.wait_ready()
-        probes = Probes(worker.web_port)
+        probes = Probes(worker)
         stream = Stream()
         run_sync(steady_load(stack, rate, seconds, probes, stream))
         probes.stop()
@@ -357,7 +358,7 @@ def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.
     try:
         worker = stack.worker().start()
         worker.wait_ready()
-        probes = Probes(worker.web_port)
+        probes = Probes(worker)
         run_sync(steady_load(stack, rate, before + seconds + after, probes, stream, on_tick=on_tick))
         probes.stop()
         wait_for(lambda: _history_complete(stack), 600, "the history to hold the whole stream", interval=0.2)
@@ -396,11 +397,12 @@ def history_reads(runs: int = 3) -> dict[str, tuple[float, int]]:
         run_sync(fill())
         results = {}
         for fmt in ("json", "geojson"):
-            url = f"{worker.url}/api/markers/bench-history/history?from=2000-01-01T00:00:00Z&limit=1000000&format={fmt}"
+            url = f"{worker.url}/api/markers/bench-history/history?from=2000-01-01T00:00:00Z&limit={HISTORY_POINTS}&format={fmt}"
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {worker.stack.admin_token}"})
             timings = []
             for _ in range(runs):
                 started = time.perf_counter()
-                with urllib.request.urlopen(url, timeout=120) as response:
+                with urllib.request.urlopen(request, timeout=120) as response:
                     size = len(response.read())
                 timings.append(time.perf_counter() - started)
             results[fmt] = (statistics.median(timings), size)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -59,8 +60,18 @@ class Stack:
     env: dict[str, str]
     tmp: Path
     workers: list["Worker"] = field(default_factory=list)
-    #: An API token of the stack's admin; ``Worker.get`` sends it unless told otherwise.
+    #: An API token of the stack's admin (user ``admin``); ``Worker.get`` sends it unless told otherwise.
     admin_token: str = ""
+    admin_password: str = ""
+
+    def sign_in(self, page, worker: "Worker", path: str = "/map", user: str = "admin",
+                password: str | None = None) -> None:
+        """Sign a Playwright ``page`` in through the login form, landing on ``path``."""
+        page.goto(f"{worker.url}/login?next={urllib.parse.quote(path, safe='')}")
+        page.fill("#user", user)
+        page.fill("#password", password or self.admin_password)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
 
     @property
     def settings(self) -> Settings:
@@ -94,7 +105,8 @@ class Stack:
         }
         stack = cls(name=name, env=env, tmp=tmp)
         run_sync(ensure_topic(stack.settings, stack.settings.topic))
-        stack.admin_token = stack.user("admin", "admin")
+        stack.admin_password = secrets.token_urlsafe(12)
+        stack.admin_token = stack.user("admin", "admin", password=stack.admin_password)
         return stack
 
     def user(self, name: str, role: str = "viewer", grants: Iterable[str] = (),
