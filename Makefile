@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean run system-packages bench bench-map bench-ingest chaos fuzz
+.PHONY: install services test unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,9 @@ clean:
 
 bench-map: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.map_and_history
+
+bench-viewers: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.viewers $(BENCH_ARGS)
 
 bench-ingest: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.ingest_osmand

@@ -25,3 +25,5 @@ HISTORY_LAG_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 INGEST_REQUESTS = Counter(
     "tracker_ingest_requests", "Requests to the phone endpoints", ["endpoint", "status"])
+CLUSTER_SCANS = Counter(
+    "tracker_cluster_scans", "Cluster-wide reads of latest (this worker's rows and every peer's); viewers share them")

@@ -24,6 +24,7 @@ import orjson
 
 from tables.latest import decode, latest, position_of
 from tracker.app import app
+from tracker.metrics import CLUSTER_SCANS
 from tracker.position import MARKER_ID_PATTERN, format_micros, micros_of
 from tracker.settings import settings
 from web.auth import CLUSTER_HEADER
@@ -91,14 +92,14 @@ def owner_of(marker_id: str) -> str | None:
     return None if owner == _url(app.conf.canonical_url) else owner
 
 
-class _Snapshots:
-    """The cluster-wide answer per filter, shared for ``SNAPSHOT_SECONDS`` (and while it is
-    being computed: concurrent callers wait for the same scan)."""
+class SharedAnswers:
+    """Answers shared by every caller who asks the same (``key``) within ``SNAPSHOT_SECONDS``,
+    and while one is being computed: concurrent callers wait for the same work."""
 
     def __init__(self) -> None:
         self.entries: dict[tuple, tuple[float, asyncio.Future]] = {}
 
-    async def get(self, key: tuple, compute: Callable[[], Awaitable[list[dict]]]) -> list[dict]:
+    async def get(self, key: tuple, compute: Callable[[], Awaitable[Any]]) -> Any:
         now = time.monotonic()
         entry = self.entries.get(key)
         if entry is None or now - entry[0] >= SNAPSHOT_SECONDS:
@@ -114,7 +115,7 @@ class _Snapshots:
             raise
 
 
-_snapshots = _Snapshots()
+_snapshots = SharedAnswers()
 
 
 async def cluster_positions(filters: Filters) -> list[dict]:
@@ -123,6 +124,7 @@ async def cluster_positions(filters: Filters) -> list[dict]:
 
 
 async def _scan_cluster(filters: Filters) -> list[dict]:
+    CLUSTER_SCANS.inc()
     peers = peer_urls()
     positions = local_positions(filters)
     if peers:

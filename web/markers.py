@@ -15,8 +15,8 @@ from tracker.permissions import Access
 from tracker.settings import settings
 from web import params
 from web.auth import is_cluster_request, require
-from web.cluster import (Filters, PeerUnavailable, cluster_positions, feature_collection, local_positions,
-                         owner_of, peer_position)
+from web.cluster import (Filters, PeerUnavailable, SharedAnswers, cluster_positions, feature_collection,
+                         local_positions, owner_of, peer_position)
 from web.errors import Forbidden, NotFound, Unavailable
 from web.health import readiness
 
@@ -27,8 +27,16 @@ def _ready() -> None:
         raise Unavailable("not_ready", f"this worker is {state}; retry shortly")
 
 
-async def visible_positions(request, access: Access) -> list[dict]:
-    """The filtered positions ``access`` may see (this worker's only with ``scope=local``)."""
+RENDER = {
+    "json": lambda positions: orjson.dumps(positions),
+    "geojson": lambda positions: orjson.dumps(feature_collection(positions, settings.stale_after)),
+}
+#: Rendered lists, shared for a second by callers who see the same markers with the same filters.
+_rendered = SharedAnswers()
+
+
+async def visible_positions(request, access: Access, fmt: str) -> bytes:
+    """The filtered positions ``access`` may see, rendered (this worker's only with ``scope=local``)."""
     query = request.query
     filters = Filters(params.bbox_param(query), params.time_param(query, "since", None))
     scope = params.choice_param(query, "scope", "cluster", ("cluster", "local"))
@@ -36,25 +44,27 @@ async def visible_positions(request, access: Access) -> list[dict]:
     if scope == "local":
         if not is_cluster_request(request):
             raise Forbidden("cluster_only", "scope=local is for requests between workers")
-        return local_positions(filters)
+        return RENDER[fmt](local_positions(filters))
+
+    async def render() -> bytes:
+        return RENDER[fmt](access.keep(await cluster_positions(filters)))
+
     try:
-        positions = await cluster_positions(filters)
+        return await _rendered.get((fmt, filters.key, access.scope_key), render)
     except PeerUnavailable as exc:
         raise Unavailable("peer_unavailable", f"could not reach a peer worker: {exc}") from None
-    return access.keep(positions)
 
 
 @app.page("/api/markers")
 async def markers_list(web, request):
     access = await require(request)
-    return web.bytes(orjson.dumps(await visible_positions(request, access)), content_type="application/json")
+    return web.bytes(await visible_positions(request, access, "json"), content_type="application/json")
 
 
 @app.page("/api/markers.geojson")
 async def markers_geojson(web, request):
     access = await require(request)
-    body = orjson.dumps(feature_collection(await visible_positions(request, access), settings.stale_after))
-    return web.bytes(body, content_type="application/geo+json")
+    return web.bytes(await visible_positions(request, access, "geojson"), content_type="application/geo+json")
 
 
 def unknown_marker(marker_id: str) -> NotFound:
