@@ -45,7 +45,7 @@ def map_render_seconds(stack: Stack, worker) -> float:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         started = time.perf_counter()
         stack.sign_in(page, worker, "/map")
-        page.wait_for_function(f"window.tracker && window.tracker.markers.size === {MARKERS}", timeout=120_000)
+        page.wait_for_function(f"() => window.tracker && window.tracker.markers.size === {MARKERS}", timeout=120_000)
         elapsed = time.perf_counter() - started
         browser.close()
     return elapsed

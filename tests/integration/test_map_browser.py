@@ -52,9 +52,12 @@ def test_live_map_shows_every_marker_escapes_text_and_follows_movement(stack, ma
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    started = time.monotonic()
     page.goto(map_worker.url + "/map")
-    page.wait_for_function(f"window.tracker && Object.keys(window.tracker.markers).length === {MARKERS}",
+    assert "/login?next=%2Fmap" in page.url  # no session: the login form first
+    started = time.monotonic()
+    stack.sign_in(page, map_worker, "/map")
+    assert page.url == map_worker.url + "/map"
+    page.wait_for_function(f"() => window.tracker && Object.keys(window.tracker.markers).length === {MARKERS}",
                            timeout=30_000)
     figures.append((f"map: load and draw {MARKERS:,} markers", f"{time.monotonic() - started:.2f} s"))
 
@@ -96,11 +99,37 @@ def test_track_page_draws_the_track_and_a_working_time_slider(stack, map_worker,
     page = browser.new_page(viewport={"width": 1024, "height": 700})
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(map_worker.url + "/map/walker")
+    stack.sign_in(page, map_worker, "/map/walker")
     page.locator(".leaflet-interactive").first.wait_for()  # the polyline
     page.locator(".timecontrol-dateslider").wait_for()
     assert page.locator(".leaflet-marker-icon").count() >= 2  # start and end
     page.locator(".timecontrol-forward").click()
     page.screenshot(path=str(ARTIFACTS / "track.png"))
     assert errors == []
+    page.close()
+
+
+def test_a_viewer_signed_in_sees_only_its_groups_markers(stack, map_worker, browser):
+    stack.user("map-viewer", "viewer", ["map-000*", "hostile"], password="map-viewer-password")
+    page = browser.new_page(viewport={"width": 1024, "height": 700})
+    stack.sign_in(page, map_worker, "/map", user="map-viewer", password="map-viewer-password")
+    page.wait_for_function("() => window.tracker && window.tracker.updates > 0", timeout=30_000)
+    drawn = page.evaluate("() => Array.from(window.tracker.markers.keys ? window.tracker.markers.keys() "
+                          ": Object.keys(window.tracker.markers)).sort()")
+    assert drawn == ["hostile"] + [f"map-000{i}" for i in range(10)]
+    page.close()
+
+
+def test_a_share_link_opens_without_an_account(stack, map_worker, browser):
+    status, _, share = map_worker.request("POST", "/api/shares", orjson.dumps({"marker_id": "map-0003"}),
+                                          headers={"Content-Type": "application/json"})
+    assert status == 201
+    page = browser.new_page(viewport={"width": 1024, "height": 700})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(map_worker.url + share["path"])
+    page.wait_for_function("() => window.tracker && window.tracker.updates > 0", timeout=30_000)
+    drawn = page.evaluate("() => Array.from(window.tracker.markers.keys ? window.tracker.markers.keys() "
+                          ": Object.keys(window.tracker.markers))")
+    assert drawn == ["map-0003"] and errors == []
     page.close()
