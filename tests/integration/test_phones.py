@@ -30,6 +30,8 @@ def phones(stack):
     open_door = stack.worker(TRACKER_INGEST_AUTH="off").start()
     secure.wait_ready()
     open_door.wait_ready()
+    wait_for(lambda: all(w.health() and w.health()["partitions"] for w in (secure, open_door)), 60,
+             "both workers to own partitions")
     return secure, open_door, secrets
 
 
@@ -89,7 +91,7 @@ def test_traccar_client_requests_are_stored_in_si_units(stack, phones):
     assert fourth[:9] == (NOW - 10, 45.4, 14.4, 2.5, None, 90, 3, 50, "osmand")
     assert fourth[9] == {"is_moving": True, "odometer": 1500, "charge": True, "activity": "in_vehicle"}
     status, latest = worker.get("/api/markers/traccar-1")
-    assert status == 200 and (latest["lat"], latest["lon"]) == (45.4, 14.4)
+    assert status == 200 and (latest["lat"], latest["lon"]) == (45.4, 14.4), latest
 
 
 def test_owntracks_location_is_stored_and_answered_with_an_array(stack, phones):
@@ -107,7 +109,7 @@ def test_owntracks_location_is_stored_and_answered_with_an_array(stack, phones):
     assert row[:9] == (NOW - 5, 48.85, 2.35, pytest.approx(10.0), 180, 35, 12, 66, "owntracks")
     assert row[9] == {"tid": "o1", "device": "pixel"}
     status, latest = worker.get("/api/markers/owntracks-1")
-    assert status == 200 and latest["source"] == "owntracks"
+    assert status == 200 and latest["source"] == "owntracks", latest
 
 
 def test_bad_credentials_are_refused_and_nothing_reaches_kafka(stack, phones):
