@@ -28,7 +28,7 @@ import psycopg
 
 from tracker import accounts
 from tracker.credentials import same_secret
-from tracker.db import DATABASE_ERRORS, DatabaseUnavailable
+from tracker.db import DATABASE_ERRORS
 from tracker.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
@@ -55,6 +55,10 @@ class LoginRequired(ApiError):
     status = 303
 
 
+class _RecentlyDown(Exception):
+    """The last lookup failed less than ``RETRY_DATABASE_SECONDS`` ago."""
+
+
 class _Cache:
     def __init__(self) -> None:
         self.entries: dict[bytes, tuple[float, Access | None]] = {}
@@ -67,11 +71,14 @@ class _Cache:
             return hit[1]
         try:
             if now < self.database_down_until:
-                raise DatabaseUnavailable("the last lookup failed a moment ago")
-            async with database.connection(timeout=LOOKUP_TIMEOUT) as conn:
-                access = await lookup(conn)
-        except DATABASE_ERRORS:
-            self.database_down_until = max(self.database_down_until, time.monotonic() + RETRY_DATABASE_SECONDS)
+                raise _RecentlyDown()
+            try:
+                async with database.connection(timeout=LOOKUP_TIMEOUT) as conn:
+                    access = await lookup(conn)
+            except DATABASE_ERRORS:
+                self.database_down_until = time.monotonic() + RETRY_DATABASE_SECONDS
+                raise
+        except (_RecentlyDown,) + DATABASE_ERRORS:
             if hit is not None and hit[1] is not None and now - hit[0] < OUTAGE_GRACE_SECONDS:
                 return hit[1]
             raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
