@@ -133,6 +133,11 @@ def test_basic_auth_and_session_login(cluster):
         assert status == 200 and [p["marker_id"] for p in body] == VISIBLE
     assert worker.request("GET", "/map", token=None, headers=session)[0] == 200
 
+    status, headers, _ = worker.request("POST", "/login", form.encode(), token=None,
+                                        headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                 "X-Forwarded-Proto": "https"})
+    assert status == 303 and "Secure" in headers["Set-Cookie"]  # behind a TLS proxy
+
     status, headers, _ = worker.request("POST", "/logout", b"", token=None, headers=session)
     assert status == 303 and headers["Location"] == "/login"
     time.sleep(2.5)  # past the other worker's cache
