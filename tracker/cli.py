@@ -116,7 +116,7 @@ def _account_commands(commands) -> None:
     users.add_parser("list", help="list the users and their groups").set_defaults(run=_users_list)
     remove = users.add_parser("remove", help="remove a user (its tokens, sessions and links end)")
     remove.add_argument("name")
-    remove.set_defaults(run=_users_remove)
+    remove.set_defaults(run=_account_change("remove_user", "name", done="user {name} removed"))
     passwd = users.add_parser("passwd", help="set a new password (printed once unless --password-stdin)")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -126,11 +126,11 @@ def _account_commands(commands) -> None:
         title="groups commands")
     add = groups.add_parser("add", help="add an empty group")
     add.add_argument("name")
-    add.set_defaults(run=_groups_add)
+    add.set_defaults(run=_account_change("add_group", "name", done="group {name} added"))
     groups.add_parser("list", help="list the groups, their markers and members").set_defaults(run=_groups_list)
     remove = groups.add_parser("remove", help="remove a group")
     remove.add_argument("name")
-    remove.set_defaults(run=_groups_remove)
+    remove.set_defaults(run=_account_change("remove_group", "name", done="group {name} removed"))
     for verb, helptext in (("grant", "add markers to a group"), ("revoke", "take markers out of a group")):
         grant = groups.add_parser(verb, help=f"{helptext}: marker ids, or prefixes ending in * (truck-*)")
         grant.add_argument("name")
@@ -150,7 +150,7 @@ def _account_commands(commands) -> None:
     tokens.add_parser("list", help="list the tokens (never the tokens themselves)").set_defaults(run=_tokens_list)
     revoke = tokens.add_parser("revoke", help="stop a token from working")
     revoke.add_argument("token_id", type=int, metavar="ID")
-    revoke.set_defaults(run=_tokens_revoke)
+    revoke.set_defaults(run=_account_change("revoke_token", "token_id", done="token {token_id} revoked"))
 
     share = commands.add_parser("share", help="print a link that shows one marker without an account")
     share.add_argument("marker")
@@ -302,6 +302,18 @@ async def _on_registry(action):
     return await _on_database(lambda conn: action(Registry(conn)))
 
 
+def _account_change(change: str, *fields: str, done: str):
+    """A command that calls ``tracker.accounts.<change>(conn, *args.<fields>)`` and says ``done``."""
+    async def run(args: argparse.Namespace) -> int:
+        from tracker import accounts
+
+        await _on_database(lambda conn: getattr(accounts, change)(conn, *(getattr(args, f) for f in fields)))
+        print(done.format(**vars(args)))
+        return 0
+
+    return run
+
+
 MIN_PASSWORD = 8
 
 
@@ -336,14 +348,6 @@ async def _users_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _users_remove(args: argparse.Namespace) -> int:
-    from tracker import accounts
-
-    await _on_database(lambda conn: accounts.remove_user(conn, args.name))
-    print(f"user {args.name} removed")
-    return 0
-
-
 async def _users_list(args: argparse.Namespace) -> int:
     from tracker import accounts
 
@@ -351,22 +355,6 @@ async def _users_list(args: argparse.Namespace) -> int:
     _table(("user", "role", "added", "groups"),
            [(u.name, u.role, f"{u.created_at:%Y-%m-%d %H:%M}", ", ".join(u.groups) or "-") for u in users],
            "no users: add the first admin with `tracker users add NAME --role admin`")
-    return 0
-
-
-async def _groups_add(args: argparse.Namespace) -> int:
-    from tracker import accounts
-
-    await _on_database(lambda conn: accounts.add_group(conn, args.name))
-    print(f"group {args.name} added")
-    return 0
-
-
-async def _groups_remove(args: argparse.Namespace) -> int:
-    from tracker import accounts
-
-    await _on_database(lambda conn: accounts.remove_group(conn, args.name))
-    print(f"group {args.name} removed")
     return 0
 
 
@@ -420,14 +408,6 @@ async def _tokens_list(args: argparse.Namespace) -> int:
            [(str(t.token_id), t.user_name, f"{t.created_at:%Y-%m-%d %H:%M}",
              f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
              f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "-") for t in tokens], "no tokens")
-    return 0
-
-
-async def _tokens_revoke(args: argparse.Namespace) -> int:
-    from tracker import accounts
-
-    await _on_database(lambda conn: accounts.revoke_token(conn, args.token_id))
-    print(f"token {args.token_id} revoked")
     return 0
 
 

@@ -1,10 +1,14 @@
 """Locations are private: two real workers, real Kafka and Postgres, and callers with and
 without credentials, with narrow and wide permissions."""
+import base64
 import csv
 import io
+import subprocess
+import sys
 import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -64,7 +68,7 @@ def test_wrong_credentials_are_refused(cluster):
     workers, _ = cluster
     worker = workers[0]
     assert worker.get("/api/markers", token="not-a-token")[0] == 401
-    basic = "Basic " + __import__("base64").b64encode(b"viewer:wrong-password").decode()
+    basic = "Basic " + base64.b64encode(b"viewer:wrong-password").decode()
     assert worker.get("/api/markers", token=None, headers={"Authorization": basic})[0] == 401
     assert worker.get("/api/markers", token=None, headers={"Cookie": "tracker_session=forged"})[0] == 401
 
@@ -110,7 +114,7 @@ def test_a_hidden_marker_answers_exactly_as_an_unknown_one(cluster):
 def test_basic_auth_and_session_login(cluster):
     workers, _ = cluster
     worker = workers[1]
-    basic = "Basic " + __import__("base64").b64encode(b"viewer:viewer-password").decode()
+    basic = "Basic " + base64.b64encode(b"viewer:viewer-password").decode()
     status, body = worker.get("/api/markers", token=None, headers={"Authorization": basic})
     assert status == 200 and [p["marker_id"] for p in body] == VISIBLE
 
@@ -240,3 +244,39 @@ def test_history_pages_through_a_long_track(cluster, stack):
     times = [row["time"] for row in csv.DictReader(io.StringIO(text))]
     assert len(times) == 1000 and times == sorted(times, reverse=True)
     assert workers[0].get("/api/markers/acc-long/history?limit=100001")[0] == 400
+
+
+def test_accounts_are_managed_from_a_shell(cluster, stack):
+    """The first admin of a fresh install, its token and a share link, all from the command line."""
+    workers, _ = cluster
+    tracker = str(Path(sys.executable).with_name("tracker"))
+
+    def run(*args, stdin=None):
+        done = subprocess.run([tracker, *args], env=stack.env, input=stdin, capture_output=True, text=True,
+                              timeout=60)
+        return done.returncode, done.stdout.strip(), done.stderr.strip()
+
+    code, out, _ = run("users", "add", "boss", "--role", "admin")
+    assert code == 0 and "shown only now" in out
+    password = out.rsplit(" ", 1)[1]
+    basic = "Basic " + base64.b64encode(f"boss:{password}".encode()).decode()
+    assert workers[0].get("/api/markers/acc-van", token=None, headers={"Authorization": basic})[0] == 200
+
+    code, _, err = run("users", "add", "boss", "--role", "viewer")
+    assert code == 1 and err == "tracker: user 'boss' exists already"
+    code, _, err = run("users", "add", "shorty", "--role", "viewer", "--password-stdin", stdin="short\n")
+    assert code == 2 and "at least 8 characters" in err
+
+    code, out, _ = run("tokens", "add", "boss", "--expires", "1h")
+    assert code == 0
+    token_id, token = out.split()[1], out.rsplit(" ", 1)[1]
+    assert workers[1].get("/api/markers/acc-van", token=token)[0] == 200
+    assert run("tokens", "revoke", token_id)[0] == 0
+    wait_for(lambda: workers[1].get("/api/markers/acc-van", token=token)[0] == 401, 5, "the token to stop working")
+
+    code, out, _ = run("share", "acc-bike", "--hours", "1")
+    assert code == 0
+    path = out[out.index("/s/"):].split()[0]
+    assert workers[0].request("GET", path, token=None)[0] == 200
+    code, out, _ = run("groups", "grant", "nobody-group", "x-*")
+    assert code == 1
