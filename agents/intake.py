@@ -83,9 +83,10 @@ class Intake(GroupConsumer):
             rejected_at = datetime.now(timezone.utc)
             for record, error in verdict.rejected:
                 letter = dead_letter(record.value, error, rejected_at, record.topic, record.partition, record.offset)
-                sends.append(await producer.send(settings.dlq_topic, key=record.key, value=orjson.dumps(letter)))
+                sent = await producer.send(settings.dlq_topic, key=record.key, value=orjson.dumps(letter))
+                sent.add_done_callback(count_dead_letter)
+                sends.append(sent)
                 POSITIONS_REJECTED.labels(error.code).inc()
-            DLQ_RECORDS.inc(len(verdict.rejected))
         for key, value, stamp in verdict.misplaced:
             # To the partition the judge expects, whatever the producer's metadata says, so a
             # re-sent record is never judged misplaced again.
@@ -145,6 +146,14 @@ class Intake(GroupConsumer):
 
     async def on_flush(self) -> None:
         await self._finish(list(self._pending))
+
+
+def count_dead_letter(sent: asyncio.Future) -> None:
+    """Count a dead letter once the broker has acknowledged it: one whose send failed is
+    not in the DLQ (its slice is read and judged again), and counting it would make the
+    counter disagree with the topic."""
+    if not sent.cancelled() and sent.exception() is None:
+        DLQ_RECORDS.inc()
 
 
 def _ignore(future: asyncio.Future) -> None:

@@ -1,5 +1,8 @@
 """Shared test setup. Unit tests run the Faust app in memory; integration tests start real workers."""
 import os
+from pathlib import Path
+
+import pytest
 
 # Must happen before tracker.settings is imported: agents under test_context() keep their
 # tables in memory. Workers started by integration tests get their own environment.
@@ -13,3 +16,23 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("figures")
         for name, value in FIGURES:
             terminalreporter.write_line(f"{name:<48} {value}")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, driven by Playwright."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is needed for the browser tests (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()

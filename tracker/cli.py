@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from tracker.permissions import ROLES
-from tracker.position import MARKER_ID_PATTERN, InvalidPosition, format_time, parse_position
+from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_position
 from tracker.sender import send_paced
 from tracker.settings import settings
 
@@ -223,7 +223,7 @@ async def _replay(args: argparse.Namespace) -> int:
         raise CommandError("--speedup must be positive", EXIT_USAGE)
     marker_id = args.marker or Path(args.file).stem[:64]
     if not MARKER_ID_PATTERN.fullmatch(marker_id):
-        raise CommandError(f"{marker_id!r} is not a marker id: pass --marker", EXIT_USAGE)
+        raise CommandError(f"{marker_id!r} is not a marker id ({MARKER_ID_RULE}): pass --marker", EXIT_USAGE)
     try:
         points = load(Path(args.file))
     except BadTrack as exc:
@@ -453,7 +453,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> 
 
 async def _devices_add(args: argparse.Namespace) -> int:
     if not MARKER_ID_PATTERN.fullmatch(args.device_id):
-        raise CommandError("a device id is 1 to 64 characters of A-Z a-z 0-9 _ . : -", EXIT_USAGE)
+        raise CommandError(f"a device id is {MARKER_ID_RULE}", EXIT_USAGE)
     secret = await _on_registry(lambda registry: registry.add(args.device_id, args.name))
     print(f"device {args.device_id} added; its secret (shown only now): {secret}")
     return 0

@@ -1,8 +1,9 @@
 """The verdict on records read from ``gps.positions``, a fetched slice of one partition at a time.
 
-Each record is validated once, by ``tracker.position.read_fix``. "Now", for the 24 h future
-limit, is the record's Kafka timestamp (never later than the wall clock), so the verdict
-depends only on the record: a replay after a crash reaches the same one. A valid record is
+Each record is validated once, by ``tracker.position.read_fix``. "Now", for the future
+limit (``MAX_FUTURE``, 5 minutes: a later fix goes to the DLQ with code ``future``), is the
+record's Kafka timestamp (never later than the wall clock), so the verdict depends only on
+the record: a replay after a crash reaches the same one. A valid record is
 
 - *placed* when its key is its marker id and it sits in the partition Kafka's default
   (murmur2) partitioner picks for that key, the partition that owns the marker in every

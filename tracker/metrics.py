@@ -10,7 +10,7 @@ POSITIONS_REJECTED = Counter(
 POSITIONS_RESENT = Counter(
     "tracker_positions_resent", "Valid records re-sent under their marker id (another key or partition)")
 DLQ_RECORDS = Counter(
-    "tracker_dlq_records", "Records sent to the dead-letter topic")
+    "tracker_dlq_records", "Records written to the dead-letter topic (acknowledged by the broker)")
 LATEST_UPDATES = Counter(
     "tracker_latest_updates", "Rows of the latest table written (one per marker per batch at most)")
 HISTORY_ROWS = Counter(

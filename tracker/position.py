@@ -28,8 +28,17 @@ from typing import Any, Mapping
 
 import orjson
 
-MARKER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-MAX_FUTURE = timedelta(hours=24)
+#: The one rule for a marker id (also a device id). The first character may not be ``-``
+#: or ``.``: such an id is read as an option by command-line tools, or as a relative path
+#: (``.``, ``..``) in a URL or a file name made from it.
+MARKER_ID_PATTERN = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,63}")
+#: The rule in words, for every message that refuses a marker id.
+MARKER_ID_RULE = "1 to 64 characters of A-Z a-z 0-9 _ . : -, not starting with - or ."
+#: How far a fix may be ahead of its reference: the Kafka timestamp of its record in the
+#: stream, the time it was received at the HTTP and command-line edges. ``latest`` only
+#: moves forward, so a fix from the future would freeze its marker until that time comes;
+#: five minutes covers a phone's clock drift.
+MAX_FUTURE = timedelta(minutes=5)
 #: Epoch numbers above this are milliseconds (the same rule as the OsmAnd protocol).
 EPOCH_MILLIS_ABOVE = 2**31 - 1
 MAX_SOURCE_LENGTH = 64
@@ -166,7 +175,7 @@ def parse_fields(data: Mapping[str, Any], now_us: int) -> list:
     else:
         time_us *= 1_000_000
     if time_us > now_us + MAX_FUTURE_US:
-        raise InvalidPosition("future_time", f"time {format_micros(time_us)} is more than 24 h ahead")
+        _reject_future(time_us, now_us)
     fix = [marker_id, time_us, lat, lon]
     for name, low, high in _OPTIONAL:
         value = get(name)
@@ -187,9 +196,18 @@ def parse_time(value: Any, *, now: datetime | None = None,
     A time more than ``max_future`` after ``now`` is refused (``None``: no limit).
     """
     moment = time_of(_time_us(value))
-    if max_future is not None and moment > (now or datetime.now(timezone.utc)) + max_future:
-        raise InvalidPosition("future_time", f"time {format_time(moment)} is more than 24 h ahead")
+    if max_future is not None:
+        now = now or datetime.now(timezone.utc)
+        if moment > now + max_future:
+            _reject_future(micros_of(moment), micros_of(now), max_future)
     return moment
+
+
+def _reject_future(time_us: int, now_us: int, allowance: timedelta = MAX_FUTURE) -> None:
+    """Code ``future``: the same for the HTTP answer, the command line and the dead letter."""
+    minutes = allowance.total_seconds() / 60
+    raise InvalidPosition("future", f"time {format_micros(time_us)} is more than {minutes:g} min "
+                                    f"ahead of its receipt ({format_micros(now_us)})")
 
 
 def _time_us(value: Any) -> int:
@@ -252,7 +270,7 @@ def _decode(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
 def _reject_marker_id(value: Any) -> None:
     if value is None:
         raise InvalidPosition("missing_field", "marker_id is required")
-    raise InvalidPosition("bad_marker_id", "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+    raise InvalidPosition("bad_marker_id", f"marker_id must be {MARKER_ID_RULE}")
 
 
 def _number(name: str, value: Any, low: float, high: float, *, required: bool) -> float | None:

@@ -38,6 +38,10 @@ class NotFound(ApiError):
     status = 404
 
 
+class RequestTimeout(ApiError):
+    status = 408
+
+
 class TooLarge(ApiError):
     status = 413
 

@@ -7,24 +7,28 @@ only once the broker has acknowledged it: a 200 means the fix is durable in Kafk
 Credentials (unless ``TRACKER_INGEST_AUTH=off``): a Traccar Client puts its device secret
 in the server URL, as a path segment (``/ingest/osmand/SECRET``) or a query parameter
 (``?token=SECRET``); OwnTracks sends HTTP Basic with the device id as user and the secret as
-password. No credential, or one no device has: 401. A credential of another device: 403.
+password. No credential: 401 ``missing_credential``. A secret no device has, and a secret
+of another device, get the same 401 ``bad_credential``, so that guessing cannot tell which
+device ids exist. While Postgres is down, secrets it confirmed in the last ten minutes are
+still accepted (``tracker.devices.SecretLookup``).
+
+A body has ``BODY_READ_SECONDS`` to arrive, whole: a client that trickles it (one of many
+that could hold every connection of the worker open) gets 408.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-import psycopg
 from aiohttp import web as aioweb
 from faust.web import View
 
 from tracker.app import app
-from tracker.db import UNAVAILABLE, DatabaseUnavailable
+from tracker.db import DATABASE_ERRORS
 from tracker.devices import SecretLookup
 from tracker.metrics import INGEST_REQUESTS
 from tracker.position import InvalidPosition, parse_position
@@ -32,10 +36,16 @@ from tracker.protocols import osmand, owntracks
 from tracker.resources import database
 from tracker.settings import settings
 from tracker.topics import positions_topic
-from web.errors import ApiError, BadRequest, Forbidden, TooLarge, Unauthorized, Unavailable
+from web.auth import basic_credentials
+from web.errors import ApiError, BadRequest, Forbidden, RequestTimeout, TooLarge, Unauthorized, Unavailable
 
 BROKER_ACK_TIMEOUT = 10.0
-secrets = SecretLookup(database.connection)
+#: How long a request's body may take to arrive, in all.
+BODY_READ_SECONDS = 10.0
+#: How long a secret's lookup waits for a pooled connection before Postgres counts as down.
+LOOKUP_SECONDS = 2.0
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="tracker"'}
+secrets = SecretLookup(partial(database.connection, timeout=LOOKUP_SECONDS))
 
 
 def _invalid(error: InvalidPosition) -> BadRequest:
@@ -46,6 +56,14 @@ async def _body(request: aioweb.Request) -> bytes:
     limit = settings.ingest_max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge("too_large", f"the body is larger than {limit} bytes")
+    try:
+        return await asyncio.wait_for(_read_body(request, limit), BODY_READ_SECONDS)
+    except asyncio.TimeoutError:
+        raise RequestTimeout("body_timeout", f"the body did not arrive within {BODY_READ_SECONDS:g} s",
+                             headers={"Connection": "close"}) from None
+
+
+async def _read_body(request: aioweb.Request, limit: int) -> bytes:
     chunks, size = [], 0
     while True:
         chunk = await request.content.read(limit + 1 - size)  # what has arrived, up to the limit
@@ -57,19 +75,21 @@ async def _body(request: aioweb.Request) -> bytes:
             raise TooLarge("too_large", f"the body is larger than {limit} bytes")
 
 
-async def _authenticate(claimed: str, secret: str | None) -> None:
+async def _authenticate(claimed: str, secret: str | None, challenge: dict[str, str] | None = None) -> None:
+    """Pass only if ``secret`` is ``claimed``'s; ``challenge``: headers of the 401.
+
+    A secret no device has and a secret of another device are refused alike."""
     if not settings.ingest_auth:
         return
     if not secret:
-        raise Unauthorized("missing_credential", "this endpoint needs the device's secret")
+        raise Unauthorized("missing_credential", "this endpoint needs the device's secret", headers=challenge)
     try:
         owner = await secrets.device_for(secret)
-    except UNAVAILABLE + (DatabaseUnavailable, psycopg.Error):
+    except DATABASE_ERRORS:
         raise Unavailable("registry_unavailable", "the device registry (Postgres) cannot be reached; retry") from None
-    if owner is None:
-        raise Unauthorized("bad_credential", "no device has this secret")
     if owner != claimed:
-        raise Forbidden("wrong_device", f"this secret does not belong to device {claimed!r}")
+        raise Unauthorized("bad_credential", "the device id and secret do not match a registered device",
+                           headers=challenge)
 
 
 async def _publish(records: list[dict[str, Any]]) -> int:
@@ -136,28 +156,15 @@ app.page("/ingest/osmand/{token}", name="osmand_ingest_token")(
 )
 
 
-def _basic_credentials(request: aioweb.Request) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
-    try:
-        user, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
-
-
 async def _owntracks(request: aioweb.Request) -> None:
     body = await _body(request)
-    credentials = _basic_credentials(request)
+    credentials = basic_credentials(request.headers.get("Authorization", ""))
     limit_user = request.headers.get("X-Limit-U")
     if settings.ingest_auth:
         if credentials is None:
-            raise Unauthorized("missing_credential", "use HTTP Basic: device id and secret",
-                               headers={"WWW-Authenticate": 'Basic realm="tracker"'})
+            raise Unauthorized("missing_credential", "use HTTP Basic: device id and secret", headers=BASIC_CHALLENGE)
         marker_id, secret = credentials
-        await _authenticate(marker_id, secret)
+        await _authenticate(marker_id, secret, BASIC_CHALLENGE)
         if limit_user and limit_user != marker_id:
             raise Forbidden("wrong_device", f"X-Limit-U names {limit_user!r}, not {marker_id!r}")
     else:

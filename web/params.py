@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from tracker.position import InvalidPosition, parse_time
+from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, parse_time
 from web.errors import BadRequest
 
 
@@ -58,8 +58,6 @@ def bbox_param(query: Any) -> tuple[float, float, float, float] | None:
 
 
 def marker_id_param(marker_id: str) -> str:
-    from tracker.position import MARKER_ID_PATTERN
-
     if not MARKER_ID_PATTERN.fullmatch(marker_id):
-        raise BadRequest("bad_marker_id", "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+        raise BadRequest("bad_marker_id", f"marker_id must be {MARKER_ID_RULE}")
     return marker_id

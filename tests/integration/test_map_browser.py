@@ -1,4 +1,5 @@
-"""The live map in headless Chromium: 1,000 markers, an escaped popup, a marker that moves."""
+"""The live map in headless Chromium (the ``browser`` fixture of tests/conftest.py): 1,000
+markers, an escaped popup, a marker that moves."""
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -8,7 +9,6 @@ import pytest
 
 from tracker.testing import wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 HOSTILE = "<img src=x onerror=alert(1)>"
 MARKERS = 1_000
@@ -32,22 +32,6 @@ def map_worker(stack):
     return workers[1]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is needed for the browser test (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield browser
-        browser.close()
-
-
 def test_live_map_shows_every_marker_escapes_text_and_follows_movement(stack, map_worker, browser, figures):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     dialogs = []
@@ -57,17 +41,17 @@ def test_live_map_shows_every_marker_escapes_text_and_follows_movement(stack, ma
     started = time.monotonic()
     stack.sign_in(page, map_worker, "/map")
     assert page.url == map_worker.url + "/map"
-    page.wait_for_function(f"() => window.tracker && Object.keys(window.tracker.markers).length === {MARKERS}",
+    page.wait_for_function(f"() => window.tracker && window.tracker.markers.size === {MARKERS}",
                            timeout=30_000)
     figures.append((f"map: load and draw {MARKERS:,} markers", f"{time.monotonic() - started:.2f} s"))
 
     # Every marker is on the map, inside the view the page fitted to them.
-    assert page.evaluate("""() => Object.values(window.tracker.markers).every(
+    assert page.evaluate("""() => Array.from(window.tracker.markers.values()).every(
         m => window.tracker.map.hasLayer(m.layer)
              && window.tracker.map.getBounds().contains(m.layer.getLatLng()))""")
 
     # The popup shows what the device sent as text: no element is created from it.
-    page.evaluate("() => { window.tracker.markers['hostile'].layer.openPopup(); }")
+    page.evaluate("() => { window.tracker.markers.get('hostile').layer.openPopup(); }")
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
     assert HOSTILE in popup.inner_text()
@@ -80,7 +64,7 @@ def test_live_map_shows_every_marker_escapes_text_and_follows_movement(stack, ma
     page.evaluate("() => { window.notReloaded = true; }")
     stack.send([fix("map-0007", 46.5, 15.5)])
     page.wait_for_function(
-        """() => { const p = window.tracker.markers['map-0007'].layer.getLatLng();
+        """() => { const p = window.tracker.markers.get('map-0007').layer.getLatLng();
                    return Math.abs(p.lat - 46.5) < 1e-9 && Math.abs(p.lng - 15.5) < 1e-9; }""",
         timeout=30_000,
     )
@@ -114,8 +98,7 @@ def test_a_viewer_signed_in_sees_only_its_groups_markers(stack, map_worker, brow
     page = browser.new_page(viewport={"width": 1024, "height": 700})
     stack.sign_in(page, map_worker, "/map", user="map-viewer", password="map-viewer-password")
     page.wait_for_function("() => window.tracker && window.tracker.updates > 0", timeout=30_000)
-    drawn = page.evaluate("() => Array.from(window.tracker.markers.keys ? window.tracker.markers.keys() "
-                          ": Object.keys(window.tracker.markers)).sort()")
+    drawn = page.evaluate("() => Array.from(window.tracker.markers.keys()).sort()")
     assert drawn == ["hostile"] + [f"map-000{i}" for i in range(10)]
     page.close()
 
@@ -129,7 +112,6 @@ def test_a_share_link_opens_without_an_account(stack, map_worker, browser):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(map_worker.url + share["path"])
     page.wait_for_function("() => window.tracker && window.tracker.updates > 0", timeout=30_000)
-    drawn = page.evaluate("() => Array.from(window.tracker.markers.keys ? window.tracker.markers.keys() "
-                          ": Object.keys(window.tracker.markers))")
+    drawn = page.evaluate("() => Array.from(window.tracker.markers.keys())")
     assert drawn == ["map-0003"] and errors == []
     page.close()

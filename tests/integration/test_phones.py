@@ -63,7 +63,7 @@ def test_traccar_client_requests_are_stored_in_si_units(stack, phones):
     token = secrets["traccar-1"]
     query = urllib.parse.urlencode({"id": "traccar-1", "lat": 45.1, "lon": 14.1, "timestamp": NOW - 40,
                                     "speed": 10, "bearing": 90, "altitude": 100, "accuracy": 5,
-                                    "batt": 80, "charge": "true"})
+                                    "batt": 80, "charge": "true", "password": "hunter2", "note": "x"})
     assert request(worker, f"/ingest/osmand/{token}?{query}")[0] == 200  # GET, secret in the path
     query = urllib.parse.urlencode({"id": "traccar-1", "lat": 45.2, "lon": 14.2,
                                     "timestamp": (NOW - 30) * 1000, "token": token})
@@ -85,7 +85,7 @@ def test_traccar_client_requests_are_stored_in_si_units(stack, phones):
                     30, "four Traccar positions in the history")
     first, second, third, fourth = rows
     assert first[:9] == (NOW - 40, 45.1, 14.1, pytest.approx(5.1444, rel=1e-3), 90, 100, 5, 80, "osmand")
-    assert first[9] == {"charge": True}
+    assert first[9] == {"charge": True}  # the password and the note are not stored
     assert (second[0], second[1]) == (NOW - 30, 45.2)
     assert (third[0], third[1], third[2]) == (NOW - 20, 45.3, 14.3)
     assert fourth[:9] == (NOW - 10, 45.4, 14.4, 2.5, None, 90, 3, 50, "osmand")
@@ -120,11 +120,11 @@ def test_bad_credentials_are_refused_and_nothing_reaches_kafka(stack, phones):
     cases = [
         (f"/ingest/osmand?{fix}", "GET", None, {}, 401),
         (f"/ingest/osmand/not-a-secret?{fix}", "GET", None, {}, 401),
-        (f"/ingest/osmand/{secrets['other']}?{fix}", "GET", None, {}, 403),
-        (f"/ingest/osmand?token={secrets['other']}&{fix}", "POST", None, {}, 403),
+        (f"/ingest/osmand/{secrets['other']}?{fix}", "GET", None, {}, 401),
+        (f"/ingest/osmand?token={secrets['other']}&{fix}", "POST", None, {}, 401),
         ("/ingest/owntracks", "POST", location, {}, 401),
         ("/ingest/owntracks", "POST", location, basic("owntracks-1", "wrong"), 401),
-        ("/ingest/owntracks", "POST", location, basic("owntracks-1", secrets["other"]), 403),
+        ("/ingest/owntracks", "POST", location, basic("owntracks-1", secrets["other"]), 401),
         ("/ingest/owntracks", "POST", location,
          {**basic("owntracks-1", secrets["owntracks-1"]), "X-Limit-U": "other"}, 403),
     ]
@@ -133,6 +133,53 @@ def test_bad_credentials_are_refused_and_nothing_reaches_kafka(stack, phones):
         assert status == expected, (path, headers, reply)
         assert json.loads(reply)["error"]
     assert topic_size(stack) == before
+
+
+def test_a_wrong_secret_does_not_tell_whether_it_belongs_to_another_device(phones):
+    worker, _, secrets = phones
+    fix = "id=traccar-1&lat=1&lon=2"
+    location = json.dumps({"_type": "location", "lat": 1, "lon": 2, "tst": NOW}).encode()
+    unknown = request(worker, f"/ingest/osmand/not-a-secret?{fix}")
+    foreign = request(worker, f"/ingest/osmand/{secrets['other']}?{fix}")
+    assert unknown == foreign and unknown[0] == 401
+    assert json.loads(unknown[1])["error"] == "bad_credential"
+    unknown = request(worker, "/ingest/owntracks", "POST", location, basic("owntracks-1", "wrong"))
+    foreign = request(worker, "/ingest/owntracks", "POST", location, basic("owntracks-1", secrets["other"]))
+    assert unknown == foreign and unknown[0] == 401
+
+
+def test_a_body_that_trickles_in_is_answered_408_after_ten_seconds(phones):
+    import socket
+
+    worker, _, secrets = phones
+    with socket.create_connection(("127.0.0.1", worker.web_port), timeout=30) as conn:
+        conn.sendall(f"POST /ingest/osmand/{secrets['traccar-1']} HTTP/1.1\r\nHost: tracker\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode())
+        started = time.monotonic()
+        conn.settimeout(0.5)
+        reply = b""
+        while b"\r\n\r\n" not in reply and time.monotonic() - started < 25:
+            try:
+                conn.sendall(b" ")  # a byte every half second: never idle, never done
+            except OSError:
+                break
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            reply += chunk
+        waited = time.monotonic() - started
+        conn.settimeout(5)
+        head, _, body = reply.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += conn.recv(65536)
+    assert head.startswith(b"HTTP/1.1 408"), reply
+    assert 9.5 <= waited <= 13, waited
+    assert json.loads(body)["error"] == "body_timeout"
 
 
 def test_bodies_are_capped(phones):

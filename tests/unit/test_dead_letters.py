@@ -31,3 +31,12 @@ def test_a_huge_payload_is_cut_with_its_length_and_hash():
     accented = "é".encode() * MAX_PAYLOAD_BYTES  # the cut falls inside a character
     text = dead_letter(accented, ERROR, AT, "t", 0, 0)
     assert text["payload_encoding"] == "utf-8" and set(text["payload"]) == {"é"}
+
+
+def test_a_binary_payload_over_the_brokers_limit_keeps_its_head_length_and_hash():
+    junk = bytes(range(256)) * 8_192  # 2 MiB, more than a broker takes in one record
+    letter = dead_letter(junk, ERROR, AT, "t", 0, 0)
+    assert letter["payload_encoding"] == "base64" and letter["payload_truncated"] is True
+    assert base64.b64decode(letter["payload"]) == junk[:MAX_PAYLOAD_BYTES]
+    assert (letter["payload_bytes"], letter["payload_sha256"]) == (len(junk), hashlib.sha256(junk).hexdigest())
+    assert len(orjson.dumps(letter)) < 1_000_000

@@ -1,13 +1,20 @@
 """The intake's verdict on a fetched slice of gps.positions: fixes, rejections, re-sends."""
+import asyncio
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+from prometheus_client import REGISTRY
 
 from tracker import batches
+from tracker.dead_letters import dead_letter
 from tracker.intake import Judge
 from tracker.position import FIX_FIELDS
 
 NOW_MS = 1_900_000_000_000
+AT = datetime(2030, 3, 17, tzinfo=timezone.utc)
 JUDGE = Judge(8)
 
 
@@ -39,13 +46,26 @@ def test_a_kafka_time_ahead_of_the_clock_counts_as_now():
     assert fix[-1] == NOW_MS * 1000
 
 
-def test_the_future_limit_is_measured_from_the_kafka_time():
+def test_a_fix_more_than_five_minutes_ahead_of_its_kafka_time_goes_to_the_dlq_as_future():
     partition = JUDGE.partition_of(b"truck-7")
-    ahead = good(time=(NOW_MS + 23 * 3600_000) / 1000)
-    early = record(b"truck-7", ahead, timestamp=NOW_MS - 2 * 3600_000)
-    verdict = JUDGE.judge(partition, [early, record(b"truck-7", ahead, offset=1)], NOW_MS)
-    assert [error.code for _, error in verdict.rejected] == ["future_time"]
-    assert len(verdict.fixes) == 1
+    stamp = NOW_MS - 3600_000  # received an hour ago: the reference, not the clock
+    records = [
+        record(b"truck-7", good(time=(stamp + 4 * 60_000) / 1000), offset=0, timestamp=stamp),
+        record(b"truck-7", good(time=(stamp + 6 * 60_000) / 1000), offset=1, timestamp=stamp),
+        record(b"truck-7", good(time=(NOW_MS + 23 * 3600_000) / 1000), offset=2),  # would freeze the marker a day
+    ]
+    verdict = JUDGE.judge(partition, records, NOW_MS)
+    assert [fix[1] for fix in verdict.fixes] == [(stamp + 4 * 60_000) * 1000]
+    assert [(r.offset, e.code) for r, e in verdict.rejected] == [(1, "future"), (2, "future")]
+    letter = dead_letter(records[1].value, verdict.rejected[0][1], AT, "gps.positions", partition, 1)
+    assert letter["code"] == "future" and letter["reason"].startswith("future: ")
+
+
+def test_a_kafka_time_ahead_of_the_clock_does_not_widen_the_allowance():
+    partition = JUDGE.partition_of(b"truck-7")
+    ahead = record(b"truck-7", good(time=(NOW_MS + 3600_000) / 1000), timestamp=NOW_MS + 86_400_000)
+    verdict = JUDGE.judge(partition, [ahead], NOW_MS)
+    assert [e.code for _, e in verdict.rejected] == ["future"] and not verdict.fixes
 
 
 def test_bad_records_are_rejected_with_their_reason_and_offset():
@@ -81,3 +101,39 @@ def test_batch_records_split_by_count_and_size_and_keep_the_order():
     values = list(batches.encode(big))
     assert all(len(value) <= batches.MAX_BYTES for value in values)
     assert [fix for value in values for fix in batches.decode(value)] == big
+
+
+class Broker:
+    """A producer whose sends stay pending until the test acknowledges or fails them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, asyncio.Future]] = []
+
+    async def send(self, topic, **kwargs):
+        future = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, future))
+        return future
+
+
+def dlq_count() -> float:
+    return REGISTRY.get_sample_value("tracker_dlq_records_total") or 0.0
+
+
+async def test_the_dlq_counter_counts_only_dead_letters_the_broker_acknowledged(monkeypatch):
+    from agents import intake as agent
+
+    broker = Broker()
+    monkeypatch.setattr(agent, "worker_producer", SimpleNamespace(producer=broker))
+    consumer = agent.Intake()
+    tp = TopicPartition(agent.settings.topic, 0)
+    before = dlq_count()
+    await consumer.handle(tp, [record(b"x", b"{not json", offset=7, partition=0),
+                               record(b"x", b"[]", offset=8, partition=0)])
+    (topic, acknowledged), (_, failed) = broker.sent
+    assert topic == agent.settings.dlq_topic
+    assert dlq_count() == before  # sent, not yet written
+    acknowledged.set_result(None)
+    failed.set_exception(KafkaTimeoutError())
+    await asyncio.sleep(0)
+    assert dlq_count() == before + 1
+    consumer._settle()  # the failed slice is given up, to be read again

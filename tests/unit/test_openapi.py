@@ -35,3 +35,9 @@ def test_documented_methods_are_the_served_ones():
                       if m in ("get", "post", "put", "patch", "delete")}
         served = view.get_methods() - {"HEAD"}
         assert documented == served, path
+
+
+def test_the_documented_marker_id_pattern_is_the_one_applied():
+    from tracker.position import MARKER_ID_PATTERN
+
+    assert DOC["components"]["parameters"]["MarkerId"]["schema"]["pattern"] == f"^{MARKER_ID_PATTERN.pattern}$"

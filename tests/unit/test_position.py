@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from tracker.position import InvalidPosition, parse_position
+from tracker.position import InvalidPosition, parse_position, parse_time
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 GOOD = {"marker_id": "truck-7", "lat": 45.5, "lon": 14.25, "time": "2026-06-01T11:59:00Z"}
@@ -26,6 +26,9 @@ def with_(**changes):
         ({}, "marker_id", "truck-7"),
         ({"marker_id": "a"}, "marker_id", "a"),
         ({"marker_id": "A.b:c_d-9" + "x" * 55}, "marker_id", "A.b:c_d-9" + "x" * 55),
+        ({"marker_id": "_a-."}, "marker_id", "_a-."),
+        ({"marker_id": "9-"}, "marker_id", "9-"),
+        ({"marker_id": "__proto__"}, "marker_id", "__proto__"),
         ({"lat": -90}, "lat", -90.0),
         ({"lat": 90.0}, "lat", 90.0),
         ({"lon": -180}, "lon", -180.0),
@@ -36,7 +39,7 @@ def with_(**changes):
         ({"time": "1780315140"}, "time", datetime(2026, 6, 1, 11, 59, tzinfo=timezone.utc)),
         ({"time": "2026-06-01T13:59:00+02:00"}, "time", datetime(2026, 6, 1, 11, 59, tzinfo=timezone.utc)),
         ({"time": "2026-06-01 11:59:00"}, "time", datetime(2026, 6, 1, 11, 59, tzinfo=timezone.utc)),
-        ({"time": "2026-06-02T11:59:00Z"}, "time", datetime(2026, 6, 2, 11, 59, tzinfo=timezone.utc)),
+        ({"time": "2026-06-01T12:05:00Z"}, "time", datetime(2026, 6, 1, 12, 5, tzinfo=timezone.utc)),
         ({"speed": 0}, "speed", 0.0),
         ({"speed": 36.1}, "speed", 36.1),
         ({"heading": 0}, "heading", 0.0),
@@ -73,6 +76,11 @@ def test_accepts(changes, field, expected):
         (orjson.dumps(with_(marker_id="has space")), "bad_marker_id"),
         (orjson.dumps(with_(marker_id="<img src=x>")), "bad_marker_id"),
         (orjson.dumps(with_(marker_id=7)), "bad_marker_id"),
+        (orjson.dumps(with_(marker_id="-rf")), "bad_marker_id"),
+        (orjson.dumps(with_(marker_id="-")), "bad_marker_id"),
+        (orjson.dumps(with_(marker_id=".")), "bad_marker_id"),
+        (orjson.dumps(with_(marker_id="..")), "bad_marker_id"),
+        (orjson.dumps(with_(marker_id=".hidden")), "bad_marker_id"),
         (orjson.dumps(with_(lat=...)), "missing_field"),
         (orjson.dumps(with_(lat=90.0001)), "out_of_range"),
         (orjson.dumps(with_(lat=-91)), "out_of_range"),
@@ -83,7 +91,8 @@ def test_accepts(changes, field, expected):
         (orjson.dumps(with_(lon=[1])), "wrong_type"),
         (orjson.dumps(with_(time=...)), "missing_field"),
         (orjson.dumps(with_(time="yesterday")), "bad_time"),
-        (orjson.dumps(with_(time="2026-06-02T12:00:01Z")), "future_time"),
+        (orjson.dumps(with_(time="2026-06-01T12:05:01Z")), "future"),
+        (orjson.dumps(with_(time="2026-06-02T11:00:00Z")), "future"),
         (orjson.dumps(with_(time=-5)), "out_of_range"),
         (orjson.dumps(with_(time="1960-01-01T00:00:00Z")), "out_of_range"),
         (orjson.dumps(with_(time=False)), "wrong_type"),
@@ -146,3 +155,27 @@ def test_to_dict_uses_contract_names_and_iso_utc():
 def test_round_trip_through_json_keeps_the_position():
     position = parse_position(with_(time="2026-06-01T11:59:00.250Z", battery=50), now=NOW)
     assert parse_position(position.to_json(), now=NOW) == position
+
+
+def test_a_refused_marker_id_is_told_the_whole_rule():
+    for marker_id in ("-rf", ".hidden", "has space"):
+        with pytest.raises(InvalidPosition) as caught:
+            parse_position(with_(marker_id=marker_id), now=NOW)
+        assert caught.value.message == (
+            "marker_id must be 1 to 64 characters of A-Z a-z 0-9 _ . : -, not starting with - or .")
+
+
+def test_the_future_limit_is_five_minutes_after_now_and_says_so():
+    assert parse_position(with_(time="2026-06-01T12:05:00Z"), now=NOW).time == NOW + timedelta(minutes=5)
+    with pytest.raises(InvalidPosition) as caught:
+        parse_position(with_(time="2026-06-01T12:05:00.001Z"), now=NOW)
+    assert caught.value.code == "future"
+    assert "more than 5 min ahead" in caught.value.message
+
+
+def test_the_time_parser_of_the_edges_applies_the_same_limit():
+    assert parse_time("2026-06-01T12:05:00Z", now=NOW) == NOW + timedelta(minutes=5)
+    with pytest.raises(InvalidPosition) as caught:
+        parse_time("2026-06-01T12:06:00Z", now=NOW)
+    assert caught.value.code == "future"
+    assert parse_time("2026-06-02T12:00:00Z", max_future=None) == NOW + timedelta(days=1)

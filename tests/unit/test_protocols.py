@@ -1,5 +1,5 @@
 """Exact samples of what Traccar Client and OwnTracks send, converted to the topic's units."""
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -63,7 +63,8 @@ def test_traccar_json_mode():
             "is_moving": True, "odometer": 12345.6,
             "battery": {"level": 0.42, "is_charging": False},
             "activity": {"type": "on_foot"},
-            "extras": {"trip": "morning"},
+            "extras": {"trip": "morning", "password": "hunter2"},
+            "uuid": "3f1c-…", "mock": False,
         },
     }
     (record,) = osmand.from_json(body, NOW)
@@ -72,7 +73,7 @@ def test_traccar_json_mode():
     assert position.battery == pytest.approx(42.0)
     assert position.time == datetime(2026, 11, 27, 11, 59, 30, 500000, tzinfo=timezone.utc)
     assert position.attributes == {"is_moving": True, "odometer": 12345.6, "charge": False,
-                                   "activity": "on_foot", "extras.trip": "morning"}
+                                   "activity": "on_foot"}  # extras and unknown fields dropped
 
 
 def test_traccar_json_mode_accepts_a_list_of_locations():
@@ -91,9 +92,54 @@ def test_owntracks_location():
     assert position.attributes == {"tid": "ab", "t": "u", "conn": "m"}
 
 
+SECRETS = {"password": "hunter2", "token": "abc", "key": "AKIA123", "secret": "s3cret"}
+
+
+def test_traccar_query_mode_keeps_only_known_attributes():
+    params = {"id": "phone-1", "lat": "45.81", "lon": "15.98", "timestamp": "1795768800", **SECRETS,
+              "hdop": "0.8", "sat": "9", "odometer": "12000", "ignition": "false", "motion": "true",
+              "alarm": "sos", "note": "picked up the kids", "driverUniqueId": "4711",
+              "wifi": "aa:bb:cc:dd:ee:ff,-61", "cell": "219,1,123,456"}
+    position = parse_position(osmand.from_query(params, NOW), now=NOW)
+    assert position.attributes == {"hdop": "0.8", "sat": "9", "odometer": "12000", "ignition": False,
+                                   "motion": True, "alarm": "sos"}
+
+
+def test_traccar_query_mode_with_nothing_known_has_no_attributes():
+    params = {"id": "phone-1", "lat": "45.81", "lon": "15.98", **SECRETS, "unknown": "1"}
+    assert parse_position(osmand.from_query(params, NOW), now=NOW).attributes is None
+
+
+def test_owntracks_keeps_only_known_attributes():
+    body = {"_type": "location", "lat": 48.85, "lon": 2.35, "tst": 1795768800, **SECRETS,
+            "tid": "ab", "t": "p", "conn": "w", "bs": 2, "vac": 3, "m": 2, "p": 101.3,
+            "SSID": "Home Network", "BSSID": "aa:bb:cc:dd:ee:ff", "inregions": ["home"],
+            "topic": "owntracks/ana/phone", "tag": "private note", "newfield": "?"}
+    position = parse_position(owntracks.from_location(body, "ana"), now=NOW)
+    assert position.attributes == {"tid": "ab", "t": "p", "conn": "w", "bs": 2, "vac": 3, "m": 2, "p": 101.3}
+
+
 def test_owntracks_kinds():
     assert owntracks.is_location({"_type": "location"})
     assert not owntracks.is_location({"_type": "waypoint"})
     assert not owntracks.is_location([1])
     with pytest.raises(InvalidPosition):
         owntracks.from_location({"_type": "location", "lat": 1, "lon": 2}, "ana")
+
+
+@pytest.mark.parametrize("ahead, accepted", [(timedelta(minutes=4), True), (timedelta(minutes=6), False)])
+def test_the_edges_refuse_a_fix_more_than_five_minutes_ahead_of_its_receipt(ahead, accepted):
+    epoch = int((NOW + ahead).timestamp())
+    converters = [
+        lambda: parse_position(osmand.from_query({"id": "d", "lat": "1", "lon": "2", "timestamp": str(epoch)}, NOW),
+                               now=NOW),
+        lambda: parse_position(owntracks.from_location({"_type": "location", "lat": 1, "lon": 2, "tst": epoch}, "d"),
+                               now=NOW),
+    ]
+    for convert in converters:
+        if accepted:
+            assert convert().time == NOW + ahead
+        else:
+            with pytest.raises(InvalidPosition) as caught:
+                convert()
+            assert caught.value.code == "future"

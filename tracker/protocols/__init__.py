@@ -6,9 +6,9 @@ Each converter returns plain dicts in the contract's units (speed in m/s, batter
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-from tracker.position import MAX_ATTRIBUTES, InvalidPosition
+from tracker.position import MAX_ATTRIBUTE_TEXT, InvalidPosition
 
 
 def number(value: Any, name: str) -> float | None:
@@ -31,18 +31,26 @@ def known(value: float | None) -> float | None:
     return None if value is None or value < 0 else value
 
 
-def scalar_attributes(items: Mapping[str, Any], skip: set[str], prefix: str = "") -> dict[str, Any]:
-    """Everything else the app sent that is a plain value, kept as attributes."""
+def allowed_attributes(items: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    """The plain values (text, number, true/false) of the names in ``allowed``; nothing else.
+
+    An allow-list rather than a list of what to drop: an app, or a person editing its server
+    URL, can put anything into a request (a password, an API key, a note, the name of a
+    home network), and attributes are stored for good and shown to everyone who may see the
+    marker. Only values whose meaning is known are kept.
+    """
     kept = {}
-    for key, value in items.items():
-        if key in skip or not isinstance(key, str):
+    for name in allowed:
+        value = items.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
             continue
-        if value is None or isinstance(value, (str, bool, int, float)):
-            if isinstance(value, float) and not math.isfinite(value):
-                continue
-            if isinstance(value, str):
-                value = value[:256]
-            kept[(prefix + key)[:64]] = value
-        if len(kept) >= MAX_ATTRIBUTES:
-            break
+        if isinstance(value, str):
+            kept[name] = value[:MAX_ATTRIBUTE_TEXT]
+        elif isinstance(value, (bool, int, float)):
+            kept[name] = value
     return kept
+
+
+def flag(value: str) -> bool:
+    """A query-string true/false as Traccar Client and trackers write it."""
+    return value.strip().lower() in ("true", "1", "yes", "on")

@@ -3,12 +3,21 @@
 Query or form mode: ``id``/``deviceid``, ``lat`` and ``lon`` (or ``location=lat,lon``),
 ``timestamp`` (epoch seconds, epoch milliseconds above 2^31 - 1, ISO 8601 or
 ``yyyy-MM-dd HH:mm:ss`` in UTC; missing means now), ``speed`` in knots, ``bearing`` or
-``heading``, ``altitude``, ``accuracy``, ``batt`` (%), ``charge``; any other parameter is
-kept as an attribute.
+``heading``, ``altitude``, ``accuracy``, ``batt`` (%). Of the other parameters only
+those in ``QUERY_FLAGS`` and ``QUERY_ATTRIBUTES`` are kept, as attributes: the state of
+the device (``charge``, ``ignition``, ``motion`` as true/false; ``power``, external power
+in V), how far it went (``odometer``, ``distance``, m), how good the fix is (``hdop``,
+``vdop``, ``pdop``, ``sat``, ``valid``) and what it reports (``alarm``, e.g. Traccar
+Client's SOS, ``event``). Everything else is dropped: ``token`` (the device's secret), any
+``password``, ``key`` or ``secret`` a user typed into the server URL, identifiers
+(``driverUniqueId``), the cell towers and Wi-Fi access points around the phone (``cell``,
+``wifi``), and free-form parameters.
 
 JSON mode (Traccar Client 9 and later): ``{"device_id", "location": {"timestamp",
 "coords": {...}, "is_moving", "odometer", "battery": {"level": 0..1, "is_charging"},
 "activity": {"type"}, "extras": {}}}``; ``location`` may also be a list of such objects.
+The attributes are ``is_moving``, ``odometer``, ``charge`` and ``activity``; ``extras``
+holds whatever the user or another app configured, and is dropped.
 """
 from __future__ import annotations
 
@@ -16,12 +25,16 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from tracker.position import InvalidPosition, format_time, parse_time
-from tracker.protocols import known, number, scalar_attributes
+from tracker.protocols import allowed_attributes, flag, known, number
 
 KNOT = 1852 / 3600  # m/s
 SOURCE = "osmand"
-QUERY_FIELDS = {"id", "deviceid", "lat", "lon", "location", "timestamp", "speed", "bearing",
-                "heading", "altitude", "accuracy", "batt", "charge", "token"}
+#: Query parameters kept as attributes (as text, but for the flags).
+QUERY_ATTRIBUTES = ("odometer", "distance", "hdop", "vdop", "pdop", "sat", "valid", "power", "alarm", "event")
+#: Query parameters that are true/false.
+QUERY_FLAGS = ("charge", "ignition", "motion")
+#: What JSON mode keeps, under these names.
+JSON_ATTRIBUTES = ("is_moving", "odometer", "charge", "activity")
 
 
 def from_query(params: Mapping[str, str], now: datetime) -> dict[str, Any]:
@@ -36,9 +49,8 @@ def from_query(params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     raw_time = params.get("timestamp")
     moment = now if not raw_time else parse_time(raw_time, now=now)
     speed = known(number(params.get("speed"), "speed"))
-    attributes = scalar_attributes(params, QUERY_FIELDS)
-    if params.get("charge"):
-        attributes["charge"] = params["charge"].lower() in ("true", "1", "yes")
+    attributes = {name: flag(params[name]) for name in QUERY_FLAGS if params.get(name)}
+    attributes.update(allowed_attributes(params, QUERY_ATTRIBUTES))
     return {
         "marker_id": marker_id,
         "lat": number(lat, "lat"),
@@ -85,9 +97,6 @@ def _json_location(marker_id: str, location: Any, now: datetime) -> dict[str, An
             ("activity", activity.get("type")),
         ) if value is not None
     }
-    extras = location.get("extras")
-    if isinstance(extras, dict):
-        attributes.update(scalar_attributes(extras, set(), prefix="extras."))
     return {
         "marker_id": marker_id,
         "lat": number(coords.get("latitude"), "coords.latitude"),
@@ -99,5 +108,5 @@ def _json_location(marker_id: str, location: Any, now: datetime) -> dict[str, An
         "accuracy": known(number(coords.get("accuracy"), "coords.accuracy")),
         "battery": None if level is None else level * 100,
         "source": SOURCE,
-        "attributes": scalar_attributes(attributes, set()) or None,
+        "attributes": allowed_attributes(attributes, JSON_ATTRIBUTES) or None,
     }

@@ -1,14 +1,25 @@
 """OwnTracks in HTTP mode: ``{"_type": "location", "lat", "lon", "tst" (epoch s), "acc",
-"alt", "vel" (km/h), "cog", "batt", "tid", ...}``. Other ``_type`` values carry no position."""
+"alt", "vel" (km/h), "cog", "batt", "tid", ...}``. Other ``_type`` values carry no position.
+
+Of the other fields only those in ``ATTRIBUTES`` are kept: ``tid`` (the two-letter label
+the app shows), ``t`` (what triggered the report), ``conn`` (Wi-Fi, mobile or offline),
+``bs`` (battery status: unplugged, charging, full), ``vac`` (vertical accuracy, m), ``m``
+(monitoring mode) and ``p`` (air pressure, kPa). Dropped, among the rest: ``SSID`` and
+``BSSID`` (the Wi-Fi network the phone is on names a home or a workplace, and access point
+addresses are in public location databases), ``inregions``/``inrids`` (the names of the
+user's own regions, as lists), ``topic`` (MQTT user and device names), ``tag``, ``poi``
+and ``image`` (free text and photos), and any field a later app version adds.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from tracker.position import InvalidPosition, format_time, parse_time
-from tracker.protocols import known, number, scalar_attributes
+from tracker.protocols import allowed_attributes, known, number
 
 SOURCE = "owntracks"
-FIELDS = {"_type", "lat", "lon", "tst", "acc", "alt", "vel", "cog", "batt"}
+#: Fields kept as attributes.
+ATTRIBUTES = ("tid", "t", "conn", "bs", "vac", "m", "p")
 
 
 def is_location(body: Any) -> bool:
@@ -30,5 +41,5 @@ def from_location(body: dict[str, Any], marker_id: str) -> dict[str, Any]:
         "accuracy": known(number(body.get("acc"), "acc")),
         "battery": known(number(body.get("batt"), "batt")),
         "source": SOURCE,
-        "attributes": scalar_attributes(body, FIELDS) or None,
+        "attributes": allowed_attributes(body, ATTRIBUTES) or None,
     }

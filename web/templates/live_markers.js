@@ -4,7 +4,9 @@
   var refreshMs = {{ this.refresh_ms }};
   var staleAfter = {{ this.stale_after }};
   var renderer = L.canvas({ padding: 0.5 });
-  var markers = {};
+  // A Map, not an object: a marker id is whatever a device chose, and ids such as
+  // "__proto__" or "constructor" would otherwise read or replace the object's own members.
+  var markers = new Map();
   var fitted = false;
   window.tracker = { map: map, markers: markers, updates: 0 };
 
@@ -37,7 +39,7 @@
   function popup(id) {
     // Built from text nodes: whatever a device sent is shown as text, never parsed as HTML.
     return function () {
-      var p = markers[id].props;
+      var p = markers.get(id).props;
       var box = document.createElement("div");
       box.className = "tracker-popup";
       line(box, "marker", p.marker_id);
@@ -50,17 +52,18 @@
     };
   }
   function draw(collection) {
-    var seen = {};
+    var seen = new Set();
     var bounds = [];
     collection.features.forEach(function (f) {
       var p = f.properties, id = p.marker_id;
       var at = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
-      seen[id] = true;
+      seen.add(id);
       bounds.push(at);
-      var m = markers[id];
+      var m = markers.get(id);
       if (!m) {
         var layer = L.circleMarker(at, Object.assign({ renderer: renderer, radius: 6 }, style(p)));
-        markers[id] = m = { layer: layer, props: p };
+        m = { layer: layer, props: p };
+        markers.set(id, m);
         layer.bindPopup(popup(id));
         layer.addTo(map);
       } else {
@@ -70,8 +73,8 @@
         if (m.layer.isPopupOpen()) m.layer.setPopupContent(popup(id)());
       }
     });
-    Object.keys(markers).forEach(function (id) {
-      if (!seen[id]) { map.removeLayer(markers[id].layer); delete markers[id]; }
+    markers.forEach(function (m, id) {
+      if (!seen.has(id)) { map.removeLayer(m.layer); markers.delete(id); }
     });
     if (!fitted && bounds.length) {
       fitted = true;
