@@ -34,6 +34,9 @@ import orjson
 MARKER_ID_PATTERN = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,63}")
 #: The rule in words, for every message that refuses a marker id.
 MARKER_ID_RULE = "1 to 64 characters of A-Z a-z 0-9 _ . : -, not starting with - or ."
+#: What any stored marker id looks like, including ids that versions before the rule on
+#: the first character accepted: for checking rows read back, never for accepting new ids.
+STORED_MARKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 #: How far a fix may be ahead of its reference: the Kafka timestamp of its record in the
 #: stream, the time it was received at the HTTP and command-line edges. ``latest`` only
 #: moves forward, so a fix from the future would freeze its marker until that time comes;

@@ -25,7 +25,7 @@ import orjson
 from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.metrics import CLUSTER_SCANS
-from tracker.position import MARKER_ID_PATTERN, format_micros, micros_of
+from tracker.position import STORED_MARKER_ID, format_micros, micros_of
 from tracker.settings import settings
 from web.auth import CLUSTER_HEADER
 
@@ -199,7 +199,7 @@ def _iso(value: Any) -> bool:
 def valid_position(row: Any) -> bool:
     """Whether a peer's row has exactly the shape this worker's own rows have."""
     return (isinstance(row, dict) and row.keys() == POSITION_KEYS
-            and isinstance(row["marker_id"], str) and MARKER_ID_PATTERN.fullmatch(row["marker_id"]) is not None
+            and isinstance(row["marker_id"], str) and STORED_MARKER_ID.fullmatch(row["marker_id"]) is not None
             and _number(row["lat"]) and -90 <= row["lat"] <= 90
             and _number(row["lon"]) and -180 <= row["lon"] <= 180
             and _iso(row["time"]) and _iso(row["received_at"])

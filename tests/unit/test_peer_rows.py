@@ -17,6 +17,11 @@ def test_a_position_is_accepted():
     assert valid_position(ROW)
 
 
+def test_a_marker_id_stored_before_the_first_character_rule_still_passes():
+    """A legacy id such as ``-old`` must not make every cluster-wide list a 503."""
+    assert valid_position({**ROW, "marker_id": "-old"})
+
+
 @pytest.mark.parametrize("change", [
     {"marker_id": "<script>"}, {"marker_id": 7}, {"lat": 91}, {"lon": "14"}, {"lat": float("nan")},
     {"time": "yesterday"}, {"received_at": None}, {"speed": "fast"}, {"battery": True}, {"source": 5},
