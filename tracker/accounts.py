@@ -4,6 +4,7 @@ open autocommit connection.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -11,7 +12,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from tracker.credentials import hash_password, new_token, token_hash, verify_password
-from tracker.permissions import ROLES, Access, access_of, share_access
+from tracker.permissions import ADMIN, ROLES, Access, access_of, share_access
 from tracker.position import MARKER_ID_PATTERN
 
 USER_NAME_MAX = 64
@@ -87,9 +88,16 @@ async def set_password(conn: psycopg.AsyncConnection, name: str, password: str) 
 
 
 async def remove_user(conn: psycopg.AsyncConnection, name: str) -> None:
-    cur = await conn.execute("DELETE FROM users WHERE name = %s", (name,))
-    if cur.rowcount == 0:
-        raise AccountError(f"no user {name!r}")
+    """Remove a user, but never the last admin (nobody could manage the accounts then)."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        cur = await conn.execute("SELECT role FROM users WHERE name = %s", (name,))
+        row = await cur.fetchone()
+        if row is None:
+            raise AccountError(f"no user {name!r}")
+        if row[0] == ADMIN and await count_admins(conn) == 1:
+            raise AccountError(f"{name!r} is the last admin: add another admin first")
+        await conn.execute("DELETE FROM users WHERE name = %s", (name,))
 
 
 async def list_users(conn: psycopg.AsyncConnection) -> list[User]:
@@ -111,15 +119,16 @@ async def check_password(conn: psycopg.AsyncConnection, name: str, password: str
     """The user's access if ``password`` is theirs, else None (unknown users cost the same time)."""
     cur = await conn.execute("SELECT user_id, role, password_hash FROM users WHERE name = %s", (name,))
     row = await cur.fetchone()
-    if row is None:
-        verify_password(password, _DUMMY_HASH)
-        return None
-    user_id, role, stored = row
-    if not verify_password(password, stored):
+    user_id, stored = (None, _DUMMY_HASH) if row is None else (row[0], row[2])
+    async with _KDF_SLOTS:  # scrypt takes tens of ms: in a thread, a few at a time
+        matches = await asyncio.to_thread(verify_password, password, stored)
+    if row is None or not matches:
         return None
     return await access_for(conn, user_id, via)
 
 
+#: Password checks running at once per process; the rest wait their turn.
+_KDF_SLOTS = asyncio.Semaphore(2)
 _DUMMY_HASH = hash_password("an unknown user's password costs as much time as a known one's")
 
 
@@ -296,10 +305,17 @@ async def add_share(conn: psycopg.AsyncConnection, marker_id: str, created_by: i
 async def share_of(conn: psycopg.AsyncConnection, token: str) -> Access | None:
     """The access a share link gives, while it is valid."""
     cur = await conn.execute(
-        "SELECT share_id, marker_id FROM shares WHERE token_sha256 = %s AND revoked_at IS NULL "
+        "SELECT share_id, marker_id, created_by FROM shares WHERE token_sha256 = %s AND revoked_at IS NULL "
         "AND expires_at > now()", (token_hash(token),))
     row = await cur.fetchone()
-    return None if row is None else share_access(*row)
+    if row is None:
+        return None
+    share_id, marker_id, created_by = row
+    if created_by is not None:  # a link lasts only while its maker may still see the marker
+        maker = await access_for(conn, created_by, "share")
+        if maker is None or not maker.permits(marker_id):
+            return None
+    return share_access(share_id, marker_id)
 
 
 async def revoke_share(conn: psycopg.AsyncConnection, share_id: int, by: Access | None) -> None:

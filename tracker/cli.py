@@ -281,18 +281,26 @@ async def _on_database(action):
         conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
         await create_schema(conn)
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-        raise CommandError(f"cannot reach Postgres: {first_line}", EXIT_UNAVAILABLE) from None
+        raise CommandError(f"cannot reach Postgres: {_first_line(exc)}", EXIT_UNAVAILABLE) from None
     try:
         return await action(conn)
     except AccountError as exc:
         raise CommandError(str(exc)) from None
+    except psycopg.DataError as exc:
+        raise CommandError(f"refused by Postgres: {_first_line(exc)}", EXIT_USAGE) from None
+    except psycopg.Error as exc:
+        raise CommandError(f"Postgres failed: {_first_line(exc)}", EXIT_UNAVAILABLE) from None
     except DeviceExists as exc:
         raise CommandError(f"device {exc.args[0]!r} exists already (rotate gives it a new secret)") from None
     except UnknownDevice as exc:
         raise CommandError(f"no device {exc.args[0]!r}") from None
     finally:
         await conn.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 async def _on_registry(action):

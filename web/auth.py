@@ -28,7 +28,7 @@ import psycopg
 
 from tracker import accounts
 from tracker.credentials import same_secret
-from tracker.db import DATABASE_ERRORS
+from tracker.db import DATABASE_ERRORS, UNAVAILABLE, DatabaseUnavailable
 from tracker.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
@@ -75,7 +75,7 @@ class _Cache:
             try:
                 async with database.connection(timeout=LOOKUP_TIMEOUT) as conn:
                     access = await lookup(conn)
-            except DATABASE_ERRORS:
+            except UNAVAILABLE + (DatabaseUnavailable,):
                 self.database_down_until = time.monotonic() + RETRY_DATABASE_SECONDS
                 raise
         except (_RecentlyDown,) + DATABASE_ERRORS:
@@ -83,9 +83,16 @@ class _Cache:
                 return hit[1]
             raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
         if len(self.entries) >= MAX_CACHED:
-            self.entries.clear()
+            self._make_room()
         self.entries[key] = (now, access)
         return access
+
+    def _make_room(self) -> None:
+        """Refusals go first, so a flood of made-up credentials cannot push out real callers
+        (whom an outage would then lock out)."""
+        self.entries = {key: hit for key, hit in self.entries.items() if hit[1] is not None}
+        if len(self.entries) >= MAX_CACHED:
+            self.entries.clear()
 
     def forget(self, key: bytes) -> None:
         self.entries.pop(key, None)
@@ -107,7 +114,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
         user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return (user, password) if sep else None
+    return (user, password) if sep and user.isprintable() and "\0" not in password else None
 
 
 def bearer_token(header: str) -> str | None:

@@ -106,13 +106,15 @@ class SharedAnswers:
             if len(self.entries) >= MAX_SNAPSHOTS:
                 self.entries.clear()
             entry = self.entries[key] = (now, asyncio.ensure_future(compute()))
+            entry[1].add_done_callback(lambda done, key=key, entry=entry: self._drop_failure(key, entry, done))
         future = entry[1]
-        try:
-            return await asyncio.shield(future)
-        except BaseException:
-            if self.entries.get(key) is entry and future.done():
-                del self.entries[key]  # a failure is not shared beyond the callers already waiting
-            raise
+        return await asyncio.shield(future)
+
+    def _drop_failure(self, key: tuple, entry: tuple, done: asyncio.Future) -> None:
+        """A failure is shared only with the callers already waiting, never cached."""
+        if done.cancelled() or done.exception() is not None:
+            if self.entries.get(key) is entry:
+                del self.entries[key]
 
 
 _snapshots = SharedAnswers()

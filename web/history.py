@@ -95,7 +95,10 @@ async def marker_history(web, request, marker_id: str):
 async def _stream(request, marker_id: str, query: TrackQuery, fmt: str) -> aioweb.StreamResponse:
     response = None
     try:
-        async with database.connection() as conn:
+        async with database.connection() as conn, conn.transaction():
+            # One snapshot for the page's end and its points: a fix committed in between
+            # cannot shift the page and skip a point.
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             boundary = await page_end(conn, marker_id, query.start, query.end, query.limit, query.descending)
             chunks = stream_track(conn, marker_id, query.start, query.end, query.limit, query.descending)
             try:

@@ -7,6 +7,7 @@ SameSite=Lax and, when the page was served over https, Secure. A session lasts
 from __future__ import annotations
 
 import html
+from urllib.parse import urlsplit
 from datetime import timedelta
 
 from tracker import accounts
@@ -34,9 +35,11 @@ MAX_FIELD = 1024
 
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a path on this site only (never another host)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target)):  # browsers drop tabs: /\t/x is //x
         return "/map"
-    return target
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/map"
 
 
 def _form(web, next_path: str, error: str = "", status: int = 200):

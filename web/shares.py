@@ -50,8 +50,13 @@ def _json(web, value, status: int = 200):
 async def _json_body(request) -> dict:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise BadRequest("too_large", f"the body is larger than {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    while len(raw) <= MAX_BODY and (more := await request.content.read(MAX_BODY + 1 - len(raw))):
+        raw += more  # a body split over several packets
+    if len(raw) > MAX_BODY:
+        raise BadRequest("too_large", f"the body is larger than {MAX_BODY} bytes")
     try:
-        body = orjson.loads(await request.content.read(MAX_BODY + 1))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("not_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):

@@ -278,5 +278,28 @@ def test_accounts_are_managed_from_a_shell(cluster, stack):
     assert code == 0
     path = out[out.index("/s/"):].split()[0]
     assert workers[0].request("GET", path, token=None)[0] == 200
-    code, out, _ = run("groups", "grant", "nobody-group", "x-*")
-    assert code == 1
+    code, out, err = run("groups", "grant", "nobody-group", "x-*")
+    assert code == 1 and err == "tracker: no group 'nobody-group'"
+
+    assert run("users", "remove", "boss")[0] == 0
+    code, _, err = run("users", "remove", "admin")  # the stack's admin is now the only one
+    assert code == 1 and "last admin" in err
+
+
+def test_a_malformed_user_name_is_refused_and_blocks_nobody(cluster, stack):
+    workers, _ = cluster
+    bad = "Basic " + base64.b64encode(b"\x00:x").decode()
+    assert workers[0].get("/api/markers", token=None, headers={"Authorization": bad})[0] == 401
+    fresh = stack.user("fresh", "viewer", ["acc-bike"])  # never seen: needs Postgres right now
+    assert workers[0].get("/api/markers/acc-bike", token=fresh)[0] == 200
+
+
+def test_a_share_link_ends_when_its_maker_may_no_longer_see_the_marker(cluster, stack):
+    workers, _ = cluster
+    maker = stack.user("sharer", "viewer", ["acc-car-10"])
+    status, _, share = workers[0].request("POST", "/api/shares", orjson.dumps({"marker_id": "acc-car-10"}),
+                                          token=maker, headers={"Content-Type": "application/json"})
+    assert status == 201 and workers[1].request("GET", share["path"], token=None)[0] == 200
+    stack.query("DELETE FROM group_markers WHERE group_id = (SELECT group_id FROM marker_groups "
+                "WHERE name = 'sharer-markers') RETURNING 1")
+    assert workers[1].request("GET", share["path"], token=None)[0] == 404

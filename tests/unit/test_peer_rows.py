@@ -84,3 +84,23 @@ async def test_a_peer_is_asked_with_the_cluster_secret_and_its_rows_are_used(mon
     (headers,) = peer.seen_headers
     assert headers["X-Tracker-Cluster"] == "s3cret"
     assert "Authorization" not in headers and "Cookie" not in headers
+
+
+async def test_a_failed_shared_answer_is_not_kept_for_the_next_caller():
+    from web.cluster import SharedAnswers
+
+    answers, calls = SharedAnswers(), []
+
+    async def failing():
+        calls.append(1)
+        raise PeerUnavailable("down")
+
+    async def working():
+        calls.append(1)
+        return ["rows"]
+
+    with pytest.raises(PeerUnavailable):
+        await answers.get(("k",), failing)
+    assert await answers.get(("k",), working) == ["rows"]  # asked again, not the cached failure
+    assert await answers.get(("k",), failing) == ["rows"]  # a success is shared for a second
+    assert len(calls) == 2

@@ -85,7 +85,13 @@
   }
   function refresh() {
     fetch(source, { cache: "no-store" })
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (r) {
+        if (r.status === 401) {  // the session ended: sign in again, then come back here
+          window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+        }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
       .then(draw)
       .catch(function (e) { status.el.textContent = "update failed: " + e.message + "; retrying"; });
   }
