@@ -1,0 +1,159 @@
+"""Geofences: areas that a marker enters and leaves.
+
+A geofence is a GeoJSON Feature: a Polygon or MultiPolygon, or a Point with
+``properties.radius`` in metres (a circle). Its properties may also hold ``name``
+(required), ``markers`` (the marker ids, or prefixes ending in ``*``, it applies to;
+default every marker) and ``speed_limit`` (m/s, for the overspeed event inside it).
+
+``parse_feature`` checks one and says what is wrong; ``GeofenceIndex`` answers "which
+geofences hold this point, for this marker" with prepared geometries behind an STRtree.
+A point on a polygon's edge counts as inside; a circle holds the points whose great-circle
+distance to its centre is at most its radius.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from shapely import STRtree, prepare
+from shapely.geometry import Point, box, shape
+from shapely.validation import explain_validity
+
+from tracker.geo import distance_m
+from tracker.permissions import parse_grant
+from tracker.position import MARKER_ID_PATTERN
+
+NAME_MAX = 100
+MAX_RADIUS_M = 1_000_000
+MAX_VERTICES = 100_000
+METRES_PER_DEGREE = 111_320.0
+
+
+class BadGeofence(ValueError):
+    """What is wrong with a geofence, in one sentence."""
+
+
+@dataclass(frozen=True)
+class Geofence:
+    geofence_id: int | None
+    name: str
+    geometry: dict  # GeoJSON geometry, as given
+    radius: float | None = None  # metres, for a circle
+    speed_limit: float | None = None  # m/s
+    markers: tuple[str, ...] = ()  # ids and prefixes ("truck-*"); empty: every marker
+    _shape: Any = field(default=None, compare=False, repr=False)
+
+    def applies_to(self, marker_id: str) -> bool:
+        if not self.markers:
+            return True
+        for grant in self.markers:
+            marker, is_prefix = parse_grant(grant)
+            if marker_id == marker or (is_prefix and marker_id.startswith(marker)):
+                return True
+        return False
+
+    def contains(self, lat: float, lon: float) -> bool:
+        if self.radius is not None:
+            centre_lon, centre_lat = self.geometry["coordinates"][:2]
+            return distance_m(centre_lat, centre_lon, lat, lon) <= self.radius
+        return self._shape.covers(Point(lon, lat))
+
+    def feature(self) -> dict:
+        properties: dict[str, Any] = {"name": self.name, "markers": list(self.markers)}
+        if self.radius is not None:
+            properties["radius"] = self.radius
+        if self.speed_limit is not None:
+            properties["speed_limit"] = self.speed_limit
+        return {"type": "Feature", "id": self.geofence_id, "geometry": self.geometry, "properties": properties}
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(min lon, min lat, max lon, max lat), generous for a circle."""
+        if self.radius is not None:
+            lon, lat = self.geometry["coordinates"][:2]
+            dlat = self.radius / METRES_PER_DEGREE
+            dlon = min(180.0, self.radius / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 1e-6)))
+            return lon - dlon, lat - dlat, lon + dlon, lat + dlat
+        return self._shape.bounds
+
+
+def _number(value: Any, what: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadGeofence(f"{what} must be a number")
+    if not low <= value <= high:
+        raise BadGeofence(f"{what} must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def parse_feature(feature: Any, geofence_id: int | None = None) -> Geofence:
+    """A geofence from a GeoJSON Feature; ``BadGeofence`` says what is wrong."""
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise BadGeofence('a geofence is a GeoJSON Feature: {"type": "Feature", "geometry": ..., "properties": ...}')
+    properties = feature.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise BadGeofence("properties must be an object")
+    properties = {**properties, **{k: feature[k] for k in ("name", "markers") if k in feature}}
+    name = properties.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX or not name.isprintable():
+        raise BadGeofence(f"name must be 1 to {NAME_MAX} printable characters")
+    markers = properties.get("markers") or []
+    if not isinstance(markers, list) or not all(isinstance(m, str) for m in markers):
+        raise BadGeofence('markers must be a list of marker ids or prefixes ending in "*"')
+    for grant in markers:
+        if not MARKER_ID_PATTERN.fullmatch(parse_grant(grant)[0]):
+            raise BadGeofence(f"markers: {grant[:70]!r} is not a marker id or prefix")
+    speed_limit = properties.get("speed_limit")
+    if speed_limit is not None:
+        speed_limit = _number(speed_limit, "speed_limit", 0, 1000)
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, dict):
+        raise BadGeofence("geometry is missing")
+    kind = geometry.get("type")
+    radius = None
+    if kind == "Point":
+        coordinates = geometry.get("coordinates")
+        if not isinstance(coordinates, list) or len(coordinates) < 2:
+            raise BadGeofence("a Point's coordinates are [lon, lat]")
+        _number(coordinates[0], "the circle's longitude", -180, 180)
+        _number(coordinates[1], "the circle's latitude", -90, 90)
+        if properties.get("radius") is None:
+            raise BadGeofence("a Point geofence is a circle: give properties.radius in metres")
+        radius = _number(properties["radius"], "radius", 1, MAX_RADIUS_M)
+        geometry = {"type": "Point", "coordinates": [float(coordinates[0]), float(coordinates[1])]}
+        return Geofence(geofence_id, name.strip(), geometry, radius, speed_limit, tuple(markers))
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise BadGeofence(f"geometry must be a Polygon, a MultiPolygon or a Point with a radius, not {kind!r}")
+    try:
+        polygon = shape(geometry)
+    except Exception as exc:  # noqa: BLE001 - shapely's errors vary with the malformed input
+        raise BadGeofence(f"the {kind}'s coordinates are malformed: {str(exc)[:120]}") from None
+    if polygon.is_empty:
+        raise BadGeofence(f"the {kind} is empty")
+    if len(polygon.exterior.coords if kind == "Polygon" else []) > MAX_VERTICES:
+        raise BadGeofence(f"at most {MAX_VERTICES:,} vertices")
+    min_lon, min_lat, max_lon, max_lat = polygon.bounds
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise BadGeofence("coordinates are [lon, lat] within [-180, 180] and [-90, 90]")
+    if not polygon.is_valid:
+        raise BadGeofence(f"the {kind} is not valid: {explain_validity(polygon)}")
+    prepare(polygon)  # in place: repeated containment tests get faster
+    return Geofence(geofence_id, name.strip(), geometry, None, speed_limit, tuple(markers), polygon)
+
+
+class GeofenceIndex:
+    """Every geofence, for point queries: an STRtree of their bounds, then an exact test."""
+
+    def __init__(self, geofences: Iterable[Geofence]) -> None:
+        self.geofences = list(geofences)
+        self._tree = STRtree([box(*g.bounds()) for g in self.geofences]) if self.geofences else None
+
+    def __len__(self) -> int:
+        return len(self.geofences)
+
+    def containing(self, marker_id: str, lat: float, lon: float) -> list[Geofence]:
+        """The geofences that apply to ``marker_id`` and hold the point, by id."""
+        if self._tree is None:
+            return []
+        found = [self.geofences[i] for i in self._tree.query(Point(lon, lat))]
+        return sorted((g for g in found if g.applies_to(marker_id) and g.contains(lat, lon)),
+                      key=lambda g: (g.geofence_id or 0, g.name))
