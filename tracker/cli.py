@@ -152,6 +152,13 @@ def _account_commands(commands) -> None:
     revoke.add_argument("token_id", type=int, metavar="ID")
     revoke.set_defaults(run=_account_change("revoke_token", "token_id", done="token {token_id} revoked"))
 
+    geofences = commands.add_parser("geofences", help="areas markers enter and leave").add_subparsers(
+        title="geofences commands")
+    load = geofences.add_parser("import", help="add every Feature of a GeoJSON file (all or none)")
+    load.add_argument("file", help="a FeatureCollection or a Feature")
+    load.set_defaults(run=_geofences_import)
+    geofences.add_parser("list", help="list the geofences").set_defaults(run=_geofences_list)
+
     share = commands.add_parser("share", help="print a link that shows one marker without an account")
     share.add_argument("marker")
     share.add_argument("--hours", type=float, default=24.0, help="until the link expires (default 24, at most 720)")
@@ -447,6 +454,42 @@ async def _shares_revoke(args: argparse.Namespace) -> int:
 
     await _on_database(lambda conn: accounts.revoke_share(conn, args.share_id, None))
     print(f"share {args.share_id} revoked")
+    return 0
+
+
+async def _geofences_import(args: argparse.Namespace) -> int:
+    from tracker import geofence_store
+    from tracker.geofences import BadGeofence, parse_feature
+
+    try:
+        document = orjson.loads(Path(args.file).read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}", EXIT_USAGE) from None
+    except orjson.JSONDecodeError as exc:
+        raise CommandError(f"{args.file} is not JSON: {exc}", EXIT_USAGE) from None
+    features = document.get("features") if isinstance(document, dict) and document.get("type") == "FeatureCollection" \
+        else [document]
+    if not isinstance(features, list) or not features:
+        raise CommandError(f"{args.file} holds no Feature", EXIT_USAGE)
+    geofences = []
+    for number, feature in enumerate(features, 1):
+        try:
+            geofences.append(parse_feature(feature))
+        except BadGeofence as exc:
+            raise CommandError(f"{args.file}: feature {number}: {exc}; nothing imported", EXIT_USAGE) from None
+    ids = await _on_database(lambda conn: geofence_store.add_many(conn, geofences))
+    print(f"imported {len(ids)} geofences (ids {ids[0]} to {ids[-1]})")
+    return 0
+
+
+async def _geofences_list(args: argparse.Namespace) -> int:
+    from tracker import geofence_store
+
+    _, geofences = await _on_database(geofence_store.load)
+    _table(("id", "name", "kind", "speed limit", "markers"),
+           [(str(g.geofence_id), g.name, f"circle {g.radius:g} m" if g.radius else g.geometry["type"],
+             f"{g.speed_limit:g} m/s" if g.speed_limit is not None else "-", " ".join(g.markers) or "all")
+            for g in geofences], "no geofences")
     return 0
 
 

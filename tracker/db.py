@@ -106,6 +106,19 @@ CREATE TABLE IF NOT EXISTS shares (
     expires_at   timestamptz NOT NULL,
     revoked_at   timestamptz
 );
+CREATE TABLE IF NOT EXISTS geofences (
+    geofence_id bigserial   PRIMARY KEY,
+    feature     jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS geofences_version (
+    one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+    version bigint  NOT NULL
+);
+INSERT INTO geofences_version (one, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
+COMMENT ON TABLE geofences IS 'Areas markers enter and leave: a GeoJSON Feature each, checked by tracker/geofences.py';
+COMMENT ON TABLE geofences_version IS 'Raised by every change to geofences, so that workers reload them when it moves';
 COMMENT ON TABLE users IS 'People who may read positions: an admin sees every marker, a viewer those of its groups';
 COMMENT ON COLUMN users.password_hash IS 'scrypt$N$r$p$salt$hash (base64); the password itself is never stored';
 COMMENT ON TABLE group_markers IS 'The markers of a group: an exact marker id, or a marker-id prefix when is_prefix';

@@ -172,13 +172,13 @@ async def require_page(request) -> Access:
 
 
 @asynccontextmanager
-async def accounts_connection() -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled connection for account work; 503 when Postgres cannot be reached."""
+async def accounts_connection(code: str = "accounts_unavailable") -> AsyncIterator[psycopg.AsyncConnection]:
+    """A pooled connection for a request's work on Postgres; 503 ``code`` when it cannot be reached."""
     try:
         async with database.connection() as conn:
             yield conn
     except DATABASE_ERRORS:
-        raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
+        raise Unavailable(code, "the database cannot be reached; retry") from None
 
 
 def forget_session(session: str) -> None:

@@ -1,8 +1,10 @@
-"""Query parameters, parsed strictly: a bad one is a 400 naming it and saying why."""
+"""Query parameters and JSON bodies, parsed strictly: a bad one is a 400 that says why."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Sequence
+
+import orjson
 
 from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, parse_time
 from web.errors import BadRequest
@@ -61,3 +63,22 @@ def marker_id_param(marker_id: str) -> str:
     if not MARKER_ID_PATTERN.fullmatch(marker_id):
         raise BadRequest("bad_marker_id", f"marker_id must be {MARKER_ID_RULE}")
     return marker_id
+
+
+async def json_object(request: Any, max_bytes: int, shape: str) -> dict:
+    """The request's body, a JSON object of at most ``max_bytes``; ``shape`` shows what is
+    expected, for the 400 that refuses anything else."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BadRequest("too_large", f"the body is larger than {max_bytes} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    while len(raw) <= max_bytes and (more := await request.content.read(max_bytes + 1 - len(raw))):
+        raw += more  # a body split over several packets
+    if len(raw) > max_bytes:
+        raise BadRequest("too_large", f"the body is larger than {max_bytes} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("not_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("not_an_object", f"the body must be an object: {shape}")
+    return body

@@ -47,28 +47,11 @@ def _json(web, value, status: int = 200):
     return web.bytes(orjson.dumps(value, option=orjson.OPT_UTC_Z), content_type="application/json", status=status)
 
 
-async def _json_body(request) -> dict:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest("too_large", f"the body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    while len(raw) <= MAX_BODY and (more := await request.content.read(MAX_BODY + 1 - len(raw))):
-        raw += more  # a body split over several packets
-    if len(raw) > MAX_BODY:
-        raise BadRequest("too_large", f"the body is larger than {MAX_BODY} bytes")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("not_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("not_an_object", 'the body must be an object: {"marker_id": ..., "expires_in": ...}')
-    return body
-
-
 @app.page("/api/shares")
 class Shares(View):
     async def post(self, request):
         access = await require(request)
-        body = await _json_body(request)
+        body = await params.json_object(request, MAX_BODY, '{"marker_id": ..., "expires_in": ...}')
         marker_id = body.get("marker_id")
         if not isinstance(marker_id, str):
             raise BadRequest("missing_field", "marker_id (a string) is required")
