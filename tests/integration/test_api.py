@@ -1,6 +1,7 @@
 """The query API on two workers: every endpoint, asked of both, with its error cases."""
 import csv
 import io
+import json
 import urllib.request
 
 import gpxpy
@@ -152,7 +153,13 @@ def test_pages_and_documents(workers):
 
 def test_every_documented_get_endpoint_answers(workers):
     doc = yaml.safe_load(fetch(workers[0], "/openapi.yaml")[2])
-    samples = {"{marker_id}": DATA.marker_ids[0], "{path}": "vendor/leaflet/dist/leaflet.js"}
+    circle = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [14.0, 45.0]},
+              "properties": {"name": "sample", "radius": 100}}
+    status, _, geofence = workers[0].request("POST", "/api/geofences", json.dumps(circle).encode(),
+                                             headers={"Content-Type": "application/geo+json"})
+    assert status == 201
+    samples = {"{marker_id}": DATA.marker_ids[0], "{path}": "vendor/leaflet/dist/leaflet.js",
+               "{geofence_id}": str(geofence["id"])}
     for path in doc["paths"]:
         if path.startswith("/ingest"):
             continue  # needs a device and a position: tests/integration/test_phones.py
