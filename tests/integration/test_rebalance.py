@@ -25,14 +25,25 @@ def owners(workers) -> dict[int, list[int]] | None:
     return owned if every == list(range(8)) and all(owned.values()) else None
 
 
-def assert_every_marker_right(worker):
-    wrong = []
-    for marker_id in DATA.marker_ids:
-        status, body = worker.get(f"/api/markers/{marker_id}")
-        expected = DATA.expected_latest[marker_id]
-        if status != 200 or (body["lat"], body["lon"]) != (expected["lat"], expected["lon"]):
-            wrong.append((marker_id, status, body))
-    assert not wrong, f"worker {worker.index}: {len(wrong)} markers wrong, e.g. {wrong[:3]}"
+def assert_every_marker_right(worker, timeout: float = 30.0):
+    """Every marker's newest fix, asked one by one of ``worker``. A 503 (the group
+    rebalancing for a moment) is asked again until ``timeout``; a wrong position never is."""
+    deadline = time.monotonic() + timeout
+    pending, wrong = list(DATA.marker_ids), []
+    while pending and time.monotonic() < deadline:
+        retry = []
+        for marker_id in pending:
+            status, body = worker.get(f"/api/markers/{marker_id}")
+            expected = DATA.expected_latest[marker_id]
+            if status == 503:
+                retry.append(marker_id)
+            elif status != 200 or (body["lat"], body["lon"]) != (expected["lat"], expected["lon"]):
+                wrong.append((marker_id, status, body))
+        pending = retry
+        if pending:
+            time.sleep(0.5)
+    assert not wrong and not pending, \
+        f"worker {worker.index}: {len(wrong)} markers wrong, e.g. {wrong[:3]}; {len(pending)} unavailable"
 
 
 def assert_history_exact(stack):
