@@ -22,7 +22,7 @@ import hashlib
 import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psycopg
 
@@ -151,7 +151,24 @@ async def require(request) -> Access:
     if access is None:
         raise Unauthorized("unauthorized", "sign in: a session cookie, a Bearer token or HTTP Basic",
                            headers=CHALLENGE)
+    if access.via == "session":
+        require_same_origin(request)
     return access
+
+
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def require_same_origin(request) -> None:
+    """A browser sends its cookie with any request to this site, even one another page made;
+    it also says which page's origin made it. A change asked from another origin is refused.
+    (SameSite=Lax already keeps the cookie off cross-site posts; this covers other sites on
+    the same registrable domain.)"""
+    if request.method in SAFE_METHODS:
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+        raise Forbidden("cross_origin", "this change was asked from another site's page")
 
 
 async def require_admin(request) -> Access:

@@ -37,7 +37,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form
+    # posts, and the workers check Origin against cross-site changes (``web.auth``).
+    "Referrer-Policy": "same-origin",
 }
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from tracker import accounts
 from tracker.app import app
 from tracker.settings import settings
-from web.auth import SESSION_COOKIE, accounts_connection, forget_session, is_https
+from web.auth import SESSION_COOKIE, accounts_connection, forget_session, is_https, require_same_origin
 from web.errors import HtmlPage
 
 FORM = """<!doctype html>
@@ -53,6 +53,7 @@ class Login(HtmlPage):
         return _form(self, safe_next(request.query.get("next")))
 
     async def post(self, request):
+        require_same_origin(request)  # no signing a browser into someone else's account from elsewhere
         form = await request.post()
         user = str(form.get("user", ""))[:MAX_FIELD]
         password = str(form.get("password", ""))[:MAX_FIELD]
@@ -71,6 +72,7 @@ class Login(HtmlPage):
 @app.page("/logout")
 class Logout(HtmlPage):
     async def post(self, request):
+        require_same_origin(request)
         session = request.cookies.get(SESSION_COOKIE)
         if session:
             forget_session(session)

@@ -132,6 +132,13 @@ def test_basic_auth_and_session_login(cluster):
     assert cookie.startswith("tracker_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # plain http here; behind TLS (X-Forwarded-Proto: https) it is Secure
     session = {"Cookie": cookie.split(";", 1)[0]}
+    share = orjson.dumps({"marker_id": "acc-car-1"})
+    status, _, body = worker.request("POST", "/api/shares", share, token=None,
+                                     headers={**session, "Origin": "http://evil.example"})
+    assert status == 403 and body["error"] == "cross_origin"  # a page of another site cannot act
+    status, _, _ = worker.request("POST", "/api/shares", share, token=None,
+                                  headers={**session, "Origin": worker.url})
+    assert status == 201
     for other in workers:  # a session works on every worker
         status, body = other.get("/api/markers", token=None, headers=session)
         assert status == 200 and [p["marker_id"] for p in body] == VISIBLE
@@ -219,7 +226,7 @@ def test_html_pages_carry_security_headers(cluster):
     assert status == 200
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
 
 
 def test_history_pages_through_a_long_track(cluster, stack):
