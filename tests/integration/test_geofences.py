@@ -1,7 +1,16 @@
 """Geofences over HTTP on a real worker and Postgres: an admin manages them, anyone signed
 in reads them, and a bad one is refused with what is wrong."""
+import asyncio
+import time
+from contextlib import asynccontextmanager
+
 import orjson
+import psycopg
 import pytest
+
+from tracker import geofence_store
+from tracker.geofence_cache import GeofenceCache
+from tracker.geofences import parse_feature
 
 DEPOT = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},
          "properties": {"name": "depot", "radius": 300, "speed_limit": 5, "markers": ["van-*"]}}
@@ -54,3 +63,33 @@ def test_an_admin_adds_changes_and_removes_geofences_that_everyone_signed_in_rea
 def test_a_bad_geofence_is_a_400_that_says_what_is_wrong(worker, body, says):
     status, _, answer = worker.request("POST", "/api/geofences", body, headers=JSON)
     assert status == 400 and says in answer["message"], answer
+
+
+async def test_a_worker_sees_a_new_geofence_within_5_seconds_and_keeps_its_set_without_postgres(stack):
+    """``GeofenceCache`` on the real database: a change shows within one poll; a database
+    that cannot be reached leaves the set as it was."""
+    url = {"value": stack.settings.database_url}
+
+    @asynccontextmanager
+    async def connection():
+        async with await psycopg.AsyncConnection.connect(url["value"], autocommit=True, connect_timeout=2) as conn:
+            yield conn
+
+    cache = GeofenceCache(connection, poll_seconds=0.5)
+    await cache.start()
+    try:
+        await asyncio.wait_for(cache.loaded.wait(), 10)
+        before = len(cache.index)
+        async with connection() as conn:
+            await geofence_store.add_many(conn, [parse_feature({**CITY, "properties": {"name": "cache test"}})])
+        added = time.monotonic()
+        while len(cache.index) == before:
+            assert time.monotonic() - added < 5, "the new geofence did not reach the cache within 5 s"
+            await asyncio.sleep(0.1)
+        assert [g.name for g in cache.index.containing("anyone", 48.7, 2.2)][-1] == "cache test"
+
+        url["value"] = "postgresql://nobody@127.0.0.1:1/none"  # Postgres gone, as far as the cache knows
+        cache.version = -1  # and a reload due
+        assert await cache.refresh() is False and len(cache.index) == before + 1
+    finally:
+        await cache.stop()
