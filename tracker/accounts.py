@@ -5,6 +5,7 @@ open autocommit connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -119,17 +120,21 @@ async def check_password(conn: psycopg.AsyncConnection, name: str, password: str
     """The user's access if ``password`` is theirs, else None (unknown users cost the same time)."""
     cur = await conn.execute("SELECT user_id, role, password_hash FROM users WHERE name = %s", (name,))
     row = await cur.fetchone()
-    user_id, stored = (None, _DUMMY_HASH) if row is None else (row[0], row[2])
     async with _KDF_SLOTS:  # scrypt takes tens of ms: in a thread, a few at a time
-        matches = await asyncio.to_thread(verify_password, password, stored)
+        matches = await asyncio.to_thread(
+            lambda: verify_password(password, _dummy_hash() if row is None else row[2]))
     if row is None or not matches:
         return None
-    return await access_for(conn, user_id, via)
+    return await access_for(conn, row[0], via)
 
 
 #: Password checks running at once per process; the rest wait their turn.
 _KDF_SLOTS = asyncio.Semaphore(2)
-_DUMMY_HASH = hash_password("an unknown user's password costs as much time as a known one's")
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown user's password is checked against, so that it costs as much time as
+    a known one's; made on first use, not at every start."""
+    return hash_password("an unknown user's password")
 
 
 async def access_for(conn: psycopg.AsyncConnection, user_id: int, via: str) -> Access | None:
@@ -154,6 +159,13 @@ async def _group_id(conn: psycopg.AsyncConnection, name: str) -> int:
     return row[0]
 
 
+async def _each(conn: psycopg.AsyncConnection, statement: str, rows: list[tuple]) -> None:
+    """``statement`` once per row, all in one transaction."""
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(statement, rows)
+
+
 async def add_group(conn: psycopg.AsyncConnection, name: str) -> None:
     _check_name(name)
     try:
@@ -174,19 +186,13 @@ async def grant(conn: psycopg.AsyncConnection, group: str, grants: list[tuple[st
         if not MARKER_ID_PATTERN.fullmatch(marker):
             raise AccountError(f"{marker!r} is not a marker id or prefix")
     group_id = await _group_id(conn, group)
-    async with conn.transaction():
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO group_markers (group_id, marker_id, is_prefix) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                [(group_id, marker, is_prefix) for marker, is_prefix in grants])
+    await _each(conn, "INSERT INTO group_markers (group_id, marker_id, is_prefix) VALUES (%s, %s, %s) "
+                      "ON CONFLICT DO NOTHING", [(group_id, marker, is_prefix) for marker, is_prefix in grants])
 
 
 async def revoke_grant(conn: psycopg.AsyncConnection, group: str, grants: list[tuple[str, bool]]) -> None:
     group_id = await _group_id(conn, group)
-    async with conn.transaction():
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "DELETE FROM group_markers WHERE group_id = %s AND marker_id = %s AND is_prefix = %s",
+    await _each(conn, "DELETE FROM group_markers WHERE group_id = %s AND marker_id = %s AND is_prefix = %s",
                 [(group_id, marker, is_prefix) for marker, is_prefix in grants])
 
 
@@ -197,10 +203,7 @@ async def add_members(conn: psycopg.AsyncConnection, group: str, users: list[str
     missing = [user for user in users if user not in found]
     if missing:
         raise AccountError(f"no user {missing[0]!r}")
-    async with conn.transaction():
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO group_members (group_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+    await _each(conn, "INSERT INTO group_members (group_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 [(group_id, found[user]) for user in users])
 
 
@@ -214,17 +217,16 @@ async def remove_members(conn: psycopg.AsyncConnection, group: str, users: list[
 async def list_groups(conn: psycopg.AsyncConnection) -> list[Group]:
     from tracker.permissions import format_grant
 
-    cur = await conn.execute("SELECT group_id, name FROM marker_groups ORDER BY name")
-    groups = []
-    for group_id, name in await cur.fetchall():
-        markers = await (await conn.execute(
-            "SELECT marker_id, is_prefix FROM group_markers WHERE group_id = %s ORDER BY marker_id",
-            (group_id,))).fetchall()
-        members = await (await conn.execute(
-            "SELECT u.name FROM group_members m JOIN users u USING (user_id) WHERE m.group_id = %s ORDER BY u.name",
-            (group_id,))).fetchall()
-        groups.append(Group(group_id, name, [format_grant(m, p) for m, p in markers], [m for (m,) in members]))
-    return groups
+    cur = await conn.execute(
+        "SELECT g.group_id, g.name, "
+        "       coalesce((SELECT array_agg(ARRAY[gm.marker_id, gm.is_prefix::text] ORDER BY gm.marker_id) "
+        "                 FROM group_markers gm WHERE gm.group_id = g.group_id), '{}'), "
+        "       coalesce((SELECT array_agg(u.name ORDER BY u.name) FROM group_members m "
+        "                 JOIN users u USING (user_id) WHERE m.group_id = g.group_id), '{}') "
+        "FROM marker_groups g ORDER BY g.name")
+    return [Group(group_id, name, [format_grant(marker, is_prefix == "true") for marker, is_prefix in markers],
+                  members)
+            for group_id, name, markers, members in await cur.fetchall()]
 
 
 # -- API tokens ----------------------------------------------------------------------------

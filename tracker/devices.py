@@ -16,7 +16,8 @@ import psycopg
 from psycopg.rows import class_row, scalar_row
 
 from tracker.credentials import token_hash
-from tracker.db import DATABASE_ERRORS, DatabaseUnavailable, create_schema
+from tracker.db import create_schema
+from tracker.outage_cache import OutageCache
 
 
 def new_secret() -> str:
@@ -41,10 +42,6 @@ class DeviceExists(Exception):
 
 class UnknownDevice(Exception):
     pass
-
-
-class RegistryRecentlyDown(DatabaseUnavailable):
-    """A lookup failed less than ``SecretLookup.retry_after`` ago."""
 
 
 class Registry:
@@ -95,66 +92,21 @@ class Registry:
 
 
 class SecretLookup:
-    """Which device a secret belongs to, for the ingestion endpoints.
-
-    Answers are cached for ``ttl`` seconds, so a removed or rotated secret stops working
-    within that time, and a flood of requests costs one query per secret per ``ttl``.
-
-    While Postgres cannot be reached, the last answer Postgres gave for a secret is served
-    for up to ``outage_grace`` seconds after it gave it: phones go on reporting (to Kafka,
-    which needs no database) through an outage. A secret without such an answer raises the
-    database's error (the endpoint's 503). After a failed lookup Postgres is left alone for
-    ``retry_after`` seconds, so requests meanwhile are answered at once instead of each
-    waiting for a connection timeout.
-    """
+    """Which device a secret belongs to, for the ingestion endpoints: answers fresh for
+    ``ttl`` seconds, and through a Postgres outage for up to ``outage_grace`` seconds after
+    Postgres last gave them, so phones go on reporting (to Kafka, which needs no database).
+    A secret without such an answer raises the database's error (the endpoint's 503)."""
 
     def __init__(self, connection, ttl: float = 5.0, max_entries: int = 10_000,
                  outage_grace: float = 600.0, retry_after: float = 2.0, clock=time.monotonic) -> None:
-        """``connection()``: an async context manager giving a pooled connection;
-        ``clock()``: seconds that only go forward."""
-        self.connection = connection
-        self.clock = clock
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self.outage_grace = outage_grace
-        self.retry_after = retry_after
-        #: secret digest -> (when Postgres answered, monotonic; the device id or None)
-        self._cache: dict[bytes, tuple[float, str | None]] = {}
-        self._database_down_until = 0.0
+        self.cache = OutageCache(connection, ttl, outage_grace, retry_after, max_entries, clock)
 
     async def device_for(self, secret: str) -> str | None:
         digest = secret_hash(secret)
-        now = self.clock()
-        cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
-        try:
-            device_id = await self._query(digest, now)
-        except DATABASE_ERRORS:
-            if cached is not None and now - cached[0] < self.outage_grace:
-                return cached[1]
-            raise
-        self._make_room()
-        self._cache[digest] = (now, device_id)
-        return device_id
+        return await self.cache.get(digest, lambda conn: _device_of(conn, digest))
 
-    def _make_room(self) -> None:
-        """Unknown secrets go first: a flood of guesses must not push out the answers that
-        keep real phones reporting through an outage."""
-        if len(self._cache) < self.max_entries:
-            return
-        self._cache = {digest: entry for digest, entry in self._cache.items() if entry[1] is not None}
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
 
-    async def _query(self, digest: bytes, now: float) -> str | None:
-        if now < self._database_down_until:
-            raise RegistryRecentlyDown("the last lookup failed; Postgres is not tried again yet")
-        try:
-            async with self.connection() as conn:
-                async with conn.cursor(row_factory=scalar_row) as cur:
-                    await cur.execute("SELECT device_id FROM devices WHERE secret_sha256 = %s", (digest,))
-                    return await cur.fetchone()
-        except DATABASE_ERRORS:
-            self._database_down_until = self.clock() + self.retry_after
-            raise
+async def _device_of(conn: psycopg.AsyncConnection, digest: bytes) -> str | None:
+    async with conn.cursor(row_factory=scalar_row) as cur:
+        await cur.execute("SELECT device_id FROM devices WHERE secret_sha256 = %s", (digest,))
+        return await cur.fetchone()

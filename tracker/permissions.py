@@ -32,25 +32,21 @@ class Access:
     def is_admin(self) -> bool:
         return self.role == ADMIN
 
-    @property
-    def sees_all(self) -> bool:
-        return self.role == ADMIN
-
     def permits(self, marker_id: str) -> bool:
-        if self.sees_all:
+        if self.is_admin:
             return True
         return marker_id in self.marker_ids or any(marker_id.startswith(prefix) for prefix in self.prefixes)
 
     def keep(self, positions: Iterable[dict]) -> list[dict]:
         """The positions this caller may see (each a dict with ``marker_id``)."""
-        if self.sees_all:
+        if self.is_admin:
             return list(positions)
         return [position for position in positions if self.permits(position["marker_id"])]
 
     @property
     def scope_key(self) -> tuple:
         """Equal for callers who see exactly the same markers (for caching answers)."""
-        return ("all",) if self.sees_all else (self.marker_ids, self.prefixes)
+        return ("all",) if self.is_admin else (self.marker_ids, self.prefixes)
 
 
 def access_of(user_id: int, user: str, role: str, grants: Iterable[tuple[str, bool]], via: str) -> Access:

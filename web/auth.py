@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote, urlsplit
@@ -28,7 +27,8 @@ import psycopg
 
 from tracker import accounts
 from tracker.credentials import same_secret
-from tracker.db import DATABASE_ERRORS, UNAVAILABLE, DatabaseUnavailable
+from tracker.db import DATABASE_ERRORS
+from tracker.outage_cache import OutageCache
 from tracker.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
@@ -55,50 +55,15 @@ class LoginRequired(ApiError):
     status = 303
 
 
-class _RecentlyDown(Exception):
-    """The last lookup failed less than ``RETRY_DATABASE_SECONDS`` ago."""
+_cache = OutageCache(lambda: database.connection(timeout=LOOKUP_TIMEOUT), FRESH_SECONDS,
+                     OUTAGE_GRACE_SECONDS, RETRY_DATABASE_SECONDS, MAX_CACHED)
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self.entries: dict[bytes, tuple[float, Access | None]] = {}
-        self.database_down_until = 0.0
-
-    async def get(self, key: bytes, lookup: Lookup) -> Access | None:
-        now = time.monotonic()
-        hit = self.entries.get(key)
-        if hit is not None and now - hit[0] < FRESH_SECONDS:
-            return hit[1]
-        try:
-            if now < self.database_down_until:
-                raise _RecentlyDown()
-            try:
-                async with database.connection(timeout=LOOKUP_TIMEOUT) as conn:
-                    access = await lookup(conn)
-            except UNAVAILABLE + (DatabaseUnavailable,):
-                self.database_down_until = time.monotonic() + RETRY_DATABASE_SECONDS
-                raise
-        except (_RecentlyDown,) + DATABASE_ERRORS:
-            if hit is not None and hit[1] is not None and now - hit[0] < OUTAGE_GRACE_SECONDS:
-                return hit[1]
-            raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
-        if len(self.entries) >= MAX_CACHED:
-            self._make_room()
-        self.entries[key] = (now, access)
-        return access
-
-    def _make_room(self) -> None:
-        """Refusals go first, so a flood of made-up credentials cannot push out real callers
-        (whom an outage would then lock out)."""
-        self.entries = {key: hit for key, hit in self.entries.items() if hit[1] is not None}
-        if len(self.entries) >= MAX_CACHED:
-            self.entries.clear()
-
-    def forget(self, key: bytes) -> None:
-        self.entries.pop(key, None)
-
-
-_cache = _Cache()
+async def _cached(key: bytes, lookup: Lookup) -> Access | None:
+    try:
+        return await _cache.get(key, lookup)
+    except DATABASE_ERRORS:
+        raise Unavailable("accounts_unavailable", "the account database cannot be reached; retry") from None
 
 
 def _key(kind: str, *parts: str) -> bytes:
@@ -133,15 +98,15 @@ async def access_of(request) -> Access | None:
     header = request.headers.get("Authorization", "")
     token = bearer_token(header)
     if token is not None:
-        return await _cache.get(_key("token", token), lambda conn: accounts.token_access(conn, token))
+        return await _cached(_key("token", token), lambda conn: accounts.token_access(conn, token))
     credentials = basic_credentials(header)
     if credentials is not None:
         user, password = credentials
-        return await _cache.get(_key("basic", user, password),
+        return await _cached(_key("basic", user, password),
                                 lambda conn: accounts.check_password(conn, user, password, "basic"))
     session = request.cookies.get(SESSION_COOKIE)
     if session:
-        return await _cache.get(_key("session", session), lambda conn: accounts.session_access(conn, session))
+        return await _cached(_key("session", session), lambda conn: accounts.session_access(conn, session))
     return None
 
 

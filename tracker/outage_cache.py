@@ -1,0 +1,82 @@
+"""Answers looked up in Postgres, cached so that a lookup survives a database outage.
+
+Used for the credentials a request carries: device secrets (``tracker.devices``) and
+users' tokens, sessions and passwords (``web.auth``).
+
+- An answer is fresh for ``ttl`` seconds: a removed or revoked credential stops working
+  within that time, and a flood of requests costs one query per key per ``ttl``.
+- While Postgres cannot be reached, the last answer it gave for a key is served for up to
+  ``outage_grace`` seconds after it gave it; a key without one raises.
+- After a failed connection, Postgres is left alone for ``retry_after`` seconds: requests
+  meanwhile are answered from the cache (or refused) at once instead of each waiting for a
+  connection timeout. Only a connection that fails starts that pause, never a query that
+  Postgres refused (a malformed key must not lock everyone out).
+- When full, refusals (``None`` answers) go first: a flood of made-up keys cannot push out
+  the answers that keep real callers working through an outage.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, AsyncContextManager, Awaitable, Callable, Hashable
+
+import psycopg
+
+from tracker.db import UNAVAILABLE, DatabaseUnavailable
+
+
+class DatabaseDown(DatabaseUnavailable):
+    """Postgres was not asked: a connection failed less than ``retry_after`` seconds ago."""
+
+
+Lookup = Callable[[psycopg.AsyncConnection], Awaitable[Any]]
+
+
+class OutageCache:
+    def __init__(self, connection: Callable[[], AsyncContextManager[psycopg.AsyncConnection]], ttl: float,
+                 outage_grace: float = 600.0, retry_after: float = 2.0, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``connection()``: a connection to look up with; ``clock()``: seconds that only go forward."""
+        self.connection = connection
+        self.ttl = ttl
+        self.outage_grace = outage_grace
+        self.retry_after = retry_after
+        self.max_entries = max_entries
+        self.clock = clock
+        #: key -> (when Postgres gave the answer, the answer)
+        self.entries: dict[Hashable, tuple[float, Any]] = {}
+        self.database_down_until = 0.0
+
+    async def get(self, key: Hashable, lookup: Lookup) -> Any:
+        """The answer for ``key``, from the cache or ``lookup(connection)``."""
+        now = self.clock()
+        hit = self.entries.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            answer = await self._ask(lookup, now)
+        except UNAVAILABLE + (DatabaseUnavailable,):
+            if hit is not None and now - hit[0] < self.outage_grace:
+                return hit[1]
+            raise
+        if len(self.entries) >= self.max_entries:
+            self._make_room()
+        self.entries[key] = (now, answer)
+        return answer
+
+    def forget(self, key: Hashable) -> None:
+        self.entries.pop(key, None)
+
+    async def _ask(self, lookup: Lookup, now: float) -> Any:
+        if now < self.database_down_until:
+            raise DatabaseDown("a connection failed a moment ago; Postgres is not tried again yet")
+        try:
+            async with self.connection() as conn:
+                return await lookup(conn)
+        except UNAVAILABLE + (DatabaseUnavailable,):
+            self.database_down_until = self.clock() + self.retry_after
+            raise
+
+    def _make_room(self) -> None:
+        self.entries = {key: hit for key, hit in self.entries.items() if hit[1] is not None}
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
