@@ -117,6 +117,21 @@ CREATE TABLE IF NOT EXISTS geofences_version (
     version bigint  NOT NULL
 );
 INSERT INTO geofences_version (one, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS events (
+    event_id    text             PRIMARY KEY,
+    marker_id   text             NOT NULL,
+    type        text             NOT NULL,
+    event_time  timestamptz      NOT NULL,
+    lat         double precision,
+    lon         double precision,
+    event       jsonb            NOT NULL,
+    recorded_at timestamptz      NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS events_by_marker ON events (marker_id, event_time DESC);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time DESC);
+COMMENT ON TABLE events IS 'What happened to markers (geofence_enter, overspeed, offline, ...), one row per event id, as written to gps.events';
+COMMENT ON COLUMN events.event_id IS 'deterministic (marker, type, fix time, detail): a replay writes nothing twice';
+COMMENT ON COLUMN events.event IS 'the event exactly as published on gps.events';
 COMMENT ON TABLE geofences IS 'Areas markers enter and leave: a GeoJSON Feature each, checked by tracker/geofences.py';
 COMMENT ON TABLE geofences_version IS 'Raised by every change to geofences, so that workers reload them when it moves';
 COMMENT ON TABLE users IS 'People who may read positions: an admin sees every marker, a viewer those of its groups';

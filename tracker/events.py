@@ -35,7 +35,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tracker.geofences import GeofenceIndex
+from tracker.position import format_micros
+
+#: Every event type, in the order the docs list them.
+TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline", "online")
 
 #: Fixes remembered per marker, to place late fixes between their neighbours.
 LOG_SIZE = 32
@@ -178,3 +184,23 @@ class Detector:
         return {"id": event_id(fix["marker_id"], kind, fix["time_us"], detail), "marker_id": fix["marker_id"],
                 "type": kind, "time_us": fix["time_us"],
                 "position": {"lat": fix.get("lat"), "lon": fix.get("lon")}, **fields}
+
+
+# --- on the wire ----------------------------------------------------------------------
+
+def record_of(event: dict) -> dict:
+    """An event as ``gps.events``, Postgres and webhooks carry it: ``time`` in ISO 8601 UTC
+    in place of ``time_us``; every other field as the detector made it."""
+    record = {key: value for key, value in event.items() if key != "time_us"}
+    record["time"] = format_micros(event["time_us"])
+    return record
+
+
+def encode(event: dict) -> bytes:
+    """The ``gps.events`` value of an event from ``Detector``."""
+    return orjson.dumps(record_of(event))
+
+
+def decode(value: bytes) -> dict:
+    """A ``gps.events`` value as its record (a dict with ``id``, ``marker_id``, ``type``, ``time``, ...)."""
+    return orjson.loads(value)

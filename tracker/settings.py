@@ -62,10 +62,20 @@ class Settings:
     session_hours: float
     export_concurrency: int
     public_url: str
+    events_topic: str
+    speed_limit: float | None
+    overspeed_reset_seconds: float
+    low_battery: float
+    offline_after: float
+    webhook_max_attempts: int
 
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic}.dlq"
+
+    @property
+    def events_dlq_topic(self) -> str:
+        return f"{self.events_topic}.dlq"
 
     @property
     def batches_topic(self) -> str:
@@ -108,6 +118,12 @@ class Settings:
             session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),
             export_concurrency=_int(env, "TRACKER_EXPORT_CONCURRENCY", 2),
             public_url=_str(env, "TRACKER_PUBLIC_URL", "").rstrip("/"),
+            events_topic=_str(env, "TRACKER_EVENTS_TOPIC", "gps.events"),
+            speed_limit=_float(env, "TRACKER_SPEED_LIMIT", 0.0) or None,
+            overspeed_reset_seconds=_float(env, "TRACKER_OVERSPEED_RESET_SECONDS", 60.0),
+            low_battery=_float(env, "TRACKER_LOW_BATTERY", 20.0),
+            offline_after=_float(env, "TRACKER_OFFLINE_AFTER", 600.0),
+            webhook_max_attempts=_int(env, "TRACKER_WEBHOOK_MAX_ATTEMPTS", 8),
         )
 
 

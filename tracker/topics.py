@@ -7,6 +7,9 @@
   partition, written to the same partition number. The ``latest`` agent (Faust's consumer
   group, so partition p lands on the worker that owns table partition p) and the history
   sink (a consumer group of its own) read it.
+- ``gps.events``: what happened to markers (``tracker.events``), JSON keyed by marker id,
+  written by the events agent (``agents/events.py``) on the partition of its marker.
+- ``gps.events.dlq``: webhook deliveries that failed every attempt, with the reason.
 """
 from __future__ import annotations
 
@@ -27,10 +30,13 @@ def _raw_topic(name: str, config: dict[str, str] | None = None):
 
 positions_topic = _raw_topic(settings.topic)
 batches_topic = _raw_topic(settings.batches_topic, BATCHES_CONFIG)
+events_topic = _raw_topic(settings.events_topic)
 
 #: name -> topic config, for creating the topics before the worker's own consumers start.
 DECLARED = {
     settings.topic: {},
     settings.dlq_topic: {},
     settings.batches_topic: BATCHES_CONFIG,
+    settings.events_topic: {},
+    settings.events_dlq_topic: {},
 }
