@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-
-from aiokafka.errors import KafkaError
 
 from tables.latest import LatestWriter
 from tracker import batches
-from tracker.app import app, fatal, worker_service
-from tracker.continuity import BrokerOffsets, Continuity
+from tracker.app import app, fatal
+from tracker.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
-from tracker.resources import worker_producer
-from tracker.settings import settings
+from tracker.resources import batches_offsets, worker_producer
 from tracker.topics import batches_topic
 
 log = logging.getLogger(__name__)
@@ -36,10 +32,8 @@ log = logging.getLogger(__name__)
 #: become one write: ten times fewer changelog records than one write per batch record.
 MAX_EVENTS = 128
 WITHIN_SECONDS = 0.02
-RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
-broker = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))
-continuity = Continuity(broker.committed, broker.read)
+continuity = Continuity(batches_offsets.committed, batches_offsets.read, "latest")
 
 
 @app.agent(batches_topic, name="latest")
@@ -59,40 +53,18 @@ async def track_latest(stream):
 
 async def apply(writer: LatestWriter, continuity: Continuity, events, generation=None) -> int:
     """Write the events' fixes to the table; the number of markers updated."""
-    values: dict[int, list[bytes]] = defaultdict(list)
     generation = app.consumer_generation_id if generation is None else generation
-    for event in events:
-        message = event.message
-        values[message.partition].extend(await _retrying(
-            f"reading what partition {message.partition} skipped",
-            lambda: continuity.missing(generation, message.partition, message.offset)))
-        values[message.partition].append(message.value)
+    values = await continuity.values_by_partition(generation, events)
     changes = {
         partition: writer.changes(partition, (fix for value in slices for fix in batches.decode(value)))
         for partition, slices in values.items()
     }
     changes = {partition: items for partition, items in changes.items() if items}
-    offsets = await asyncio.gather(*(_send(writer, partition, items) for partition, items in changes.items()))
+    offsets = await asyncio.gather(*(
+        retrying(f"latest: the changelog send for partition {partition}", lambda p=partition, i=items: writer.send(p, i))
+        for partition, items in changes.items()))
     for (partition, items), offset in zip(changes.items(), offsets):
         writer.commit(partition, items, offset)
     updated = sum(len(items) for items in changes.values())
     LATEST_UPDATES.inc(updated)
     return updated
-
-
-async def _send(writer: LatestWriter, partition: int, items) -> int:
-    return await _retrying(f"the changelog send for partition {partition}", lambda: writer.send(partition, items))
-
-
-async def _retrying(what: str, call):
-    """``await call()`` until Kafka stops failing it."""
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except KafkaError as exc:
-            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-            log.warning("latest: %s failed (%r); retrying in %.1f s", what, exc, delay)
-            attempt += 1
-            await asyncio.sleep(delay)
-

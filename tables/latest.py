@@ -12,20 +12,19 @@ topic owns partition p of the table, and every marker of that partition.
   (so late fixes and replays never move a marker back, and on equal times the first
   one stays);
 - once per marker: only the newest fix of the slice is compared and written;
-- changelog first: the new values go to the changelog topic, and only once the broker
-  has acknowledged them are they written to RocksDB, in one write batch per partition
-  together with the changelog offset Faust resumes recovery from. A worker killed in
-  between has nothing locally that the changelog lacks: recovery brings the values in,
-  and the replayed slice finds them already there.
+- changelog first (``tables.changelog.ChangelogWriter``): a worker killed between the
+  changelog send and the RocksDB write has nothing locally that the changelog lacks:
+  recovery brings the values in, and the replayed slice finds them already there.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Iterable
 
 import faust
 import orjson
 
+from tables.changelog import CHANGELOG_CONFIG, ChangelogWriter, PartitionStore, SendMany
 from tracker.app import app
 from tracker.position import OPTIONAL_RANGES, format_micros, micros_of
 from tracker.settings import settings
@@ -36,10 +35,7 @@ latest = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=settings.topic_partitions,
-    # Compacted (Faust's default for changelogs) in segments small enough to be compacted
-    # while the stream runs, so recovering a partition reads little more than one record
-    # per marker.
-    extra_topic_configs={"segment.bytes": str(16 * 1024 * 1024)},
+    extra_topic_configs=CHANGELOG_CONFIG,
     help="Newest fix of every marker.",
 )
 
@@ -87,48 +83,11 @@ def newest_per_marker(fixes: Iterable[list]) -> dict[str, list]:
     return newest
 
 
-class PartitionStore:
-    """Reads and writes one partition of the table's local store directly, bypassing Faust's
-    per-key path (which writes into the partition of the current event, one key at a time)."""
-
-    def __init__(self, table=latest) -> None:
-        self.table = table
-
-    @property
-    def _store(self):
-        return self.table.data
-
-    def get(self, partition: int, key: bytes) -> bytes | None:
-        store = self._store
-        if hasattr(store, "_db_for_partition"):  # RocksDB
-            return store._db_for_partition(partition).get(key)
-        return store.data.get(key)  # memory store (unit tests)
-
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], changelog_offset: int) -> None:
-        store = self._store
-        if hasattr(store, "_db_for_partition"):
-            from rocksdict import WriteBatch
-
-            batch = WriteBatch(raw_mode=True)
-            for key, value in items:
-                batch.put(key, value)
-            # The offset Faust's recovery resumes from, in the same atomic write.
-            batch.put(store.offset_key, str(changelog_offset).encode())
-            store._db_for_partition(partition).write(batch)
-        else:
-            store.data.update(items)
-
-
-SendMany = Callable[[str, int, list[tuple[bytes, bytes]]], Awaitable[list]]
-
-
-class LatestWriter:
+class LatestWriter(ChangelogWriter):
     """Applies slices of fixes to ``latest``; ``send_many`` sends changelog records."""
 
     def __init__(self, send_many: SendMany, store: PartitionStore | None = None, table=latest) -> None:
-        self.send_many = send_many
-        self.store = store or PartitionStore(table)
-        self.changelog = table.changelog_topic.get_topic_name()
+        super().__init__(send_many, table, store)
 
     def changes(self, partition: int, fixes: Iterable[list]) -> list[tuple[bytes, bytes]]:
         """(key, value) of every marker whose newest fix here is newer than the stored one."""
@@ -140,14 +99,3 @@ class LatestWriter:
             if stored is None or fix[TIME] > decode(stored)[TIME]:
                 changes.append((key, encode(fix)))
         return changes
-
-    async def send(self, partition: int, changes: list[tuple[bytes, bytes]]) -> int:
-        """Send ``changes`` to the changelog; the offset of the last one, once acknowledged."""
-        last = -1
-        for future, count in await self.send_many(self.changelog, partition, changes):
-            metadata = await future
-            last = max(last, metadata.offset + count - 1)
-        return last
-
-    def commit(self, partition: int, changes: list[tuple[bytes, bytes]], changelog_offset: int) -> None:
-        self.store.write(partition, changes, changelog_offset)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from faust import Service
 
 from tracker.settings import Settings
@@ -28,10 +30,12 @@ CommittedOffsets = Callable[[], Awaitable[dict[int, int]]]
 ReadRange = Callable[[int, int, int], Awaitable[list[bytes]]]
 
 REREAD_TIMEOUT = 60.0
+RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class Continuity:
-    def __init__(self, committed: CommittedOffsets, read: ReadRange) -> None:
+    def __init__(self, committed: CommittedOffsets, read: ReadRange, name: str = "latest") -> None:
+        self.name = name
         self.committed = committed
         self.read = read
         self.generation: object = None
@@ -53,11 +57,37 @@ class Continuity:
         self._next[partition] = max(offset + 1, expected)
         if offset <= expected:
             return []
-        log.warning("latest: partition %d skipped offsets %d to %d; reading them again",
-                    partition, expected, offset - 1)
+        log.warning("%s: partition %d skipped offsets %d to %d; reading them again",
+                    self.name, partition, expected, offset - 1)
         values = await self.read(partition, expected, offset)
         self.reread_records += len(values)
         return values
+
+
+    async def values_by_partition(self, generation: object, events) -> dict[int, list[bytes]]:
+        """The values of a batch of Faust events, per partition, in offset order, with the
+        records the consumer skipped before each of them read again and put first."""
+        values: dict[int, list[bytes]] = defaultdict(list)
+        for event in events:
+            message = event.message
+            values[message.partition].extend(await retrying(
+                f"{self.name}: reading what partition {message.partition} skipped",
+                lambda: self.missing(generation, message.partition, message.offset)))
+            values[message.partition].append(message.value)
+        return values
+
+
+async def retrying(what: str, call: Callable[[], Awaitable]):
+    """``await call()`` until Kafka stops failing it."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except KafkaError as exc:
+            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+            log.warning("%s failed (%r); retrying in %.1f s", what, exc, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
 
 
 class BrokerOffsets(Service):
@@ -93,6 +123,13 @@ class BrokerOffsets(Service):
         if missing:  # nothing committed yet: the group starts at the log's start
             offsets.update(await self._consumer.beginning_offsets(missing))
         return {tp.partition: offset for tp, offset in offsets.items()}
+
+    async def end_offsets(self) -> dict[int, int]:
+        """partition -> the offset the next record of the topic will get."""
+        partitions = [TopicPartition(self.topic, p) for p in range(self.config.topic_partitions)]
+        async with self._lock:
+            ends = await self._consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
 
     async def read(self, partition: int, start: int, end: int) -> list[bytes]:
         tp = TopicPartition(self.topic, partition)

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from datetime import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -61,16 +62,18 @@ class MarkerState:
     battery: float | None = None
     offline: bool = False
     log: list[list] = field(default_factory=list)  # [time_us, [geofence ids], lat, lon], oldest first
+    seen_us: int | None = None  # wall-clock time the tracker last received a fix of the marker
 
     def to_json(self) -> dict:
         return {"t": self.time_us, "in": self.inside, "sp": self.speeding, "calm": self.calm_since_us,
-                "bat": self.battery, "off": self.offline, "log": self.log}
+                "bat": self.battery, "off": self.offline, "log": self.log, "seen": self.seen_us}
 
     @classmethod
     def from_json(cls, data: dict | None) -> "MarkerState":
         if not data:
             return cls()
-        return cls(data["t"], data["in"], data["sp"], data["calm"], data["bat"], data["off"], data["log"])
+        return cls(data["t"], data["in"], data["sp"], data["calm"], data["bat"], data["off"], data["log"],
+                   data.get("seen"))
 
 
 @dataclass(frozen=True)
@@ -80,110 +83,154 @@ class Limits:
     low_battery: float = 20.0
 
 
+#: Indexes in a fix list (``tracker.position.FIX_FIELDS`` plus ``received_us``).
+_MARKER, _TIME, _LAT, _LON, _SPEED, _BATTERY, _RECEIVED = 0, 1, 2, 3, 4, 8, 11
+
+
 class Detector:
     def __init__(self, geofences: GeofenceIndex, limits: Limits) -> None:
         self.geofences = geofences
         self.limits = limits
         self.names = {g.geofence_id: g.name for g in geofences.geofences}
+        self._reset_us = limits.overspeed_reset_s * 1_000_000
 
     def apply(self, state: MarkerState, fix: dict) -> list[dict]:
-        """Apply one fix (``marker_id``, ``time_us``, ``lat``, ``lon``, ``speed``, ``battery``)
-        to ``state`` in place; the events it causes, oldest first."""
-        t = fix["time_us"]
-        times = [entry[0] for entry in state.log]
-        if t in times or t == state.time_us:
-            return []  # a duplicate
+        """Apply one fix (``marker_id``, ``time_us``, ``lat``, ``lon``, optional ``speed``,
+        ``battery``, ``received_us``) to ``state`` in place; the events it causes, oldest first."""
         holding = self.geofences.containing(fix["marker_id"], fix["lat"], fix["lon"])
-        ids = [g.geofence_id for g in holding]
-        if state.time_us is not None and t < state.time_us:
-            return self._late(state, fix, ids, bisect.bisect(times, t))
-        events = self._geofence_changes(state, fix, ids)
-        events += self._speed(state, fix, holding)
-        events += self._battery(state, fix)
-        if state.offline:
-            state.offline = False
-            events.append(self._event(fix, "online"))
-        state.time_us = t
-        state.inside = ids
-        state.log.append([t, ids, fix["lat"], fix["lon"]])
-        del state.log[:-LOG_SIZE]
-        return events
+        return self._apply(state, fix["marker_id"], fix["time_us"], fix["lat"], fix["lon"], fix.get("speed"),
+                           fix.get("battery"), fix.get("received_us"), holding)
 
-    def offline(self, marker_id: str, state: MarkerState, position: dict) -> dict | None:
+    def apply_fixes(self, fixes: list[list], load: Callable[[str], MarkerState]) -> tuple[list[dict], dict]:
+        """Apply fixes (lists, as the batches topic carries them) in the order given, each
+        marker's state loaded once with ``load``; the events, and every state touched."""
+        holdings = (self.geofences.containing_many([f[_MARKER] for f in fixes], [f[_LAT] for f in fixes],
+                                                   [f[_LON] for f in fixes])
+                    if len(self.geofences) else None)
+        states: dict[str, MarkerState] = {}
+        events: list[dict] = []
+        for i, fix in enumerate(fixes):
+            marker_id = fix[_MARKER]
+            state = states.get(marker_id)
+            if state is None:
+                state = states[marker_id] = load(marker_id)
+            found = self._apply(state, marker_id, fix[_TIME], fix[_LAT], fix[_LON], fix[_SPEED], fix[_BATTERY],
+                                fix[_RECEIVED] if len(fix) > _RECEIVED else None,
+                                holdings[i] if holdings is not None else ())
+            if found:
+                events += found
+        return events, states
+
+    def offline(self, marker_id: str, state: MarkerState) -> dict | None:
         """The ``offline`` event of a marker whose last fix is too old (the caller decides,
-        on wall-clock time); None if it is offline already."""
+        on wall-clock time), at the time and place of its newest fix; None if it is
+        offline already."""
         if state.offline or state.time_us is None:
             return None
         state.offline = True
-        return self._event({**position, "marker_id": marker_id, "time_us": state.time_us}, "offline")
+        newest = max(state.log, key=lambda entry: entry[0]) if state.log else [state.time_us, [], None, None]
+        return self._event(marker_id, state.time_us, newest[2], newest[3], "offline")
 
     # --- the rules --------------------------------------------------------------------
 
-    def _geofence_changes(self, state: MarkerState, fix: dict, ids: list[int]) -> list[dict]:
-        events = [self._geofence(fix, "geofence_exit", gid) for gid in state.inside if gid not in ids]
-        events += [self._geofence(fix, "geofence_enter", gid) for gid in ids if gid not in state.inside]
+    def _apply(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float, speed, battery,
+               received_us, holding) -> list[dict]:
+        if received_us is not None and (state.seen_us is None or received_us > state.seen_us):
+            state.seen_us = received_us
+        ids = [g.geofence_id for g in holding]
+        if state.time_us is not None and t <= state.time_us:
+            if t == state.time_us:
+                return []  # a duplicate
+            return self._late(state, marker_id, t, lat, lon, ids)
+        events = self._geofence_changes(state, marker_id, t, lat, lon, ids) if ids or state.inside else []
+        if speed is not None:
+            events += self._speed(state, marker_id, t, lat, lon, speed, holding)
+        if battery is not None:
+            events += self._battery(state, marker_id, t, lat, lon, battery)
+        if state.offline:
+            state.offline = False
+            events.append(self._event(marker_id, t, lat, lon, "online"))
+        state.time_us = t
+        state.inside = ids
+        log = state.log
+        log.append([t, ids, lat, lon])
+        if len(log) > LOG_SIZE:
+            del log[0]
         return events
 
-    def _late(self, state: MarkerState, fix: dict, ids: list[int], at: int) -> list[dict]:
+    def _geofence_changes(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float,
+                          ids: list[int]) -> list[dict]:
+        # A geofence deleted since the marker entered it is left silently.
+        events = [self._geofence(marker_id, t, lat, lon, "geofence_exit", gid)
+                  for gid in state.inside if gid not in ids and gid in self.names]
+        events += [self._geofence(marker_id, t, lat, lon, "geofence_enter", gid)
+                   for gid in ids if gid not in state.inside]
+        return events
+
+    def _late(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float,
+              ids: list[int]) -> list[dict]:
         """A fix older than the newest: the pair it proves missing, if any."""
         log = state.log
+        times = [entry[0] for entry in log]
+        at = bisect.bisect_left(times, t)
+        if at < len(times) and times[at] == t:
+            return []  # a duplicate
         if at == 0 or at == len(log):
             return []  # older than the log, or no later fix to close the pair with
         before, (after_t, after, after_lat, after_lon) = log[at - 1][1], log[at]
-        closing = {**fix, "time_us": after_t, "lat": after_lat, "lon": after_lon}  # the fix after it
         events = []
         for gid in ids:
             if gid not in before and gid not in after:  # it went in and out between them
-                events += [self._geofence(fix, "geofence_enter", gid, late=True),
-                           self._geofence(closing, "geofence_exit", gid, late=True)]
+                events += [self._geofence(marker_id, t, lat, lon, "geofence_enter", gid, late=True),
+                           self._geofence(marker_id, after_t, after_lat, after_lon, "geofence_exit", gid, late=True)]
         for gid in before:
-            if gid in after and gid not in ids:  # it went out and back between them
-                events += [self._geofence(fix, "geofence_exit", gid, late=True),
-                           self._geofence(closing, "geofence_enter", gid, late=True)]
-        log.insert(at, [fix["time_us"], ids, fix["lat"], fix["lon"]])
+            if gid in after and gid not in ids and gid in self.names:  # it went out and back between them
+                events += [self._geofence(marker_id, t, lat, lon, "geofence_exit", gid, late=True),
+                           self._geofence(marker_id, after_t, after_lat, after_lon, "geofence_enter", gid, late=True)]
+        log.insert(at, [t, ids, lat, lon])
         del log[:-LOG_SIZE]
         return events
 
-    def _speed(self, state: MarkerState, fix: dict, holding) -> list[dict]:
-        speed = fix.get("speed")
-        limits = [g.speed_limit for g in holding if g.speed_limit is not None]
-        limit = min(limits) if limits else self.limits.speed_limit
-        if speed is None or limit is None:
+    def _speed(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float, speed: float,
+               holding) -> list[dict]:
+        limit = self.limits.speed_limit
+        for geofence in holding:
+            if geofence.speed_limit is not None and (limit is None or geofence.speed_limit < limit):
+                limit = geofence.speed_limit
+        if limit is None:
             return []
-        t = fix["time_us"]
         if speed > limit:
             state.calm_since_us = None
             if state.speeding:
                 return []
             state.speeding = True
-            return [self._event(fix, "overspeed", detail=limit, speed=speed, limit=limit)]
+            return [self._event(marker_id, t, lat, lon, "overspeed", detail=limit, speed=speed, limit=limit)]
         if state.speeding:
             if state.calm_since_us is None:
                 state.calm_since_us = t
-            elif t - state.calm_since_us >= self.limits.overspeed_reset_s * 1_000_000:
+            elif t - state.calm_since_us >= self._reset_us:
                 state.speeding, state.calm_since_us = False, None
         return []
 
-    def _battery(self, state: MarkerState, fix: dict) -> list[dict]:
-        battery = fix.get("battery")
-        if battery is None:
-            return []
+    def _battery(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float,
+                 battery: float) -> list[dict]:
         threshold = self.limits.low_battery
         crossed = battery < threshold and (state.battery is None or state.battery >= threshold)
         state.battery = battery
-        return [self._event(fix, "low_battery", battery=battery)] if crossed else []
+        return [self._event(marker_id, t, lat, lon, "low_battery", battery=battery)] if crossed else []
 
     # --- events -----------------------------------------------------------------------
 
-    def _geofence(self, fix: dict, kind: str, gid: int, late: bool = False) -> dict:
+    def _geofence(self, marker_id: str, t: int, lat: float, lon: float, kind: str, gid: int,
+                  late: bool = False) -> dict:
         extra = {"late": True} if late else {}
-        return self._event(fix, kind, detail=gid, geofence_id=gid, geofence_name=self.names.get(gid), **extra)
+        return self._event(marker_id, t, lat, lon, kind, detail=gid, geofence_id=gid,
+                           geofence_name=self.names.get(gid), **extra)
 
     @staticmethod
-    def _event(fix: dict, kind: str, detail: Any = "", **fields) -> dict:
-        return {"id": event_id(fix["marker_id"], kind, fix["time_us"], detail), "marker_id": fix["marker_id"],
-                "type": kind, "time_us": fix["time_us"],
-                "position": {"lat": fix.get("lat"), "lon": fix.get("lon")}, **fields}
+    def _event(marker_id: str, t: int, lat, lon, kind: str, detail: Any = "", **fields) -> dict:
+        return {"id": event_id(marker_id, kind, t, detail), "marker_id": marker_id, "type": kind, "time_us": t,
+                "position": {"lat": lat, "lon": lon}, **fields}
 
 
 # --- on the wire ----------------------------------------------------------------------
@@ -202,5 +249,13 @@ def encode(event: dict) -> bytes:
 
 
 def decode(value: bytes) -> dict:
-    """A ``gps.events`` value as its record (a dict with ``id``, ``marker_id``, ``type``, ``time``, ...)."""
-    return orjson.loads(value)
+    """A ``gps.events`` value as its record (a dict with ``id``, ``marker_id``, ``type``,
+    ``time``, ...); ``ValueError`` if it is not one."""
+    record = orjson.loads(value)
+    if not isinstance(record, dict) or not all(isinstance(record.get(key), str) for key in _REQUIRED):
+        raise ValueError(f"an event needs the text fields {', '.join(_REQUIRED)}")
+    datetime.fromisoformat(record["time"])  # ValueError if it is not a time
+    return record
+
+
+_REQUIRED = ("id", "marker_id", "type", "time")

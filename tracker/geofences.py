@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
+import numpy as np
+import shapely
 from shapely import STRtree, prepare
 from shapely.geometry import Point, box, shape
 from shapely.validation import explain_validity
 
-from tracker.geo import distance_m
+from tracker.geo import EARTH_RADIUS_M, distance_m
 from tracker.permissions import parse_grant
 from tracker.position import MARKER_ID_PATTERN
 
@@ -141,19 +143,57 @@ def parse_feature(feature: Any, geofence_id: int | None = None) -> Geofence:
 
 
 class GeofenceIndex:
-    """Every geofence, for point queries: an STRtree of their bounds, then an exact test."""
+    """Every geofence, for point queries in bulk: an STRtree of their bounds, then one
+    vectorised exact test (``shapely.covers`` on the prepared polygons, the great-circle
+    distance for circles) for all candidate pairs of a slice of fixes."""
 
     def __init__(self, geofences: Iterable[Geofence]) -> None:
-        self.geofences = list(geofences)
+        self.geofences = sorted(geofences, key=lambda g: (g.geofence_id or 0, g.name))
         self._tree = STRtree([box(*g.bounds()) for g in self.geofences]) if self.geofences else None
+        self._shapes = np.array([g._shape for g in self.geofences], dtype=object)
+        self._is_circle = np.array([g.radius is not None for g in self.geofences], dtype=bool)
+        centres = [g.geometry["coordinates"][:2] if g.radius is not None else (0.0, 0.0) for g in self.geofences]
+        self._centres = np.radians(np.array(centres, dtype=float).reshape(-1, 2))  # lon, lat
+        self._radii = np.array([g.radius or 0.0 for g in self.geofences], dtype=float)
 
     def __len__(self) -> int:
         return len(self.geofences)
 
     def containing(self, marker_id: str, lat: float, lon: float) -> list[Geofence]:
         """The geofences that apply to ``marker_id`` and hold the point, by id."""
-        if self._tree is None:
-            return []
-        found = [self.geofences[i] for i in self._tree.query(Point(lon, lat))]
-        return sorted((g for g in found if g.applies_to(marker_id) and g.contains(lat, lon)),
-                      key=lambda g: (g.geofence_id or 0, g.name))
+        return self.containing_many([marker_id], [lat], [lon])[0]
+
+    def containing_many(self, marker_ids: Sequence[str], lats: Sequence[float],
+                        lons: Sequence[float]) -> list[list[Geofence]]:
+        """For each point, the geofences that apply to its marker and hold it, by id."""
+        found: list[list[Geofence]] = [[] for _ in marker_ids]
+        if self._tree is None or not found:
+            return found
+        lat, lon = np.asarray(lats, dtype=float), np.asarray(lons, dtype=float)
+        points = shapely.points(lon, lat)
+        point_at, fence_at = self._tree.query(points)
+        if not len(point_at):
+            return found
+        holds = np.empty(len(point_at), dtype=bool)
+        circles = self._is_circle[fence_at]
+        polygons = ~circles
+        if polygons.any():
+            holds[polygons] = shapely.covers(self._shapes[fence_at[polygons]], points[point_at[polygons]])
+        if circles.any():
+            centre = self._centres[fence_at[circles]]
+            holds[circles] = _distances_m(centre[:, 1], centre[:, 0], np.radians(lat[point_at[circles]]),
+                                          np.radians(lon[point_at[circles]])) <= self._radii[fence_at[circles]]
+        order = np.lexsort((fence_at, point_at))  # by point, then by geofence (sorted by id)
+        keep = order[holds[order]]
+        geofences = self.geofences
+        for i, g in zip(point_at[keep].tolist(), fence_at[keep].tolist()):
+            geofence = geofences[g]
+            if not geofence.markers or geofence.applies_to(marker_ids[i]):
+                found[i].append(geofence)
+        return found
+
+
+def _distances_m(lat1, lon1, lat2, lon2):
+    """Great-circle distances (as ``tracker.geo.distance_m``), for arrays in radians."""
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))

@@ -13,6 +13,10 @@ DLQ_RECORDS = Counter(
     "tracker_dlq_records", "Records written to the dead-letter topic (acknowledged by the broker)")
 LATEST_UPDATES = Counter(
     "tracker_latest_updates", "Rows of the latest table written (one per marker per batch at most)")
+EVENTS_RAISED = Counter(
+    "tracker_events_raised", "Events sent to gps.events (a replayed batch counts again)", ["type"])
+EVENTS_ROWS = Counter(
+    "tracker_events_rows_written", "Rows added to Postgres events (replayed duplicates not counted)")
 HISTORY_ROWS = Counter(
     "tracker_history_rows_written", "Rows added to Postgres positions (replayed duplicates not counted)")
 HISTORY_BUFFERED = Gauge(

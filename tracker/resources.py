@@ -1,11 +1,14 @@
 """The worker's shared resources, each a service started with the worker and stopped after
-its agents: the Postgres pool and the Kafka producer."""
+its agents: the Postgres pool, the Kafka producer, and the clients that read the batches
+topic's committed offsets and skipped records (``tracker.continuity``)."""
 from __future__ import annotations
 
 from tracker.app import worker_service
+from tracker.continuity import BrokerOffsets
 from tracker.db import Database
 from tracker.producer import WorkerProducer
 from tracker.settings import settings
 
 database = worker_service(Database(settings.database_url))
 worker_producer = worker_service(WorkerProducer())
+batches_offsets = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))

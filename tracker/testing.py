@@ -145,6 +145,19 @@ class Stack:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def add_geofences(self, features: Iterable[dict]) -> list[int]:
+        """Store geofences (GeoJSON Features) directly, as ``tracker geofences import`` does."""
+        from tracker import geofence_store
+        from tracker.db import create_schema
+        from tracker.geofences import parse_feature
+
+        async def add() -> list[int]:
+            async with await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True) as conn:
+                await create_schema(conn)
+                return await geofence_store.add_many(conn, [parse_feature(f) for f in features])
+
+        return run_sync(add())
+
     def history_count(self) -> int:
         try:
             return self.query("SELECT count(*) FROM positions")[0][0]

@@ -134,8 +134,8 @@ class CsvRenderer(Renderer):
         return self._rows([("marker_id", *TRACK_FIELDS)])
 
     def points(self, points: Sequence[dict]) -> bytes:
-        marker = _cell(self.marker_id)
-        return self._rows([(marker, format_time(point["time"]), *(_cell(point[name]) for name in TRACK_FIELDS[1:]))
+        marker = csv_cell(self.marker_id)
+        return self._rows([(marker, format_time(point["time"]), *(csv_cell(point[name]) for name in TRACK_FIELDS[1:]))
                            for point in points])
 
     @staticmethod
@@ -145,7 +145,7 @@ class CsvRenderer(Renderer):
         return out.getvalue().encode()
 
 
-def _cell(value) -> object:
+def csv_cell(value) -> object:
     """Empty for unknown; text that a spreadsheet would run as a formula is quoted."""
     if value is None:
         return ""

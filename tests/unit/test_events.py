@@ -99,8 +99,8 @@ def test_low_battery_is_raised_once_when_it_crosses_the_threshold():
 def test_offline_then_the_next_fix_is_online():
     det = detector()
     state, _ = run(det, [fix(0, OUTSIDE)])
-    offline = det.offline("van-1", state, {"lat": OUTSIDE[0], "lon": OUTSIDE[1]})
-    assert offline["type"] == "offline" and det.offline("van-1", state, {}) is None  # once
+    offline = det.offline("van-1", state)
+    assert offline["type"] == "offline" and det.offline("van-1", state) is None  # once
     assert run(det, [fix(900, OUTSIDE)], state)[1] == [("online", None, 900, False)]
 
 

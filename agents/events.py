@@ -1,0 +1,218 @@
+"""events: what happened to each marker (geofences, speed, battery, online), in fix-time order.
+
+A Faust agent on the batches topic beside ``latest``, so Faust gives it partition p of the
+topic together with partition p of its table, ``events-state`` (``tables/events_state.py``).
+Per batch and partition it applies the fixes, in the order they were read, to the state of
+their markers (``tracker.events.Detector``), then:
+
+1. sends the events to ``gps.events`` (key: marker id, same partition) and waits for the
+   broker's acknowledgement;
+2. sends the changed states to the table's changelog, then writes them to RocksDB
+   (``tables.changelog``).
+
+A worker killed between 1 and 2 replays the batch from the old state: the same fixes in
+the same order give the same events with the same ids, which the events sink and the
+notifier write once. A worker killed before 1 has sent nothing. As in ``latest``, nothing
+leaves the loop with an exception (``tracker.app.fatal``) and offsets Faust's consumer
+skipped are read again first (``tracker.continuity``).
+
+``offline`` is raised on wall-clock time by a timer over the worker's own partitions: a
+marker not heard from for ``TRACKER_OFFLINE_AFTER`` seconds (by the time the tracker
+received its last fix), unless the agent is still behind on that partition (a backlog
+after a restart must not look like silence).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from tables.changelog import PartitionStore
+from tables.events_state import EventsStateWriter, decode, encode
+from tracker import batches, events as model
+from tracker.app import app, fatal, worker_service
+from tracker.continuity import Continuity, retrying
+from tracker.events import Detector, Limits, MarkerState
+from tracker.geofence_cache import GeofenceCache
+from tracker.metrics import EVENTS_RAISED
+from tracker.resources import batches_offsets, database, worker_producer
+from tracker.settings import settings
+from tracker.topics import batches_topic
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS = 128
+WITHIN_SECONDS = 0.02
+#: How often the offline check runs: a tenth of the offline delay, between 0.2 and 10 s.
+OFFLINE_CHECK_SECONDS = max(0.2, min(10.0, settings.offline_after / 10))
+
+LIMITS = Limits(settings.speed_limit, settings.overspeed_reset_seconds, settings.low_battery)
+
+geofences = worker_service(GeofenceCache(database.connection,
+                                         snapshot=lambda: Path(app.conf.datadir) / "geofences.json"))
+continuity = Continuity(batches_offsets.committed, batches_offsets.read, "events")
+
+
+class EventsStage:
+    """The agent's state between batches: the writer, the detector for the current
+    geofences, and per partition when each marker was last heard from (for the timer)."""
+
+    def __init__(self, writer: EventsStateWriter, send_many) -> None:
+        self.writer = writer
+        self.send_many = send_many
+        self.store: PartitionStore = writer.store
+        self.lock = asyncio.Lock()  # the agent and the timer change the same states
+        self._detector: Detector | None = None
+        #: partition -> marker id -> seen_us, for markers not offline (built on first use)
+        self.seen: dict[int, dict[str, int]] = {}
+        #: partition -> the next batches-topic offset the agent has yet to process
+        self.next_offset: dict[int, int] = {}
+
+    @property
+    def detector(self) -> Detector:
+        index = geofences.index
+        if self._detector is None or self._detector.geofences is not index:
+            self._detector = Detector(index, LIMITS)
+        return self._detector
+
+    async def apply(self, values: dict[int, list[bytes]]) -> int:
+        """Apply slices of the batches topic, per partition; the number of events raised."""
+        detector = self.detector
+        async with self.lock:
+            results = {}
+            for partition, slices in values.items():
+                stored: dict[str, bytes | None] = {}
+
+                def load(marker_id: str, partition=partition, stored=stored) -> MarkerState:
+                    stored[marker_id] = value = self.store.get(partition, marker_id.encode())
+                    return decode(value)
+
+                fixes = [fix for value in slices for fix in batches.decode(value)]
+                found, states = detector.apply_fixes(fixes, load)
+                changes = [(marker_id.encode(), value) for marker_id, value in
+                           ((m, encode(state)) for m, state in states.items()) if value != stored[marker_id]]
+                results[partition] = (found, changes, states)
+            await self._publish(results)
+        for partition, (_, _, states) in results.items():
+            seen = self.seen.get(partition)
+            if seen is not None:
+                for marker_id, state in states.items():
+                    if state.seen_us is not None and not state.offline:
+                        seen[marker_id] = state.seen_us
+        return _count(found for found, _, _ in results.values())
+
+    async def _publish(self, results: dict[int, tuple[list[dict], list, dict]]) -> None:
+        """Events first, then the states: a crash in between replays the same events."""
+        await asyncio.gather(*(
+            retrying(f"events: sending to {settings.events_topic} for partition {p}",
+                     lambda p=p, f=found: self._send_events(p, f))
+            for p, (found, _, _) in results.items() if found))
+        changed = {p: changes for p, (_, changes, _) in results.items() if changes}
+        offsets = await asyncio.gather(*(
+            retrying(f"events: the changelog send for partition {p}", lambda p=p, c=c: self.writer.send(p, c))
+            for p, c in changed.items()))
+        for (partition, changes), offset in zip(changed.items(), offsets):
+            self.writer.commit(partition, changes, offset)
+
+    async def _send_events(self, partition: int, found: list[dict]) -> None:
+        records = [(event["marker_id"].encode(), model.encode(event)) for event in found]
+        for future, _ in await self.send_many(settings.events_topic, partition, records):
+            await future
+
+    async def check_offline(self, partitions: list[int], now_us: int | None = None) -> int:
+        """Raise ``offline`` for the markers of ``partitions`` not heard from for too long."""
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
+        cutoff = now_us - int(settings.offline_after * 1_000_000)
+        for partition in set(self.seen) - set(partitions):
+            del self.seen[partition]
+        detector = self.detector
+        async with self.lock:
+            results = {}
+            for partition in partitions:
+                seen = self.seen.get(partition)
+                if seen is None:
+                    seen = self.seen[partition] = self._scan(partition)
+                found, changes = [], []
+                for marker_id in [m for m, seen_us in seen.items() if seen_us < cutoff]:
+                    del seen[marker_id]
+                    state = decode(self.store.get(partition, marker_id.encode()))
+                    event = detector.offline(marker_id, state)
+                    if event is not None:
+                        found.append(event)
+                        changes.append((marker_id.encode(), encode(state)))
+                if found:
+                    results[partition] = (found, changes, {})
+            if results:
+                await self._publish(results)
+        return _count(found for found, _, _ in results.values())
+
+    def _scan(self, partition: int) -> dict[str, int]:
+        seen = {}
+        for key, value in self.store.items(partition):
+            state = decode(value)
+            if state.seen_us is not None and not state.offline:
+                seen[key.decode()] = state.seen_us
+        return seen
+
+    def processed(self, records) -> None:
+        for record in records:
+            message = record.message
+            self.next_offset[message.partition] = max(self.next_offset.get(message.partition, 0),
+                                                      message.offset + 1)
+
+    async def caught_up(self, partitions: list[int]) -> list[int]:
+        """Those of ``partitions`` whose every record the agent has processed (by its own
+        count, or by the group's commit)."""
+        committed, ends = await batches_offsets.committed(), await batches_offsets.end_offsets()
+        for partition in set(self.next_offset) - set(partitions):
+            del self.next_offset[partition]
+        return [p for p in partitions
+                if max(self.next_offset.get(p, 0), committed.get(p, 0)) >= ends.get(p, 0)]
+
+
+def _count(slices) -> int:
+    raised = 0
+    for found in slices:
+        for event in found:
+            EVENTS_RAISED.labels(event["type"]).inc()
+            raised += 1
+    return raised
+
+
+_stage: EventsStage | None = None
+
+
+async def stage() -> EventsStage:
+    global _stage
+    if _stage is None:
+        send_many = (await worker_producer.ready()).send_many
+        _stage = EventsStage(EventsStateWriter(send_many), send_many)
+    return _stage
+
+
+@app.agent(batches_topic, name="events")
+async def detect_events(stream):
+    async for records in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
+        try:
+            current = await stage()
+            await geofences.loaded.wait()  # never judge crossings without the geofences
+            values = await continuity.values_by_partition(app.consumer_generation_id, records)
+            await current.apply(values)
+            current.processed(records)
+        except asyncio.CancelledError:  # stopped in the middle: the records would be acknowledged
+            fatal("events: stopped in the middle of a batch")
+        except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
+            log.exception("events: cannot apply a batch")
+            fatal(f"events: {exc!r}")
+
+
+@app.timer(OFFLINE_CHECK_SECONDS)
+async def raise_offline() -> None:
+    if _stage is None:
+        return
+    actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
+    try:
+        await _stage.check_offline(await _stage.caught_up(actives))
+    except Exception:  # noqa: BLE001 - the next tick tries again
+        log.exception("events: the offline check failed")

@@ -1,0 +1,71 @@
+"""The ``events`` table (schema in ``tracker.db``): written once per event id, read newest first.
+
+Rows are written by the events sink (``agents/events_sink.py``) from ``gps.events``; a
+replayed event finds its id already there and adds nothing. Reads filter by what the
+caller may see: every marker for an admin, else its marker ids and prefixes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tracker.permissions import Access
+
+_INSERT = sql.SQL(
+    "INSERT INTO events (event_id, marker_id, type, event_time, lat, lon, event) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING")
+
+
+async def write_events(conn: psycopg.AsyncConnection, records: Sequence[dict]) -> int:
+    """Insert the events (records as on ``gps.events``) in one transaction; the rows added."""
+    rows = [(r["id"], r["marker_id"], r["type"], datetime.fromisoformat(r["time"]),
+             (r.get("position") or {}).get("lat"), (r.get("position") or {}).get("lon"), Jsonb(r))
+            for r in records]
+    async with conn.transaction(), conn.cursor() as cursor:
+        await cursor.executemany(_INSERT, rows)
+        return max(cursor.rowcount, 0)
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    start: datetime | None = None
+    end: datetime | None = None
+    marker_id: str | None = None
+    types: tuple[str, ...] = ()
+    limit: int = 100
+
+
+async def read_events(conn: psycopg.AsyncConnection, access: Access, query: EventQuery) -> list[dict]:
+    """The events (records as on ``gps.events``) matching ``query`` that ``access`` may see,
+    newest first (by event time, then id)."""
+    where, values = [], []
+    if query.marker_id is not None:
+        where.append(sql.SQL("marker_id = %s"))
+        values.append(query.marker_id)
+    if query.types:
+        where.append(sql.SQL("type = ANY(%s)"))
+        values.append(list(query.types))
+    if query.start is not None:
+        where.append(sql.SQL("event_time >= %s"))
+        values.append(query.start)
+    if query.end is not None:
+        where.append(sql.SQL("event_time < %s"))
+        values.append(query.end)
+    if not access.is_admin:
+        where.append(sql.SQL("(marker_id = ANY(%s) OR marker_id LIKE ANY(%s))"))
+        values += [sorted(access.marker_ids), [_like_prefix(p) for p in access.prefixes]]
+    statement = sql.SQL("SELECT event FROM events {} ORDER BY event_time DESC, event_id DESC LIMIT %s").format(
+        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(statement, [*values, query.limit])
+        return [row["event"] for row in await cursor.fetchall()]
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
