@@ -159,6 +159,20 @@ def _account_commands(commands) -> None:
     load.set_defaults(run=_geofences_import)
     geofences.add_parser("list", help="list the geofences").set_defaults(run=_geofences_list)
 
+    webhooks = commands.add_parser("webhooks", help="URLs that events are POSTed to").add_subparsers(
+        title="webhooks commands")
+    add = webhooks.add_parser("add", help="add a webhook and print its signing secret (once)")
+    add.add_argument("url", help="an http or https URL")
+    add.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
+                     help="an event type it wants, such as geofence_enter (repeat for more; default every type)")
+    add.add_argument("--marker", dest="markers", action="append", default=[], metavar="MARKER_OR_PREFIX",
+                     help="a marker id, or a prefix ending in * (repeat for more; default every marker)")
+    add.set_defaults(run=_webhooks_add)
+    webhooks.add_parser("list", help="list the webhooks (never their secrets)").set_defaults(run=_webhooks_list)
+    remove = webhooks.add_parser("remove", help="remove a webhook and its deliveries")
+    remove.add_argument("webhook_id", type=int, metavar="ID")
+    remove.set_defaults(run=_webhooks_remove)
+
     share = commands.add_parser("share", help="print a link that shows one marker without an account")
     share.add_argument("marker")
     share.add_argument("--hours", type=float, default=24.0, help="until the link expires (default 24, at most 720)")
@@ -490,6 +504,41 @@ async def _geofences_list(args: argparse.Namespace) -> int:
            [(str(g.geofence_id), g.name, f"circle {g.radius:g} m" if g.radius else g.geometry["type"],
              f"{g.speed_limit:g} m/s" if g.speed_limit is not None else "-", " ".join(g.markers) or "all")
             for g in geofences], "no geofences")
+    return 0
+
+
+async def _webhooks_add(args: argparse.Namespace) -> int:
+    from tracker import webhook_store
+    from tracker.webhooks import BadWebhook, parse_webhook
+
+    try:
+        new = parse_webhook({"url": args.url, "types": args.types, "markers": args.markers})
+    except BadWebhook as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    webhook = await _on_database(lambda conn: webhook_store.add(conn, new, None))
+    print(f"webhook {webhook.webhook_id} added ({', '.join(webhook.types) or 'every type'}; "
+          f"{' '.join(webhook.markers) or 'every marker'}); its secret (shown only now): {webhook.secret}")
+    return 0
+
+
+async def _webhooks_list(args: argparse.Namespace) -> int:
+    from tracker import webhook_store
+
+    webhooks = await _on_database(webhook_store.load)
+    _table(("id", "url", "types", "markers", "by", "added"),
+           [(str(w.webhook_id), w.url, " ".join(w.types) or "all", " ".join(w.markers) or "all",
+             w.created_by or "(command line)", f"{w.created_at:%Y-%m-%d %H:%M}") for w in webhooks], "no webhooks")
+    return 0
+
+
+async def _webhooks_remove(args: argparse.Namespace) -> int:
+    from tracker import webhook_store
+
+    try:
+        await _on_database(lambda conn: webhook_store.delete(conn, args.webhook_id))
+    except webhook_store.UnknownWebhook:
+        raise CommandError(f"no webhook {args.webhook_id}") from None
+    print(f"webhook {args.webhook_id} removed")
     return 0
 
 

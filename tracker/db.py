@@ -132,6 +132,38 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time DESC);
 COMMENT ON TABLE events IS 'What happened to markers (geofence_enter, overspeed, offline, ...), one row per event id, as written to gps.events';
 COMMENT ON COLUMN events.event_id IS 'deterministic (marker, type, fix time, detail): a replay writes nothing twice';
 COMMENT ON COLUMN events.event IS 'the event exactly as published on gps.events';
+CREATE TABLE IF NOT EXISTS webhooks (
+    webhook_id bigserial   PRIMARY KEY,
+    url        text        NOT NULL,
+    secret     text        NOT NULL,
+    types      text[]      NOT NULL DEFAULT '{}',
+    markers    text[]      NOT NULL DEFAULT '{}',
+    created_by bigint      REFERENCES users ON DELETE SET NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    webhook_id      bigint      NOT NULL REFERENCES webhooks ON DELETE CASCADE,
+    event_id        text        NOT NULL,
+    event           jsonb       NOT NULL,
+    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        integer     NOT NULL DEFAULT 0,
+    last_status     integer,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    last_attempt_at timestamptz,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_owner     text,
+    lease_until     timestamptz,
+    delivered_at    timestamptz,
+    PRIMARY KEY (webhook_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_recent ON webhook_deliveries (webhook_id, created_at DESC);
+COMMENT ON TABLE webhooks IS 'Where events are POSTed: types and markers (ids, or prefixes ending in *) empty means all';
+COMMENT ON COLUMN webhooks.secret IS 'signs every body (X-Tracker-Signature); kept in clear to sign, shown only when created';
+COMMENT ON TABLE webhook_deliveries IS 'The notifier''s outbox: one row per webhook and event id, so a replay delivers nothing twice';
+COMMENT ON COLUMN webhook_deliveries.lease_owner IS 'the notifier that holds the row until lease_until; another takes it over after';
 COMMENT ON TABLE geofences IS 'Areas markers enter and leave: a GeoJSON Feature each, checked by tracker/geofences.py';
 COMMENT ON TABLE geofences_version IS 'Raised by every change to geofences, so that workers reload them when it moves';
 COMMENT ON TABLE users IS 'People who may read positions: an admin sees every marker, a viewer those of its groups';

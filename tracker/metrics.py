@@ -27,6 +27,12 @@ HISTORY_WRITE_SECONDS = Histogram(
 HISTORY_LAG_SECONDS = Histogram(
     "tracker_history_lag_seconds", "From a record's Kafka timestamp to its row being committed (oldest of each batch)",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+WEBHOOK_ATTEMPTS = Counter(
+    "tracker_webhook_attempts", "Webhook POSTs by result: delivered, retry (to be tried again), "
+    "failed (the last attempt failed: the event went to gps.events.dlq)", ["result"])
+WEBHOOK_LAG_SECONDS = Histogram(
+    "tracker_webhook_lag_seconds", "From an event's record on gps.events to its webhook's 2xx (first attempts)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 INGEST_REQUESTS = Counter(
     "tracker_ingest_requests", "Requests to the phone endpoints", ["endpoint", "status"])
 CLUSTER_SCANS = Counter(

@@ -72,3 +72,12 @@ def parse_grant(text: str) -> tuple[str, bool]:
 
 def format_grant(marker: str, is_prefix: bool) -> str:
     return marker + PREFIX_MARK if is_prefix else marker
+
+
+def grants_permit(grants: Iterable[str], marker_id: str) -> bool:
+    """Whether a list of marker ids and prefixes (``truck-*``) names ``marker_id``."""
+    for grant in grants:
+        marker, is_prefix = parse_grant(grant)
+        if marker_id == marker or (is_prefix and marker_id.startswith(marker)):
+            return True
+    return False

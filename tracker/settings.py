@@ -68,6 +68,8 @@ class Settings:
     low_battery: float
     offline_after: float
     webhook_max_attempts: int
+    webhook_retry_seconds: float
+    webhook_timeout: float
 
     @property
     def dlq_topic(self) -> str:
@@ -124,6 +126,8 @@ class Settings:
             low_battery=_float(env, "TRACKER_LOW_BATTERY", 20.0),
             offline_after=_float(env, "TRACKER_OFFLINE_AFTER", 600.0),
             webhook_max_attempts=_int(env, "TRACKER_WEBHOOK_MAX_ATTEMPTS", 8),
+            webhook_retry_seconds=_float(env, "TRACKER_WEBHOOK_RETRY_SECONDS", 1.0),
+            webhook_timeout=_float(env, "TRACKER_WEBHOOK_TIMEOUT", 5.0),
         )
 
 

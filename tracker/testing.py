@@ -98,6 +98,7 @@ class Stack:
             "TRACKER_DATABASE_URL": database_url,
             "TRACKER_APP_ID": name,
             "TRACKER_TOPIC": topic or f"{name}.positions",
+            "TRACKER_EVENTS_TOPIC": f"{name}.events",
             "TRACKER_STORE": "rocksdb://",
             "TRACKER_TOPIC_PARTITIONS": "8",
             "TRACKER_CLUSTER_SECRET": secrets.token_hex(16),

@@ -3,7 +3,9 @@
 Both pages are Folium maps whose JavaScript and CSS come from ``web/assets.py`` (served by
 the worker, or from a CDN). The live map draws the markers itself on a canvas from
 ``/api/markers.geojson`` and polls it, so it needs no reload and stays smooth with 10,000
-markers; every device string goes into the page as text, never as HTML.
+markers; it also draws the geofences (a layer that can be switched off) and lists the
+newest events in a panel. Every device string, marker id and geofence name goes into the
+page as text, never as HTML.
 
 Folium (with branca, numpy and its Jinja templates) is imported on the first map request,
 not when the worker starts: it is a third of a worker's start-up.
@@ -25,6 +27,8 @@ from web.history import TrackQuery, load_track, unknown_history
 
 LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read_text()
 MAX_REPLAY_POINTS = 2_000
+GEOFENCE_REFRESH_SECONDS = 30.0  # geofences change rarely
+EVENTS_SHOWN = 50
 
 
 @cache
@@ -34,8 +38,16 @@ def _live_markers_template():
     return Template("{% macro script(this, kwargs) %}" + LIVE_MARKERS_JS + "{% endmacro %}")
 
 
-def live_markers(source: str, refresh_seconds: float, stale_after: float):
-    """A map element that draws and refreshes every marker from the GeoJSON endpoint."""
+def live_markers(source: str, refresh_seconds: float, stale_after: float, *, geofences: str | None = None,
+                 events: str | None = None, geofence_refresh_seconds: float = GEOFENCE_REFRESH_SECONDS,
+                 events_shown: int = EVENTS_SHOWN):
+    """A map element that draws and refreshes every marker from the GeoJSON endpoint.
+
+    Opt-in, for pages whose viewer has an account (never a share link): ``geofences``, the
+    URL of a geofence FeatureCollection drawn as a layer that can be switched off and is
+    fetched again every ``geofence_refresh_seconds``; ``events``, the URL of
+    ``{"events": [...]}`` polled with the markers and listed newest first in a panel.
+    """
     from branca.element import MacroElement
 
     element = MacroElement()
@@ -44,6 +56,10 @@ def live_markers(source: str, refresh_seconds: float, stale_after: float):
     element.source = source
     element.refresh_ms = int(refresh_seconds * 1000)
     element.stale_after = stale_after
+    element.geofences = geofences
+    element.geofence_refresh_ms = int(geofence_refresh_seconds * 1000)
+    element.events = events
+    element.events_shown = int(events_shown)
     return element
 
 
@@ -67,7 +83,8 @@ def render(fmap) -> str:
 async def live_map(web, request):
     await require_page(request)
     fmap = base_map("Live map")
-    live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after).add_to(fmap)
+    live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after,
+                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}").add_to(fmap)
     return web.html(render(fmap))
 
 

@@ -1,0 +1,146 @@
+"""One webhook's sender: a bounded queue of deliveries and ``SENDERS`` tasks that POST them,
+on an HTTP session (and connection pool) of its own. A slow or dead endpoint fills its own
+queue and holds its own tasks, never another webhook's; what does not fit waits in
+Postgres (the notifier leaves it for its poller).
+
+The sender only makes attempts: ``prepare`` (is the lease still ours?) runs before each,
+``report`` gets each result; both are the notifier's."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import aiohttp
+
+from tracker.webhooks import Webhook, body_of, request_headers
+
+log = logging.getLogger(__name__)
+
+#: Requests in flight to one webhook at most.
+SENDERS = 4
+#: Deliveries waiting for one webhook's senders at most.
+QUEUE_SIZE = 100
+#: Bytes of a refusal's body kept as its error.
+ERROR_BYTES = 200
+
+
+@dataclass(eq=False)
+class Delivery:
+    """One attempt to make: an event for a webhook, leased to this notifier."""
+    webhook_id: int
+    event_id: str
+    event: dict
+    attempts: int  # made before this one
+    lease_expires: float  # time.monotonic() before which the lease surely holds
+    read_ms: int | None = None  # the Kafka timestamp of the event's record, when read from gps.events
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    status: int | None  # the HTTP status, if there was an answer
+    error: str | None  # what went wrong, if anything
+    seconds: float
+
+
+class Endpoint:
+    def __init__(self, webhook: Webhook, timeout: float, prepare: Callable[[Delivery], Awaitable[bool]],
+                 report: Callable[[Webhook, Delivery, Attempt], Awaitable[None]], *, senders: int = SENDERS,
+                 queue_size: int = QUEUE_SIZE) -> None:
+        self.webhook = webhook
+        self.timeout = timeout
+        self.prepare = prepare
+        self.report = report
+        self.senders = senders
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue(queue_size)
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._closing = False
+        self._busy: set[asyncio.Task] = set()  # senders with a delivery in hand
+        self._unfinished: list[Delivery] = []
+
+    def start(self) -> "Endpoint":
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=self.senders),
+            headers={"User-Agent": "gps-tracker-webhooks"},
+        )
+        self._tasks = [asyncio.ensure_future(self._send_forever()) for _ in range(self.senders)]
+        return self
+
+    @property
+    def room(self) -> int:
+        """Deliveries the queue takes now."""
+        return 0 if self._closing else self.queue.maxsize - self.queue.qsize()
+
+    def offer(self, delivery: Delivery) -> bool:
+        """Queue a delivery; False if the queue is full (or closing)."""
+        if self._closing:
+            return False
+        try:
+            self.queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def close(self, grace: float) -> list[Delivery]:
+        """Stop: requests in flight get ``grace`` seconds to finish (and be reported); the
+        deliveries not attempted or cut short are returned."""
+        self._closing = True
+        busy = set(self._busy)
+        for task in self._tasks:
+            if task not in busy:
+                task.cancel()  # idle, waiting on the queue
+        if busy and grace > 0:
+            await asyncio.wait(busy, timeout=grace)  # each ends after its delivery
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self.queue.empty():
+            self._unfinished.append(self.queue.get_nowait())
+        if self.session is not None:
+            await self.session.close()
+        unfinished, self._unfinished = self._unfinished, []
+        return unfinished
+
+    async def _send_forever(self) -> None:
+        me = asyncio.current_task()
+        while not self._closing:
+            delivery = await self.queue.get()
+            self._busy.add(me)
+            try:
+                if await self.prepare(delivery):
+                    await self.report(self.webhook, delivery, await self.post(delivery))
+            except asyncio.CancelledError:
+                self._unfinished.append(delivery)
+                raise
+            except Exception:  # noqa: BLE001 - one bad delivery must not stop the webhook's sender
+                log.exception("webhook %d: delivery of %s failed", self.webhook.webhook_id, delivery.event_id)
+            finally:
+                self._busy.discard(me)
+
+    async def post(self, delivery: Delivery) -> Attempt:
+        """One POST of the delivery's event, signed."""
+        body = body_of(delivery.event)
+        headers = request_headers(self.webhook.secret, delivery.event, body, delivery.attempts + 1)
+        started = time.monotonic()
+        try:
+            async with self.session.post(self.webhook.url, data=body, headers=headers,
+                                         allow_redirects=False) as response:
+                if 200 <= response.status < 300:
+                    return Attempt(True, response.status, None, time.monotonic() - started)
+                detail = (await response.content.read(ERROR_BYTES)).decode("utf-8", "replace")
+                error = f"HTTP {response.status}" + (f": {_printable(detail)}" if detail.strip() else "")
+                return Attempt(False, response.status, error, time.monotonic() - started)
+        except asyncio.TimeoutError:
+            error = f"no answer within {self.timeout:g} s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            error = f"{exc.__class__.__name__}: {_printable(str(exc))}"
+        return Attempt(False, None, error[:ERROR_BYTES + 40], time.monotonic() - started)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text).strip()[:ERROR_BYTES]

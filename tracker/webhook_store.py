@@ -1,0 +1,72 @@
+"""Webhooks in Postgres (table ``webhooks``; the schema is in ``tracker.db``), and what their
+deliveries show (``webhook_deliveries``, written by ``tracker.webhook_outbox``)."""
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import dict_row
+
+from tracker.webhooks import STATUSES, NewWebhook, Webhook, new_secret
+
+
+class UnknownWebhook(LookupError):
+    pass
+
+
+_SELECT = ("SELECT w.webhook_id, w.url, w.secret, w.types, w.markers, u.name, w.created_at "
+           "FROM webhooks w LEFT JOIN users u ON u.user_id = w.created_by")
+
+
+def _webhook(row) -> Webhook:
+    webhook_id, url, secret, types, markers, created_by, created_at = row
+    return Webhook(webhook_id, url, secret, tuple(types), tuple(markers), created_by, created_at)
+
+
+async def add(conn: psycopg.AsyncConnection, webhook: NewWebhook, created_by: int | None) -> Webhook:
+    """Store a new webhook with a new secret; the stored webhook (with the secret)."""
+    cur = await conn.execute(
+        "INSERT INTO webhooks (url, secret, types, markers, created_by) VALUES (%s, %s, %s, %s, %s) "
+        "RETURNING webhook_id", (webhook.url, new_secret(), list(webhook.types), list(webhook.markers), created_by))
+    return await get(conn, (await cur.fetchone())[0])
+
+
+async def get(conn: psycopg.AsyncConnection, webhook_id: int) -> Webhook:
+    cur = await conn.execute(_SELECT + " WHERE w.webhook_id = %s", (webhook_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownWebhook(webhook_id)
+    return _webhook(row)
+
+
+async def load(conn: psycopg.AsyncConnection) -> list[Webhook]:
+    """Every webhook, oldest first."""
+    cur = await conn.execute(_SELECT + " ORDER BY w.webhook_id")
+    return [_webhook(row) for row in await cur.fetchall()]
+
+
+async def delete(conn: psycopg.AsyncConnection, webhook_id: int) -> None:
+    """Remove a webhook and its deliveries."""
+    cur = await conn.execute("DELETE FROM webhooks WHERE webhook_id = %s", (webhook_id,))
+    if cur.rowcount == 0:
+        raise UnknownWebhook(webhook_id)
+
+
+async def delivery_counts(conn: psycopg.AsyncConnection, webhook_id: int) -> dict[str, int]:
+    """Deliveries of a webhook per status (every status, 0 included)."""
+    cur = await conn.execute("SELECT status, count(*) FROM webhook_deliveries WHERE webhook_id = %s GROUP BY status",
+                             (webhook_id,))
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update(dict(await cur.fetchall()))
+    return counts
+
+
+async def deliveries(conn: psycopg.AsyncConnection, webhook_id: int, status: str | None, limit: int) -> list[dict]:
+    """A webhook's latest deliveries, newest first (``status``: only those)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT event_id, event ->> 'type' AS type, event ->> 'marker_id' AS marker_id, status, attempts, "
+            "last_status, last_error, created_at, last_attempt_at, "
+            "CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at, delivered_at, event "
+            "FROM webhook_deliveries WHERE webhook_id = %s AND (%s::text IS NULL OR status = %s) "
+            "ORDER BY created_at DESC, event_id LIMIT %s",
+            (webhook_id, status, status, limit))
+        return await cur.fetchall()
