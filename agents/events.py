@@ -49,8 +49,10 @@ OFFLINE_CHECK_SECONDS = max(0.2, min(10.0, settings.offline_after / 10))
 
 LIMITS = Limits(settings.speed_limit, settings.overspeed_reset_seconds, settings.low_battery)
 
-geofences = worker_service(GeofenceCache(database.connection,
-                                         snapshot=lambda: Path(app.conf.datadir) / "geofences.json"))
+geofences = GeofenceCache(database.connection,
+                          snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
+if settings.events_enabled:
+    worker_service(geofences)
 continuity = Continuity(batches_offsets.committed, batches_offsets.read, "events")
 
 
@@ -191,28 +193,29 @@ async def stage() -> EventsStage:
     return _stage
 
 
-@app.agent(batches_topic, name="events")
-async def detect_events(stream):
-    async for records in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
+if settings.events_enabled:  # TRACKER_EVENTS=off: no events agent, no offline timer
+    @app.agent(batches_topic, name="events")
+    async def detect_events(stream):
+        async for records in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
+            try:
+                current = await stage()
+                await geofences.loaded.wait()  # never judge crossings without the geofences
+                values = await continuity.values_by_partition(app.consumer_generation_id, records)
+                await current.apply(values)
+                current.processed(records)
+            except asyncio.CancelledError:  # stopped in the middle: the records would be acknowledged
+                fatal("events: stopped in the middle of a batch")
+            except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
+                log.exception("events: cannot apply a batch")
+                fatal(f"events: {exc!r}")
+
+
+    @app.timer(OFFLINE_CHECK_SECONDS)
+    async def raise_offline() -> None:
+        if _stage is None:
+            return
+        actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
         try:
-            current = await stage()
-            await geofences.loaded.wait()  # never judge crossings without the geofences
-            values = await continuity.values_by_partition(app.consumer_generation_id, records)
-            await current.apply(values)
-            current.processed(records)
-        except asyncio.CancelledError:  # stopped in the middle: the records would be acknowledged
-            fatal("events: stopped in the middle of a batch")
-        except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
-            log.exception("events: cannot apply a batch")
-            fatal(f"events: {exc!r}")
-
-
-@app.timer(OFFLINE_CHECK_SECONDS)
-async def raise_offline() -> None:
-    if _stage is None:
-        return
-    actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
-    try:
-        await _stage.check_offline(await _stage.caught_up(actives))
-    except Exception:  # noqa: BLE001 - the next tick tries again
-        log.exception("events: the offline check failed")
+            await _stage.check_offline(await _stage.caught_up(actives))
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("events: the offline check failed")

@@ -64,4 +64,6 @@ class EventsSink(GroupConsumer):
         await self.commit([tp])
 
 
-events_sink = worker_service(EventsSink())
+events_sink = EventsSink()
+if settings.events_enabled:
+    worker_service(events_sink)

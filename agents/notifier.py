@@ -330,4 +330,6 @@ def _published_after(timestamp_ms: int, webhook: Webhook) -> bool:
     return webhook.created_at is None or timestamp_ms >= webhook.created_at.timestamp() * 1000
 
 
-notifier = worker_service(Notifier())
+notifier = Notifier()
+if settings.events_enabled:
+    worker_service(notifier)
