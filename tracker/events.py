@@ -45,7 +45,7 @@ from tracker.position import format_micros
 TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline", "online")
 
 #: Fixes remembered per marker, to place late fixes between their neighbours.
-LOG_SIZE = 32
+LOG_SIZE = 16
 
 
 def event_id(marker_id: str, kind: str, time_us: int, detail: Any = "") -> str:
