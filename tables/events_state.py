@@ -8,23 +8,12 @@ time, changelog first (``tables.changelog``).
 """
 from __future__ import annotations
 
-import faust
 import orjson
 
-from tables.changelog import CHANGELOG_CONFIG, ChangelogWriter, PartitionStore, SendMany
-from tracker.app import app
+from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
 from tracker.events import MarkerState
-from tracker.settings import settings
 
-events_state = app.Table(
-    "events-state",
-    schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.topic_partitions,
-    extra_topic_configs=CHANGELOG_CONFIG,
-    help="What the events agent knows of every marker.",
-)
+events_state = marker_table("events-state", help="What the events agent knows of every marker.")
 
 
 def encode(state: MarkerState) -> bytes:

@@ -21,23 +21,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-import faust
 import orjson
 
-from tables.changelog import CHANGELOG_CONFIG, ChangelogWriter, PartitionStore, SendMany
-from tracker.app import app
+from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
 from tracker.position import OPTIONAL_RANGES, format_micros, micros_of
-from tracker.settings import settings
 
-latest = app.Table(
-    "latest",
-    schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.topic_partitions,
-    extra_topic_configs=CHANGELOG_CONFIG,
-    help="Newest fix of every marker.",
-)
+latest = marker_table("latest", help="Newest fix of every marker.")
 
 TIME = 1  # index of time_us in a fix
 

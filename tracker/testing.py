@@ -211,6 +211,17 @@ def settle_latest(worker: "Worker", expected: Mapping[str, tuple[float, float]],
         time.sleep(0.5)
 
 
+async def serve_http(app, shutdown_timeout: float = 0.1):
+    """Serve an aiohttp ``app`` on a free loopback port: (its runner, to ``cleanup()``; its URL)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
 def run_sync(coroutine):
     """Run a coroutine to completion on a thread of its own, so that it works even where the
     calling thread already runs an event loop (Playwright's sync API does)."""

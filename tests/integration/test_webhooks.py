@@ -18,7 +18,7 @@ import pytest
 
 from tracker import events, webhook_store
 from tracker.kafka import positions_producer
-from tracker.testing import run_sync, wait_for
+from tracker.testing import run_sync, serve_http, wait_for
 from tracker.webhooks import parse_webhook
 
 MARKERS = ("van-1", "van-2", "car-1", "bus-1")
@@ -89,11 +89,7 @@ class WebhookReceiver:
         async def setup():
             app = web.Application()
             app.router.add_post("/{tail:.*}", handle)
-            self.runner = web.AppRunner(app, shutdown_timeout=0.2)
-            await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
-            await site.start()
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+            self.runner, self.url = await serve_http(app, 0.2)
 
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(setup())

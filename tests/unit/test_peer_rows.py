@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from tracker.settings import settings
+from tracker.testing import serve_http
 from web.cluster import PeerUnavailable, _ask_rows, valid_position
 
 ROW = {"marker_id": "car-1", "lat": 45.5, "lon": 14.25, "time": "2026-11-28T07:00:00Z", "speed": 3.5,
@@ -53,11 +54,7 @@ class FakePeer:
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.runner, self.url = await serve_http(app)
         return self
 
     async def __aexit__(self, *exc_info):

@@ -11,6 +11,7 @@ import pytest
 
 from tracker.permissions import grants_permit
 from tracker.webhook_sender import Attempt, Delivery, Endpoint
+from tracker.testing import serve_http
 from tracker.webhooks import (BadWebhook, Webhook, body_of, dead_letter, parse_webhook, request_headers, retry_delay,
                               signature, verify)
 
@@ -147,11 +148,7 @@ class Receiver:
 
         app = web.Application()
         app.router.add_post("/{tail:.*}", handle)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.runner, self.url = await serve_http(app, 0.1)
         return self
 
     async def __aexit__(self, *exc_info):
