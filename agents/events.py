@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_EVENTS = 128
 WITHIN_SECONDS = 0.02
+FIRST_LOAD_WAIT_SECONDS = 10.0
 #: How often the offline check runs: a tenth of the offline delay, between 0.2 and 10 s.
 OFFLINE_CHECK_SECONDS = max(0.2, min(10.0, settings.offline_after / 10))
 
@@ -70,12 +71,13 @@ class EventsStage:
         self.seen: dict[int, dict[str, int]] = {}
         #: partition -> the next batches-topic offset the agent has yet to process
         self.next_offset: dict[int, int] = {}
+        self.waited_for_geofences = False
 
     @property
     def detector(self) -> Detector:
         index = geofences.index
         if self._detector is None or self._detector.geofences is not index:
-            self._detector = Detector(index, LIMITS)
+            self._detector = Detector(index, LIMITS, judge_geofences=geofences.loaded.is_set())
         return self._detector
 
     async def apply(self, values: dict[int, list[bytes]]) -> int:
@@ -182,6 +184,20 @@ def _count(slices) -> int:
     return raised
 
 
+async def _geofences_loaded() -> None:
+    """Wait a little for the first load of the geofences: judged without them, every marker
+    would leave the geofences it is in. If Postgres stays away (and there is no snapshot),
+    go on without judging crossings rather than hold up ``latest``, which reads the same
+    stream through the same consumer."""
+    if geofences.loaded.is_set() or _stage is None or _stage.waited_for_geofences:
+        return
+    try:
+        await asyncio.wait_for(geofences.loaded.wait(), FIRST_LOAD_WAIT_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("events: the geofences cannot be loaded yet; crossings are not judged until they are")
+    _stage.waited_for_geofences = True
+
+
 _stage: EventsStage | None = None
 
 
@@ -199,7 +215,7 @@ if settings.events_enabled:  # TRACKER_EVENTS=off: no events agent, no offline t
         async for records in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
             try:
                 current = await stage()
-                await geofences.loaded.wait()  # never judge crossings without the geofences
+                await _geofences_loaded()
                 values = await continuity.values_by_partition(app.consumer_generation_id, records)
                 await current.apply(values)
                 current.processed(records)

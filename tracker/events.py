@@ -88,9 +88,14 @@ _MARKER, _TIME, _LAT, _LON, _SPEED, _BATTERY, _RECEIVED = 0, 1, 2, 3, 4, 8, 11
 
 
 class Detector:
-    def __init__(self, geofences: GeofenceIndex, limits: Limits) -> None:
+    """``judge_geofences=False``: the geofences are not known yet (a worker that started while
+    Postgres was away, with no snapshot of them); each marker keeps the geofences it was
+    in, and no crossing is raised, rather than an exit from every one of them."""
+
+    def __init__(self, geofences: GeofenceIndex, limits: Limits, judge_geofences: bool = True) -> None:
         self.geofences = geofences
         self.limits = limits
+        self.judge_geofences = judge_geofences
         self.names = {g.geofence_id: g.name for g in geofences.geofences}
         self._reset_us = limits.overspeed_reset_s * 1_000_000
 
@@ -137,7 +142,7 @@ class Detector:
                received_us, holding) -> list[dict]:
         if received_us is not None and (state.seen_us is None or received_us > state.seen_us):
             state.seen_us = received_us
-        ids = [g.geofence_id for g in holding]
+        ids = [g.geofence_id for g in holding] if self.judge_geofences else state.inside
         if state.time_us is not None and t <= state.time_us:
             if t == state.time_us:
                 return []  # a duplicate
@@ -175,7 +180,7 @@ class Detector:
         at = bisect.bisect_left(times, t)
         if at < len(times) and times[at] == t:
             return []  # a duplicate
-        if at == 0 or at == len(log):
+        if at == 0 or at == len(log) or not self.judge_geofences:
             return []  # older than the log, or no later fix to close the pair with
         before, (after_t, after, after_lat, after_lon) = log[at - 1][1], log[at]
         events = []

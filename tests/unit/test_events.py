@@ -123,3 +123,12 @@ def test_a_crossing_already_raised_keeps_the_time_of_the_first_fix_seen_beyond_i
     """Out of 10 in, 30 out, 20 out (late): the exit was raised at 30 and is not moved to 20."""
     state, events = run(detector(), [fix(0, OUTSIDE), fix(10, IN_CITY), fix(30, OUTSIDE), fix(20, OUTSIDE)])
     assert events == [("geofence_enter", "city", 10, False), ("geofence_exit", "city", 30, False)]
+
+
+def test_without_the_geofences_a_marker_keeps_those_it_was_in_and_no_crossing_is_raised():
+    state, _ = run(detector(), [fix(0, IN_CITY)])
+    unknown = Detector(GeofenceIndex([]), Limits(), judge_geofences=False)  # Postgres away at the start
+    assert run(unknown, [fix(10, OUTSIDE), fix(20, IN_DEPOT)], state)[1] == []
+    assert state.inside == [2]
+    # Once they are known again, what changed since is raised at the next fix.
+    assert run(detector(), [fix(30, IN_DEPOT)], state)[1] == [("geofence_enter", "depot", 30, False)]
