@@ -13,9 +13,15 @@
 5. Postgres stopped during a steady load: staleness of ``latest`` meanwhile, the time
    history needs to catch up, rows lost and doubled
 6. history reads: 100,000 points as JSON and as GeoJSON
+7. events: the drain of (2) by one worker without the events stages (``TRACKER_EVENTS=off``)
+   and by one with them and ``--geofences`` circles (500 m, at random in the stream's area):
+   positions/s and CPU of both, the events' cost, and the events in Postgres
+8. events at a webhook: a steady load with probe markers crossing a circle in and out; produce
+   until the ``geofence_enter``/``geofence_exit`` it causes arrives at a local receiver
 
 Every run checks its result: all distinct valid rows in Postgres exactly once, and every
-marker's ``latest`` right; the benchmark exits 1 otherwise.
+marker's ``latest`` right; with events, every event of the events topic in Postgres once
+(and some), and every probe event at the webhook exactly once; the benchmark exits 1 otherwise.
 """
 from __future__ import annotations
 

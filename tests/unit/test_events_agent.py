@@ -47,6 +47,9 @@ class Broker:
 def broker(monkeypatch):
     events_state.data.data.clear()
     monkeypatch.setattr(events_agent.geofences, "index", GeofenceIndex([parse_feature(DEPOT, 1)]))
+    loaded = asyncio.Event()
+    loaded.set()
+    monkeypatch.setattr(events_agent.geofences, "loaded", loaded)
     return Broker()
 
 
