@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--lon", required=True, type=float)
     send.add_argument("--time", help="epoch seconds or milliseconds, or ISO 8601 (default: now)")
     for name, unit in (("speed", "m/s"), ("heading", "degrees"), ("altitude", "m"),
-                       ("accuracy", "m"), ("battery", "%")):
+                       ("accuracy", "m"), ("battery", "%%")):
         send.add_argument(f"--{name}", type=float, help=unit)
     send.add_argument("--source", default="cli")
     send.set_defaults(run=_send)
