@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-import web.geofences, web.health, web.history, web.index, web.ingest, web.login, web.map, web.markers, web.metrics, web.shares, web.static_files, web.webhooks  # noqa: F401,E401
+import web.events, web.geofences, web.health, web.history, web.index, web.ingest, web.login, web.map, web.markers, web.metrics, web.shares, web.static_files, web.webhooks  # noqa: F401,E401
 from tracker.app import app
 
 DOC = yaml.safe_load((Path(__file__).parents[2] / "web" / "openapi.yaml").read_text())
@@ -41,3 +41,13 @@ def test_the_documented_marker_id_pattern_is_the_one_applied():
     from tracker.position import MARKER_ID_PATTERN
 
     assert DOC["components"]["parameters"]["MarkerId"]["schema"]["pattern"] == f"^{MARKER_ID_PATTERN.pattern}$"
+
+
+def test_the_documented_event_types_and_limits_are_the_served_ones():
+    from tracker.events import TYPES
+    from web.events import DEFAULT_LIMIT, MAX_LIMIT
+
+    assert DOC["components"]["schemas"]["Event"]["properties"]["type"]["enum"] == list(TYPES)
+    assert DOC["components"]["parameters"]["EventTypes"]["schema"]["items"]["enum"] == list(TYPES)
+    limit = DOC["components"]["parameters"]["EventLimit"]["schema"]
+    assert (limit["default"], limit["maximum"]) == (DEFAULT_LIMIT, MAX_LIMIT)
