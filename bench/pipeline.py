@@ -132,39 +132,56 @@ class Drain:
     history_seconds: float
     latest_seconds: float
     cpu_seconds: list[float]
+    events_seconds: float | None = None  # the events agent done (None: TRACKER_EVENTS=off)
+    events_sink_seconds: float | None = None  # ... and the events sink
+    events: int = 0  # rows in Postgres ``events``
 
     @property
     def seconds(self) -> float:
-        return max(self.history_seconds, self.latest_seconds)
+        return max(self.history_seconds, self.latest_seconds, self.events_seconds or 0.0)
 
 
-async def _watch(stack: Stack, newest: dict[str, tuple[int, float, float]], timeout: float) -> tuple[float, float]:
-    """Wall-clock times at which history and ``latest`` were complete.
+def events_state_topic(stack: Stack) -> str:
+    return f"{stack.name}-events-state-changelog"
+
+
+async def _watch(stack: Stack, newest: dict[str, tuple[int, float, float]], timeout: float,
+                 events: bool = False) -> tuple[float, float, float | None]:
+    """Wall-clock times at which history, ``latest`` and (with ``events``) the events agent
+    were complete.
 
     ``latest``: the Kafka timestamp of the changelog record that made every marker's newest
-    fix the expected one. History: the moment the intake and the history sink had both
-    committed everything (each commits right after its work is durable)."""
+    fix the expected one; the events agent: the same in its ``events-state`` changelog (a
+    marker's state is written after its events are on the events topic). History: the
+    moment the intake and the history sink had both committed everything (each commits
+    right after its work is durable)."""
     config = stack.settings
     changelog = AIOKafkaConsumer(bootstrap_servers=config.bootstrap_servers, group_id=None,
                                  enable_auto_commit=False, auto_offset_reset="earliest")
     await changelog.start()
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
     await admin.start()
-    partitions = [TopicPartition(stack.changelog_topic, p) for p in range(config.topic_partitions)]
-    changelog.assign(partitions)
+    topics = (stack.changelog_topic, events_state_topic(stack)) if events else (stack.changelog_topic,)
+    changelog.assign([TopicPartition(topic, p) for topic in topics for p in range(config.topic_partitions)])
     want = {marker.encode(): time_ms for marker, (time_ms, _, _) in newest.items()}
-    reached: set[bytes] = set()
-    latest_done = history_done = None
+    reached: dict[str, set[bytes]] = {topic: set() for topic in topics}
+    done: dict[str, float] = {}
+    history_done = None
     deadline = time.monotonic() + timeout
     last_check = 0.0
     try:
-        while (latest_done is None or history_done is None) and time.monotonic() < deadline:
-            for records in (await changelog.getmany(timeout_ms=50)).values():
+        while (len(done) < len(topics) or history_done is None) and time.monotonic() < deadline:
+            for tp, records in (await changelog.getmany(timeout_ms=50)).items():
+                seen = reached[tp.topic]
                 for record in records:
-                    if record.key in want and orjson.loads(record.value)[1] // 1000 == want[record.key]:
-                        reached.add(record.key)
-                        if latest_done is None and len(reached) == len(want):
-                            latest_done = record.timestamp / 1000
+                    if record.key not in want:
+                        continue
+                    value = orjson.loads(record.value)
+                    time_us = value[1] if tp.topic == stack.changelog_topic else value["t"]
+                    if time_us // 1000 == want[record.key]:
+                        seen.add(record.key)
+                        if tp.topic not in done and len(seen) == len(want):
+                            done[tp.topic] = record.timestamp / 1000
             if history_done is None and time.monotonic() - last_check > 0.1:
                 last_check = time.monotonic()
                 if await _caught_up(admin, changelog, stack):
@@ -172,10 +189,11 @@ async def _watch(stack: Stack, newest: dict[str, tuple[int, float, float]], time
     finally:
         await changelog.stop()
         await admin.close()
-    if latest_done is None or history_done is None:
-        raise AssertionError(f"not complete after {timeout:.0f} s: latest {len(reached)} of {len(want)} markers, "
-                             f"history {'done' if history_done else 'not done'}")
-    return history_done, latest_done
+    if len(done) < len(topics) or history_done is None:
+        raise AssertionError(f"not complete after {timeout:.0f} s: "
+                             + ", ".join(f"{topic} {len(reached[topic])} of {len(want)} markers" for topic in topics)
+                             + f", history {'done' if history_done else 'not done'}")
+    return history_done, done[stack.changelog_topic], done.get(events_state_topic(stack))
 
 
 async def _caught_up(admin, consumer, stack: Stack) -> bool:
@@ -195,17 +213,35 @@ def _history_complete(stack: Stack) -> bool:
     return stack.caught_up("-intake", stack.settings.topic) and stack.caught_up("-history", stack.settings.batches_topic)
 
 
-def drain(stream: Stream, workers: int, topic: str) -> Drain:
-    """A fresh app (its own groups, tables and database) drains ``topic``, which holds ``stream``."""
+def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None = None,
+          geofences: list[dict] | None = None) -> Drain:
+    """A fresh app (its own groups, tables and database) drains ``topic``, which holds ``stream``;
+    its workers with ``env``, and ``geofences`` (GeoJSON Features) stored before they start.
+
+    With the events stages on, the drain ends when the events agent is done too, and the
+    CPU is taken once the events sink has written every event to Postgres."""
     stack = Stack.create(Path(tempfile.mkdtemp(prefix="bench-")), topic=topic)
+    env = env or {}
+    events = env.get("TRACKER_EVENTS", "on") == "on"
     try:
-        say(f"draining {len(stream.records):,} records with {workers} worker(s)")
+        if geofences:
+            stack.add_geofences(geofences)
+        say(f"draining {len(stream.records):,} records with {workers} worker(s)"
+            + (f", {len(geofences):,} geofences" if geofences else "") + ("" if events else ", TRACKER_EVENTS=off"))
         started = time.time()
-        running = [stack.worker().start() for _ in range(workers)]
-        history_done, latest_done = run_sync(_watch(stack, stream.newest, 900))
-        cpu = [worker.cpu_seconds() for worker in running]
+        running = [stack.worker(**env).start() for _ in range(workers)]
+        history_done, latest_done, events_done = run_sync(_watch(stack, stream.newest, 900, events))
+        result = Drain(workers, history_done - started, latest_done - started, [],
+                       None if events_done is None else events_done - started)
+        if events:
+            events_topic = stack.settings.events_topic
+            wait_for(lambda: stack.caught_up("-events", events_topic), 600, "the events sink to catch up", interval=0.2)
+            result.events_sink_seconds = time.time() - started
+        result.cpu_seconds = [worker.cpu_seconds() for worker in running]
         _check(stack, running[0], stream)
-        return Drain(workers, history_done - started, latest_done - started, cpu)
+        if events:
+            result.events = _check_events(stack, some=bool(geofences))
+        return result
     finally:
         stack.close()
 
@@ -219,6 +255,26 @@ def _check(stack: Stack, worker, stream: Stream) -> None:
     wrong = sum(1 for marker, (_, lat, lon) in stream.newest.items() if latest.get(marker) != (lat, lon))
     if wrong:
         FAILURES.append(f"{stack.name}: latest wrong for {wrong} of {len(stream.newest)} markers")
+
+
+def _check_events(stack: Stack, some: bool) -> int:
+    """Every event on the events topic is in Postgres once (and, with ``some``, there are
+    some); how many."""
+    ends = stack.end_offsets(stack.settings.events_topic)
+    on_topic = {event["id"] for event in stack.read_topic(stack.settings.events_topic, sum(ends.values()), 120)}
+    rows = stack.query("SELECT count(*) FROM events")[0][0]  # unique on the event id
+    if rows != len(on_topic) or (some and not rows):
+        FAILURES.append(f"{stack.name}: {rows:,} events in Postgres, {len(on_topic):,} distinct on "
+                        f"{stack.settings.events_topic}; expected as many" + (", and some" if some else ""))
+    return rows
+
+
+def random_circles(count: int, radius: float = 500.0, seed: int = 7) -> list[dict]:
+    """``count`` circles at random in the drain stream's area (lat 45 ± 1, lon 14 ± 1)."""
+    rng = random.Random(seed)
+    return [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(14 + rng.uniform(-1, 1), 6),
+                                                                                round(45 + rng.uniform(-1, 1), 6)]},
+             "properties": {"name": f"bench-{i:04d}", "radius": radius}} for i in range(count)]
 
 
 # --- 4, 5. latency under a steady load -----------------------------------------------------
@@ -280,8 +336,10 @@ class Probes:
 
 
 async def steady_load(stack: Stack, rate: float, seconds: float, probes: Probes | None,
-                      stream: Stream, markers: int = 10_000, on_tick=None) -> None:
-    """``rate`` positions/s for ``seconds``, 20 ticks a second, one probe fix per tick."""
+                      stream: Stream, markers: int = 10_000, on_tick=None,
+                      probe_at=lambda tick: (1.0, 1.0)) -> None:
+    """``rate`` positions/s for ``seconds``, 20 ticks a second, one probe fix per tick (at
+    ``probe_at(tick)``, (lat, lon)); ``probes``: anything with a ``sent_probe(probe, time_ms)``."""
     producer = positions_producer(stack.settings)
     await producer.start()
     per_tick = int(rate / 20)
@@ -300,7 +358,7 @@ async def steady_load(stack: Stack, rate: float, seconds: float, probes: Probes 
             if probes is not None:
                 probe = f"probe-{tick % 20}"
                 time_ms = int(time.time() * 1000)
-                value = stream.add(probe, time_ms, 1.0, 1.0)
+                value = stream.add(probe, time_ms, *probe_at(tick))
                 pending.append(await producer.send(stack.settings.topic, key=probe.encode(), value=value))
                 probes.sent_probe(probe, time_ms)
             if on_tick is not None:
@@ -326,6 +384,129 @@ def latency(rate: float, seconds: float) -> tuple[list[float], int]:
         return sorted(ms for _, ms in probes.samples), probes.sent
     finally:
         stack.close()
+
+
+# --- 8. produce to webhook ------------------------------------------------------------------
+#: The probes' circle, far from the drain stream's area; inside and outside it.
+PROBE_CIRCLE = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1.0, 1.0]},
+                "properties": {"name": "bench-probe-circle", "radius": 500}}
+PROBE_INSIDE, PROBE_OUTSIDE = (1.0, 1.0), (1.0, 1.01)  # (lat, lon); 1.1 km apart
+
+
+def probe_crossing(tick: int) -> tuple[float, float]:
+    """``steady_load`` sends probe ``tick % 20`` at each tick: each probe alternates inside
+    and outside the circle, so its every fix enters or leaves it (the first one enters)."""
+    return PROBE_INSIDE if tick // 20 % 2 == 0 else PROBE_OUTSIDE
+
+
+class WebhookProbes:
+    """A webhook receiver in this process (aiohttp on a thread of its own, answering 200), and
+    the probe fixes sent: the time from a fix's produce to its event's arrival."""
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[str, int], float] = {}  # (marker, fix time ms) -> sent at (monotonic)
+        self.arrivals: list[tuple[float, dict]] = []  # (arrived at, event)
+        self.lock = threading.Lock()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        if not ready.wait(10):
+            raise RuntimeError("the webhook receiver did not start")
+
+    def _serve(self, ready: threading.Event) -> None:
+        from aiohttp import web
+
+        from tracker.testing import serve_http
+
+        async def handle(request):
+            body = await request.read()
+            arrived = time.monotonic()
+            with self.lock:
+                self.arrivals.append((arrived, orjson.loads(body)))
+            return web.Response(text="ok")
+
+        async def setup() -> None:
+            app = web.Application()
+            app.router.add_post("/{tail:.*}", handle)
+            self.runner, self.url = await serve_http(app)
+
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(setup())
+        ready.set()
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def sent_probe(self, probe: str, time_ms: int) -> None:
+        with self.lock:
+            self.sent[(probe, time_ms)] = time.monotonic()
+
+    def received(self) -> dict[tuple[str, int], list[float]]:
+        """(marker, fix time ms) -> the arrival times of its events."""
+        found: dict[tuple[str, int], list[float]] = {}
+        with self.lock:
+            arrivals = list(self.arrivals)
+        for arrived, event in arrivals:
+            time_ms = round(datetime.fromisoformat(event["time"]).timestamp() * 1000)
+            found.setdefault((event["marker_id"], time_ms), []).append(arrived)
+        return found
+
+
+def add_webhook(stack: Stack, url: str, types: list[str]) -> None:
+    import psycopg
+
+    from tracker import webhook_store
+    from tracker.db import create_schema
+    from tracker.webhooks import parse_webhook
+
+    async def add() -> None:
+        async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
+            await create_schema(conn)
+            await webhook_store.add(conn, parse_webhook({"url": url, "types": types}), None)
+
+    run_sync(add())
+
+
+@dataclass
+class Webhook:
+    lags: list[float]  # ms, sorted
+    probes_sent: int
+    missing: int
+    doubled: int
+    others: int  # events of other markers delivered meanwhile
+
+
+def webhook(rate: float, seconds: float, geofences: int) -> Webhook:
+    """A steady load on one worker with ``geofences`` random circles and the probes' circle,
+    and a webhook for geofence crossings: produce to arrival of each probe's event."""
+    stack = fresh_stack()
+    receiver = WebhookProbes()
+    try:
+        stack.add_geofences(random_circles(geofences) + [PROBE_CIRCLE])
+        add_webhook(stack, f"{receiver.url}/bench", ["geofence_enter", "geofence_exit"])
+        worker = stack.worker().start()
+        worker.wait_ready()
+        # The notifier joins its group beside the others: once a first event has come
+        # through, what follows measures delivery, not the join.
+        stack.send([(b"warm-0", orjson.dumps({"marker_id": "warm-0", "time": int(time.time() * 1000),
+                                              "lat": PROBE_INSIDE[0], "lon": PROBE_INSIDE[1]}))])
+        wait_for(lambda: any(m == "warm-0" for m, _ in receiver.received()), 120, "the warm-up event at the webhook")
+        run_sync(steady_load(stack, rate, seconds, receiver, Stream(), probe_at=probe_crossing))
+        sent = dict(receiver.sent)
+        try:
+            wait_for(lambda: sent.keys() <= receiver.received().keys(), 60, "every probe event at the webhook")
+        except AssertionError as error:
+            say(str(error))
+        time.sleep(2)  # a second delivery, if any, would arrive now
+        received = receiver.received()
+        lags = sorted((received[key][0] - sent_at) * 1000 for key, sent_at in sent.items() if key in received)
+        return Webhook(lags, len(sent), sum(1 for key in sent if key not in received),
+                       sum(1 for key in sent if len(received.get(key, ())) > 1),
+                       sum(len(times) for key, times in received.items() if key not in sent and key[0] != "warm-0"))
+    finally:
+        stack.close()
+        receiver.stop()
 
 
 @dataclass
@@ -427,6 +608,13 @@ def pct(samples: list[float], p: float) -> float:
     return samples[min(len(samples) - 1, int(p / 100 * len(samples)))] if samples else float("nan")
 
 
+def _drain_rows(name: str, n: int, drain: Drain, cpu: float, runs: str) -> list[tuple[str, str, str]]:
+    events = f", events {drain.events_seconds:.1f} s" if drain.events_seconds is not None else ""
+    return [(name, f"{n / drain.seconds:,.0f} positions/s",
+             f"history {drain.history_seconds:.1f} s, latest {drain.latest_seconds:.1f} s{events}; {runs}"),
+            ("   the worker's CPU", f"{n / cpu:,.0f} positions/CPU-s", f"{cpu:.1f} s; {runs}")]
+
+
 def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]]:
     say(f"generating {args.n:,} records from {args.markers:,} markers")
     stream = drain_stream(args.n, args.markers)
@@ -449,6 +637,7 @@ def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]
         results[2] = [
             (f"2. drain {n:,} records ({args.markers:,} markers), one worker", f"{n / one.seconds:,.0f} positions/s",
              f"history {one.history_seconds:.1f} s, latest {one.latest_seconds:.1f} s"
+             + (f", events {one.events_seconds:.1f} s" if one.events_seconds is not None else "")
              + (f"; {n / one.seconds / ceiling:.2f} of (1)" if ceiling else "") + f"; {runs}"),
             ("   the worker's CPU", f"{n / one_cpu:,.0f} positions/CPU-s", f"{one_cpu:.1f} s; {runs}"),
         ]
@@ -458,7 +647,29 @@ def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]
         ratio = f", {two_cpu / one_cpu:.2f}x (2)" if one_cpu else ""
         results[3] = [("3. the same, two workers", f"{n / two.seconds:,.0f} positions/s",
                        f"wall {two.seconds:.1f} s; CPU of both {two_cpu:.1f} s{ratio}; {runs}")]
+    if 7 in only:
+        results[7] = measure_events_drain(args, stream, source.settings.topic, runs)
     return results
+
+
+def measure_events_drain(args, stream: Stream, topic: str, runs: str) -> list[tuple[str, str, str]]:
+    """(7): the drain of (2) without the events stages, then with them and the geofences."""
+    n = len(stream.records)
+    circles = random_circles(args.geofences)
+    off = [drain(stream, 1, topic, env={"TRACKER_EVENTS": "off"}) for _ in range(args.runs)]
+    on = [drain(stream, 1, topic, geofences=circles) for _ in range(args.runs)]
+    off_run, on_run = _median_run(off), _median_run(on)
+    off_cpu = statistics.median(d.cpu_seconds[0] for d in off)
+    on_cpu = statistics.median(d.cpu_seconds[0] for d in on)
+    cost = 1 - off_run.seconds / on_run.seconds  # the share of throughput the events stages take
+    rows = _drain_rows(f"7. events: drain {n:,} records, one worker, TRACKER_EVENTS=off", n, off_run, off_cpu, runs)
+    rows += _drain_rows(f"   events on, {args.geofences:,} geofences (500 m circles)", n, on_run, on_cpu, runs)
+    rows[-2] = (rows[-2][0], rows[-2][1], rows[-2][2] + f"; cost {cost:.0%} of the throughput (goal < 20 %)")
+    rows[-1] = (rows[-1][0], rows[-1][1], rows[-1][2] + f"; {on_cpu / off_cpu - 1:+.0%} CPU per position")
+    events = statistics.median(d.events for d in on)
+    sink = statistics.median(d.events_sink_seconds for d in on)
+    rows.append(("   events in Postgres", f"{events:,.0f}", f"the events sink done {sink:.1f} s after the start"))
+    return rows
 
 
 def measure_latency(args) -> list[tuple[str, str, str]]:
@@ -480,6 +691,20 @@ def measure_outage(args) -> list[tuple[str, str, str]]:
              f"{result.lost} lost, {result.duplicated} duplicated")]
 
 
+def measure_webhook(args) -> list[tuple[str, str, str]]:
+    say(f"produce to webhook at {args.webhook_rate:,.0f} positions/s for {args.webhook_seconds:.0f} s, "
+        f"{args.geofences:,} geofences")
+    result = webhook(args.webhook_rate, args.webhook_seconds, args.geofences)
+    if result.missing or result.doubled or not result.probes_sent:
+        FAILURES.append(f"webhook: of {result.probes_sent} probe events {result.missing} missing, "
+                        f"{result.doubled} arrived more than once")
+    lags = result.lags
+    return [(f"8. events: produce to webhook at {args.webhook_rate:,.0f}/s "
+             f"({len(lags)} of {result.probes_sent} probe events)", f"p99 {pct(lags, 99):.0f} ms",
+             f"p50 {pct(lags, 50):.0f} ms, p95 {pct(lags, 95):.0f} ms, max {lags[-1] if lags else float('nan'):.0f} ms "
+             f"(goal p99 <= 500 ms); {result.doubled} doubled, {result.others:,} other events delivered")]
+
+
 def measure_history() -> list[tuple[str, str, str]]:
     say(f"history reads of {HISTORY_POINTS:,} points")
     return [(f"6. history, {HISTORY_POINTS:,} points, {fmt}", f"{seconds * 1000:.0f} ms", f"{size / 1e6:.1f} MB, median of 3")
@@ -494,10 +719,13 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--outage-rate", type=float, default=5_000, help="positions/s of (5)")
     parser.add_argument("--outage-seconds", type=float, default=60, help="how long Postgres is stopped in (5)")
-    parser.add_argument("--runs", type=int, default=3, help="drains of (2) and (3) each; the medians are shown")
-    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 6)")
+    parser.add_argument("--runs", type=int, default=3, help="drains of (2), (3) and (7) each; the medians are shown")
+    parser.add_argument("--geofences", type=int, default=1000, help="random 500 m circles of (7) and (8)")
+    parser.add_argument("--webhook-rate", type=float, default=1_000, help="positions/s of (8)")
+    parser.add_argument("--webhook-seconds", type=float, default=30)
+    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 8)")
     args = parser.parse_args()
-    only = set(args.only or range(1, 7))
+    only = set(args.only or range(1, 9))
 
     # The timing-sensitive measures first, on a machine not yet busy with the drains'
     # aftermath (compaction of their changelogs, Postgres's autovacuum of millions of rows).
@@ -506,9 +734,11 @@ def main() -> None:
         results[4] = measure_latency(args)
     if 5 in only:
         results[5] = measure_outage(args)
+    if 8 in only:
+        results[8] = measure_webhook(args)
     if 6 in only:
         results[6] = measure_history()
-    if only & {1, 2, 3}:
+    if only & {1, 2, 3, 7}:
         results.update(measure_drains(args, only))
 
     rows = [row for number in sorted(results) for row in results[number]]
