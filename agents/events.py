@@ -43,7 +43,9 @@ from tracker.topics import batches_topic
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 128
-WITHIN_SECONDS = 0.02
+#: Longer than ``latest``'s wait: a marker's state is written once per take, and a take
+#: that gathers more fixes writes fewer, larger steps (events are 0.1 s later at most).
+WITHIN_SECONDS = 0.1
 FIRST_LOAD_WAIT_SECONDS = 10.0
 #: How often the offline check runs: a tenth of the offline delay, between 0.2 and 10 s.
 OFFLINE_CHECK_SECONDS = max(0.2, min(10.0, settings.offline_after / 10))
@@ -57,9 +59,17 @@ if settings.events_enabled:
 continuity = Continuity(batches_offsets.committed, batches_offsets.read, "events")
 
 
+#: Markers whose decoded state a worker keeps in memory (about 2 KB each), so that a
+#: state is read from RocksDB and decoded once rather than at every batch.
+CACHED_STATES = 50_000
+
+
 class EventsStage:
     """The agent's state between batches: the writer, the detector for the current
-    geofences, and per partition when each marker was last heard from (for the timer)."""
+    geofences, the states of the markers it saw last (``cache``: each state with its stored
+    value, emptied when full and at every rebalance, since another worker may have changed
+    a partition meanwhile), and per partition when each marker was last heard from (for
+    the timer)."""
 
     def __init__(self, writer: EventsStateWriter, send_many) -> None:
         self.writer = writer
@@ -72,6 +82,39 @@ class EventsStage:
         #: partition -> the next batches-topic offset the agent has yet to process
         self.next_offset: dict[int, int] = {}
         self.waited_for_geofences = False
+        self.cache: dict[str, tuple[MarkerState, bytes]] = {}
+        self.generation: object = None
+
+    def _loader(self, partition: int, generation: object, stored: dict[str, bytes | None]):
+        """``load(marker_id)`` for ``Detector.apply_fixes``: the state, from the cache or the
+        store; the stored value goes to ``stored``."""
+        if generation != self.generation:
+            self.cache.clear()
+            self.generation = generation
+        cache, get = self.cache, self.store.get
+
+        def load(marker_id: str) -> MarkerState:
+            entry = cache.get(marker_id)
+            if entry is not None:
+                stored[marker_id] = entry[1]
+                return entry[0]
+            stored[marker_id] = value = get(partition, marker_id.encode())
+            return decode(value)
+
+        return load
+
+    def _changes(self, states: dict[str, MarkerState], stored: dict[str, bytes | None]) -> list:
+        """(key, value) of the states that changed; every state goes to the cache with the
+        value it will have in the store."""
+        cache, changes = self.cache, []
+        if len(cache) + len(states) > CACHED_STATES:
+            cache.clear()
+        for marker_id, state in states.items():
+            value = encode(state)
+            if value != stored[marker_id]:
+                changes.append((marker_id.encode(), value))
+            cache[marker_id] = (state, value)
+        return changes
 
     @property
     def detector(self) -> Detector:
@@ -80,23 +123,17 @@ class EventsStage:
             self._detector = Detector(index, LIMITS, judge_geofences=geofences.loaded.is_set())
         return self._detector
 
-    async def apply(self, values: dict[int, list[bytes]]) -> int:
-        """Apply slices of the batches topic, per partition; the number of events raised."""
+    async def apply(self, values: dict[int, list[bytes]], generation: object = None) -> int:
+        """Apply slices of the batches topic, per partition; the number of events raised.
+        An exception leaves the cache ahead of the store: the caller must stop the worker."""
         detector = self.detector
         async with self.lock:
             results = {}
             for partition, slices in values.items():
                 stored: dict[str, bytes | None] = {}
-
-                def load(marker_id: str, partition=partition, stored=stored) -> MarkerState:
-                    stored[marker_id] = value = self.store.get(partition, marker_id.encode())
-                    return decode(value)
-
                 fixes = [fix for value in slices for fix in batches.decode(value)]
-                found, states = detector.apply_fixes(fixes, load)
-                changes = [(marker_id.encode(), value) for marker_id, value in
-                           ((m, encode(state)) for m, state in states.items()) if value != stored[marker_id]]
-                results[partition] = (found, changes, states)
+                found, states = detector.apply_fixes(fixes, self._loader(partition, generation, stored))
+                results[partition] = (found, self._changes(states, stored), states)
             await self._publish(results)
         for partition, (_, _, states) in results.items():
             seen = self.seen.get(partition)
@@ -124,8 +161,16 @@ class EventsStage:
         for future, _ in await self.send_many(settings.events_topic, partition, records):
             await future
 
-    async def check_offline(self, partitions: list[int], now_us: int | None = None) -> int:
+    async def check_offline(self, partitions: list[int], now_us: int | None = None,
+                            generation: object = None) -> int:
         """Raise ``offline`` for the markers of ``partitions`` not heard from for too long."""
+        try:
+            return await self._check_offline(partitions, now_us, generation)
+        except BaseException:
+            self.cache.clear()  # it may hold states the store never got
+            raise
+
+    async def _check_offline(self, partitions: list[int], now_us: int | None, generation: object) -> int:
         now_us = time.time_ns() // 1000 if now_us is None else now_us
         cutoff = now_us - int(settings.offline_after * 1_000_000)
         for partition in set(self.seen) - set(partitions):
@@ -137,16 +182,17 @@ class EventsStage:
                 seen = self.seen.get(partition)
                 if seen is None:
                     seen = self.seen[partition] = self._scan(partition)
-                found, changes = [], []
+                found, states, stored = [], {}, {}
+                load = self._loader(partition, generation, stored)
                 for marker_id in [m for m, seen_us in seen.items() if seen_us < cutoff]:
                     del seen[marker_id]
-                    state = decode(self.store.get(partition, marker_id.encode()))
+                    state = load(marker_id)
                     event = detector.offline(marker_id, state)
                     if event is not None:
                         found.append(event)
-                        changes.append((marker_id.encode(), encode(state)))
+                        states[marker_id] = state
                 if found:
-                    results[partition] = (found, changes, {})
+                    results[partition] = (found, self._changes(states, stored), {})
             if results:
                 await self._publish(results)
         return _count(found for found, _, _ in results.values())
@@ -217,7 +263,7 @@ if settings.events_enabled:  # TRACKER_EVENTS=off: no events agent, no offline t
                 current = await stage()
                 await _geofences_loaded()
                 values = await continuity.values_by_partition(app.consumer_generation_id, records)
-                await current.apply(values)
+                await current.apply(values, app.consumer_generation_id)
                 current.processed(records)
             except asyncio.CancelledError:  # stopped in the middle: the records would be acknowledged
                 fatal("events: stopped in the middle of a batch")
@@ -232,6 +278,6 @@ if settings.events_enabled:  # TRACKER_EVENTS=off: no events agent, no offline t
             return
         actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
         try:
-            await _stage.check_offline(await _stage.caught_up(actives))
+            await _stage.check_offline(await _stage.caught_up(actives), generation=app.consumer_generation_id)
         except Exception:  # noqa: BLE001 - the next tick tries again
             log.exception("events: the offline check failed")

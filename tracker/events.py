@@ -46,6 +46,8 @@ TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline
 
 #: Fixes remembered per marker, to place late fixes between their neighbours.
 LOG_SIZE = 16
+#: Coordinates in the log are integers of this many per degree.
+E7 = 10_000_000
 
 
 def event_id(marker_id: str, kind: str, time_us: int, detail: Any = "") -> str:
@@ -61,7 +63,10 @@ class MarkerState:
     calm_since_us: int | None = None  # speed at or below the limit since (while speeding)
     battery: float | None = None
     offline: bool = False
-    log: list[list] = field(default_factory=list)  # [time_us, [geofence ids], lat, lon], oldest first
+    #: The last fixes, oldest first: [time_us, [geofence ids], lat, lon], the coordinates in
+    #: units of 1e-7 degree (integers encode several times faster than floats, and a fix
+    #: sent with up to 7 decimals comes back exactly).
+    log: list[list] = field(default_factory=list)
     seen_us: int | None = None  # wall-clock time the tracker last received a fix of the marker
 
     def to_json(self) -> dict:
@@ -104,7 +109,7 @@ class Detector:
         ``battery``, ``received_us``) to ``state`` in place; the events it causes, oldest first."""
         holding = self.geofences.containing(fix["marker_id"], fix["lat"], fix["lon"])
         return self._apply(state, fix["marker_id"], fix["time_us"], fix["lat"], fix["lon"], fix.get("speed"),
-                           fix.get("battery"), fix.get("received_us"), holding)
+                           fix.get("battery"), fix.get("received_us"), holding) or []
 
     def apply_fixes(self, fixes: list[list], load: Callable[[str], MarkerState]) -> tuple[list[dict], dict]:
         """Apply fixes (lists, as the batches topic carries them) in the order given, each
@@ -133,32 +138,43 @@ class Detector:
         if state.offline or state.time_us is None:
             return None
         state.offline = True
-        newest = max(state.log, key=lambda entry: entry[0]) if state.log else [state.time_us, [], None, None]
-        return self._event(marker_id, state.time_us, newest[2], newest[3], "offline")
+        if not state.log:
+            return self._event(marker_id, state.time_us, None, None, "offline")
+        newest = max(state.log, key=lambda entry: entry[0])
+        return self._event(marker_id, state.time_us, newest[2] / E7, newest[3] / E7, "offline")
 
     # --- the rules --------------------------------------------------------------------
 
     def _apply(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float, speed, battery,
-               received_us, holding) -> list[dict]:
+               received_us, holding) -> list[dict] | None:
+        """The events of one fix (None for none: the common case costs no list)."""
         if received_us is not None and (state.seen_us is None or received_us > state.seen_us):
             state.seen_us = received_us
-        ids = [g.geofence_id for g in holding] if self.judge_geofences else state.inside
-        if state.time_us is not None and t <= state.time_us:
-            if t == state.time_us:
-                return []  # a duplicate
+        if not self.judge_geofences:
+            ids = state.inside
+        else:
+            ids = [g.geofence_id for g in holding] if holding else []
+        newest = state.time_us
+        if newest is not None and t <= newest:
+            if t == newest:
+                return None  # a duplicate
             return self._late(state, marker_id, t, lat, lon, ids)
-        events = self._geofence_changes(state, marker_id, t, lat, lon, ids) if ids or state.inside else []
-        if speed is not None:
-            events += self._speed(state, marker_id, t, lat, lon, speed, holding)
+        events = self._geofence_changes(state, marker_id, t, lat, lon, ids) if ids or state.inside else None
+        if speed is not None and (holding or self.limits.speed_limit is not None):
+            found = self._speed(state, marker_id, t, lat, lon, speed, holding)
+            if found:
+                events = events + found if events else found
         if battery is not None:
-            events += self._battery(state, marker_id, t, lat, lon, battery)
+            found = self._battery(state, marker_id, t, lat, lon, battery)
+            if found:
+                events = events + found if events else found
         if state.offline:
             state.offline = False
-            events.append(self._event(marker_id, t, lat, lon, "online"))
+            events = (events or []) + [self._event(marker_id, t, lat, lon, "online")]
         state.time_us = t
         state.inside = ids
         log = state.log
-        log.append([t, ids, lat, lon])
+        log.append([t, ids, round(lat * E7), round(lon * E7)])
         if len(log) > LOG_SIZE:
             del log[0]
         return events
@@ -183,6 +199,7 @@ class Detector:
         if at == 0 or at == len(log) or not self.judge_geofences:
             return []  # older than the log, or no later fix to close the pair with
         before, (after_t, after, after_lat, after_lon) = log[at - 1][1], log[at]
+        after_lat, after_lon = after_lat / E7, after_lon / E7
         events = []
         for gid in ids:
             if gid not in before and gid not in after:  # it went in and out between them
@@ -192,7 +209,7 @@ class Detector:
             if gid in after and gid not in ids and gid in self.names:  # it went out and back between them
                 events += [self._geofence(marker_id, t, lat, lon, "geofence_exit", gid, late=True),
                            self._geofence(marker_id, after_t, after_lat, after_lon, "geofence_enter", gid, late=True)]
-        log.insert(at, [t, ids, lat, lon])
+        log.insert(at, [t, ids, round(lat * E7), round(lon * E7)])
         del log[:-LOG_SIZE]
         return events
 
