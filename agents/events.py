@@ -1,9 +1,13 @@
 """events: what happened to each marker (geofences, speed, battery, online), in fix-time order.
 
-A Faust agent on the batches topic beside ``latest``, so Faust gives it partition p of the
-topic together with partition p of its table, ``events-state`` (``tables/events_state.py``).
-Per batch and partition it applies the fixes, in the order they were read, to the state of
-their markers (``tracker.events.Detector``), then:
+The events stage of the batches topic. It runs in the same Faust agent as ``latest``
+(``agents/latest.py`` calls ``apply`` with each batch it takes, decoded once for both):
+faust-streaming stalls a rebalance for good when two agents read one topic (a record one
+agent has started is skipped by the other, so it is never acknowledged and the group
+waits for it). Faust gives the agent partition p of the topic together with partition p
+of this stage's table, ``events-state`` (``tables/events_state.py``). Per batch and
+partition it applies the fixes, in the order they were read, to the state of their
+markers (``tracker.events.Detector``), then:
 
 1. sends the events to ``gps.events`` (key: marker id, same partition) and waits for the
    broker's acknowledgement;
@@ -12,9 +16,7 @@ their markers (``tracker.events.Detector``), then:
 
 A worker killed between 1 and 2 replays the batch from the old state: the same fixes in
 the same order give the same events with the same ids, which the events sink and the
-notifier write once. A worker killed before 1 has sent nothing. As in ``latest``, nothing
-leaves the loop with an exception (``tracker.app.fatal``) and offsets Faust's consumer
-skipped are read again first (``tracker.continuity``).
+notifier write once. A worker killed before 1 has sent nothing.
 
 ``offline`` is raised on wall-clock time by a timer over the worker's own partitions: a
 marker not heard from for ``TRACKER_OFFLINE_AFTER`` seconds (by the time the tracker
@@ -30,22 +32,17 @@ from pathlib import Path
 
 from tables.changelog import PartitionStore
 from tables.events_state import EventsStateWriter, decode, encode
-from tracker import batches, events as model
-from tracker.app import app, fatal, worker_service
-from tracker.continuity import Continuity, retrying
+from tracker import events as model
+from tracker.app import app, worker_service
+from tracker.continuity import retrying
 from tracker.events import Detector, Limits, MarkerState
 from tracker.geofence_cache import GeofenceCache
 from tracker.metrics import EVENTS_RAISED
 from tracker.resources import batches_offsets, database, worker_producer
 from tracker.settings import settings
-from tracker.topics import batches_topic
 
 log = logging.getLogger(__name__)
 
-MAX_EVENTS = 128
-#: Longer than ``latest``'s wait: a marker's state is written once per take, and a take
-#: that gathers more fixes writes fewer, larger steps (events are 0.1 s later at most).
-WITHIN_SECONDS = 0.1
 FIRST_LOAD_WAIT_SECONDS = 10.0
 #: How often the offline check runs: a tenth of the offline delay, between 0.2 and 10 s.
 OFFLINE_CHECK_SECONDS = max(0.2, min(10.0, settings.offline_after / 10))
@@ -56,7 +53,6 @@ geofences = GeofenceCache(database.connection,
                           snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
 if settings.events_enabled:
     worker_service(geofences)
-continuity = Continuity(batches_offsets.committed, batches_offsets.read, "events")
 
 
 #: Markers whose decoded state a worker keeps in memory (about 2 KB each), so that a
@@ -123,15 +119,15 @@ class EventsStage:
             self._detector = Detector(index, LIMITS, judge_geofences=geofences.loaded.is_set())
         return self._detector
 
-    async def apply(self, values: dict[int, list[bytes]], generation: object = None) -> int:
-        """Apply slices of the batches topic, per partition; the number of events raised.
-        An exception leaves the cache ahead of the store: the caller must stop the worker."""
+    async def apply(self, fixes_by_partition: dict[int, list[list]], generation: object = None) -> int:
+        """Apply fixes of the batches topic, per partition, in the order read; the number
+        of events raised. An exception leaves the cache ahead of the store: the caller
+        must stop the worker."""
         detector = self.detector
         async with self.lock:
             results = {}
-            for partition, slices in values.items():
+            for partition, fixes in fixes_by_partition.items():
                 stored: dict[str, bytes | None] = {}
-                fixes = [fix for value in slices for fix in batches.decode(value)]
                 found, states = detector.apply_fixes(fixes, self._loader(partition, generation, stored))
                 results[partition] = (found, self._changes(states, stored), states)
             await self._publish(results)
@@ -255,23 +251,17 @@ async def stage() -> EventsStage:
     return _stage
 
 
-if settings.events_enabled:  # TRACKER_EVENTS=off: no events agent, no offline timer
-    @app.agent(batches_topic, name="events")
-    async def detect_events(stream):
-        async for records in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
-            try:
-                current = await stage()
-                await _geofences_loaded()
-                values = await continuity.values_by_partition(app.consumer_generation_id, records)
-                await current.apply(values, app.consumer_generation_id)
-                current.processed(records)
-            except asyncio.CancelledError:  # stopped in the middle: the records would be acknowledged
-                fatal("events: stopped in the middle of a batch")
-            except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
-                log.exception("events: cannot apply a batch")
-                fatal(f"events: {exc!r}")
+async def apply(records, fixes_by_partition: dict[int, list[list]], generation: object) -> int:
+    """The events of a batch the ``latest`` agent took (``records``, its Faust events, and
+    their fixes per partition); the number raised."""
+    current = await stage()
+    await _geofences_loaded()
+    raised = await current.apply(fixes_by_partition, generation)
+    current.processed(records)
+    return raised
 
 
+if settings.events_enabled:  # TRACKER_EVENTS=off: no events stage, no offline timer
     @app.timer(OFFLINE_CHECK_SECONDS)
     async def raise_offline() -> None:
         if _stage is None:

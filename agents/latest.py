@@ -1,10 +1,13 @@
 """latest: keep each marker's newest fix in the ``latest`` table; late fixes never move it back.
 
-A Faust agent on the batches topic, so Faust's partition assignment gives partition p of
-the topic to the worker that owns partition p of the table (and ``table_route`` finds
-it). Each event carries up to a thousand fixes; the agent takes a few events at a time and,
-per partition, writes each marker once: the newest fix of the slice, if it is newer than
-the stored one (``tables.latest.LatestWriter``: changelog first, then RocksDB).
+The one Faust agent on the batches topic, so Faust's partition assignment gives partition
+p of the topic to the worker that owns partition p of the tables. Each event carries up to
+a thousand fixes; the agent takes a few events at a time, decodes them once and, per
+partition, writes each marker once: the newest fix of the slice, if it is newer than the
+stored one (``tables.latest.LatestWriter``: changelog first, then RocksDB). The same
+fixes go to the events stage (``agents/events.py``) at the same time. Only one agent
+reads the topic: with two, faust-streaming can stall a rebalance for good (a record one
+agent has started and the other skips is never acknowledged, and the group waits for it).
 
 Nothing may leave the loop with an exception, because ``take_events`` acknowledges its
 events when it is left: Kafka errors are retried until they pass, and anything else
@@ -17,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from agents import events as events_stage
 from tables.latest import LatestWriter
 from tracker import batches
 from tracker.app import app, fatal
 from tracker.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
 from tracker.resources import batches_offsets, worker_producer
+from tracker.settings import settings
 from tracker.topics import batches_topic
 
 log = logging.getLogger(__name__)
@@ -43,7 +48,12 @@ async def track_latest(stream):
         try:
             if writer is None:
                 writer = LatestWriter((await worker_producer.ready()).send_many)
-            await apply(writer, continuity, events)
+            generation = app.consumer_generation_id
+            fixes = await read_fixes(continuity, events, generation)
+            if settings.events_enabled:
+                await asyncio.gather(update(writer, fixes), events_stage.apply(events, fixes, generation))
+            else:
+                await update(writer, fixes)
         except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
             fatal("latest: stopped in the middle of a batch")
         except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
@@ -51,14 +61,23 @@ async def track_latest(stream):
             fatal(f"latest: {exc!r}")
 
 
+async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
+    """The fixes of a batch of Faust events, per partition, in the order read, with those
+    of records the consumer skipped put first."""
+    values = await continuity.values_by_partition(generation, events)
+    return {partition: [fix for value in slices for fix in batches.decode(value)]
+            for partition, slices in values.items()}
+
+
 async def apply(writer: LatestWriter, continuity: Continuity, events, generation=None) -> int:
     """Write the events' fixes to the table; the number of markers updated."""
     generation = app.consumer_generation_id if generation is None else generation
-    values = await continuity.values_by_partition(generation, events)
-    changes = {
-        partition: writer.changes(partition, (fix for value in slices for fix in batches.decode(value)))
-        for partition, slices in values.items()
-    }
+    return await update(writer, await read_fixes(continuity, events, generation))
+
+
+async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]]) -> int:
+    """Write each marker's newest fix of the batch to the table; the number updated."""
+    changes = {partition: writer.changes(partition, fixes) for partition, fixes in fixes_by_partition.items()}
     changes = {partition: items for partition, items in changes.items() if items}
     offsets = await asyncio.gather(*(
         retrying(f"latest: the changelog send for partition {partition}", lambda p=partition, i=items: writer.send(p, i))

@@ -158,8 +158,12 @@ def test_every_documented_get_endpoint_answers(workers):
     status, _, geofence = workers[0].request("POST", "/api/geofences", json.dumps(circle).encode(),
                                              headers={"Content-Type": "application/geo+json"})
     assert status == 201
+    status, _, webhook = workers[0].request("POST", "/api/webhooks", json.dumps(
+        {"url": "http://127.0.0.1:9/hook", "types": ["geofence_enter"]}).encode(),
+        headers={"Content-Type": "application/json"})
+    assert status == 201
     samples = {"{marker_id}": DATA.marker_ids[0], "{path}": "vendor/leaflet/dist/leaflet.js",
-               "{geofence_id}": str(geofence["id"])}
+               "{geofence_id}": str(geofence["id"]), "{webhook_id}": str(webhook["id"])}
     for path in doc["paths"]:
         if path.startswith("/ingest"):
             continue  # needs a device and a position: tests/integration/test_phones.py

@@ -62,8 +62,9 @@ def fix(marker_id: str, seconds: int, lat: float, received_s: int = 0) -> list:
     return read_fix(raw, NOW_US) + [NOW_US + received_s * S]
 
 
-def slices(*fixes) -> dict[int, list[bytes]]:
-    return {2: [next(batches.encode(list(fixes)))]}
+def slices(*fixes) -> dict[int, list[list]]:
+    """The fixes of one batch record of partition 2, as the agent decodes them."""
+    return {2: batches.decode(next(batches.encode(list(fixes))))}
 
 
 async def test_events_are_acknowledged_before_the_state_is_stored(broker):
