@@ -16,16 +16,13 @@ import faust
 
 from tracker.app import app
 from tracker.settings import settings
-
-#: Topic config of a table's changelog: compacted (Faust's default) in segments small
-#: enough to be compacted while the stream runs, so recovering a partition reads little
-#: more than one record per key.
-CHANGELOG_CONFIG = {"segment.bytes": str(16 * 1024 * 1024)}
+from tracker.topics import CHANGELOG_CONFIG, TABLES, changelog_topic
 
 def marker_table(name: str, help: str):
     """A table keyed by marker id, keys and values raw bytes (nothing for Faust to
     deserialize), co-partitioned with the topics, its changelog compacted."""
-    return app.Table(
+    assert name in TABLES, f"declare the table {name!r} in tracker.topics.TABLES"
+    table = app.Table(
         name,
         schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
         key_type=bytes,
@@ -34,6 +31,8 @@ def marker_table(name: str, help: str):
         extra_topic_configs=CHANGELOG_CONFIG,
         help=help,
     )
+    assert table.changelog_topic.get_topic_name() == changelog_topic(name)
+    return table
 
 
 SendMany = Callable[[str, int, list[tuple[bytes, bytes]]], Awaitable[list]]

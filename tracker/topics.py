@@ -10,6 +10,7 @@
 - ``gps.events``: what happened to markers (``tracker.events``), JSON keyed by marker id,
   written by the events agent (``agents/events.py``) on the partition of its marker.
 - ``gps.events.dlq``: webhook deliveries that failed every attempt, with the reason.
+- ``<app id>-<table>-changelog``: the tables' changelogs (``tables/``), compacted.
 """
 from __future__ import annotations
 
@@ -32,8 +33,23 @@ positions_topic = _raw_topic(settings.topic)
 batches_topic = _raw_topic(settings.batches_topic, BATCHES_CONFIG)
 events_topic = _raw_topic(settings.events_topic)
 
+#: The tables keyed by marker id (``tables.changelog.marker_table``), and their changelogs'
+#: config: compacted, in segments small enough to be compacted while the stream runs, so
+#: recovering a partition reads little more than one record per key.
+TABLES = ("latest", "events-state")
+CHANGELOG_CONFIG = {"segment.bytes": str(16 * 1024 * 1024)}
+
+
+def changelog_topic(table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
+
+
 #: name -> topic config, for creating the topics before the worker's own consumers start.
+#: The changelogs are among them: Faust's assignor leaves out a topic that its metadata
+#: does not show yet, and a table whose changelog was left out stays unassigned (its reads
+#: fail) until the next rebalance; created here first, they are there when Faust joins.
 DECLARED = {
+    **{changelog_topic(table): {"cleanup.policy": "compact", **CHANGELOG_CONFIG} for table in TABLES},
     settings.topic: {},
     settings.dlq_topic: {},
     settings.batches_topic: BATCHES_CONFIG,
