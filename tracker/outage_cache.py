@@ -11,17 +11,24 @@ users' tokens, sessions and passwords (``web.auth``).
   meanwhile are answered from the cache (or refused) at once instead of each waiting for a
   connection timeout. Only a connection that fails starts that pause, never a query that
   Postgres refused (a malformed key must not lock everyone out).
+- Until a connection succeeds again, a key with an answer in its grace period is answered
+  from the cache at once and looked up again in the background: during an outage no
+  request waits for a connection that will time out.
 - When full, refusals (``None`` answers) go first: a flood of made-up keys cannot push out
   the answers that keep real callers working through an outage.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any, AsyncContextManager, Awaitable, Callable, Hashable
 
 import psycopg
 
 from tracker.db import UNAVAILABLE, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseDown(DatabaseUnavailable):
@@ -45,12 +52,19 @@ class OutageCache:
         #: key -> (when Postgres gave the answer, the answer)
         self.entries: dict[Hashable, tuple[float, Any]] = {}
         self.database_down_until = 0.0
+        #: Set when a connection fails, cleared when one succeeds.
+        self.in_outage = False
+        self._refreshing: dict[Hashable, asyncio.Task] = {}
 
     async def get(self, key: Hashable, lookup: Lookup) -> Any:
         """The answer for ``key``, from the cache or ``lookup(connection)``."""
         now = self.clock()
         hit = self.entries.get(key)
         if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        if hit is not None and self.in_outage and now - hit[0] < self.outage_grace:
+            if key not in self._refreshing:
+                self._refreshing[key] = asyncio.ensure_future(self._refresh(key, lookup))
             return hit[1]
         try:
             answer = await self._ask(lookup, now)
@@ -71,10 +85,27 @@ class OutageCache:
             raise DatabaseDown("a connection failed a moment ago; Postgres is not tried again yet")
         try:
             async with self.connection() as conn:
-                return await lookup(conn)
-        except UNAVAILABLE + (DatabaseUnavailable,):
-            self.database_down_until = self.clock() + self.retry_after
+                answer = await lookup(conn)
+        except UNAVAILABLE + (DatabaseUnavailable,) as exc:
+            if not isinstance(exc, DatabaseDown):
+                self.database_down_until = self.clock() + self.retry_after
+                self.in_outage = True
             raise
+        self.in_outage = False
+        return answer
+
+    async def _refresh(self, key: Hashable, lookup: Lookup) -> None:
+        """Look ``key`` up again in the background; the cached answer stays if Postgres is away."""
+        try:
+            now = self.clock()
+            answer = await self._ask(lookup, now)
+            self.entries[key] = (now, answer)
+        except UNAVAILABLE + (DatabaseUnavailable,):
+            pass  # still away: the cached answer stays
+        except Exception:  # noqa: BLE001 - nobody awaits this task: say it, keep the answer
+            log.exception("a background lookup failed")
+        finally:
+            self._refreshing.pop(key, None)
 
     def _make_room(self) -> None:
         self.entries = {key: hit for key, hit in self.entries.items() if hit[1] is not None}
