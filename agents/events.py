@@ -67,9 +67,8 @@ class EventsStage:
     a partition meanwhile), and per partition when each marker was last heard from (for
     the timer)."""
 
-    def __init__(self, writer: EventsStateWriter, send_many) -> None:
+    def __init__(self, writer: EventsStateWriter) -> None:
         self.writer = writer
-        self.send_many = send_many
         self.store: PartitionStore = writer.store
         self.lock = asyncio.Lock()  # the agent and the timer change the same states
         self._detector: Detector | None = None
@@ -154,7 +153,7 @@ class EventsStage:
 
     async def _send_events(self, partition: int, found: list[dict]) -> None:
         records = [(event["marker_id"].encode(), model.encode(event)) for event in found]
-        for future, _ in await self.send_many(settings.events_topic, partition, records):
+        for future, _ in await self.writer.send_many(settings.events_topic, partition, records):
             await future
 
     async def check_offline(self, partitions: list[int], now_us: int | None = None,
@@ -246,8 +245,7 @@ _stage: EventsStage | None = None
 async def stage() -> EventsStage:
     global _stage
     if _stage is None:
-        send_many = (await worker_producer.ready()).send_many
-        _stage = EventsStage(EventsStateWriter(send_many), send_many)
+        _stage = EventsStage(EventsStateWriter((await worker_producer.ready()).send_many))
     return _stage
 
 

@@ -54,7 +54,7 @@ def broker(monkeypatch):
 
 
 def stage(broker) -> EventsStage:
-    return EventsStage(EventsStateWriter(broker.send_many), broker.send_many)
+    return EventsStage(EventsStateWriter(broker.send_many))
 
 
 def fix(marker_id: str, seconds: int, lat: float, received_s: int = 0) -> list:
