@@ -132,6 +132,45 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time DESC);
 COMMENT ON TABLE events IS 'What happened to markers (geofence_enter, overspeed, offline, ...), one row per event id, as written to gps.events';
 COMMENT ON COLUMN events.event_id IS 'deterministic (marker, type, fix time, detail): a replay writes nothing twice';
 COMMENT ON COLUMN events.event IS 'the event exactly as published on gps.events';
+CREATE TABLE IF NOT EXISTS trips (
+    marker_id       text             NOT NULL,
+    start_time      timestamptz      NOT NULL,
+    end_time        timestamptz      NOT NULL,
+    start_lat       double precision NOT NULL,
+    start_lon       double precision NOT NULL,
+    end_lat         double precision NOT NULL,
+    end_lon         double precision NOT NULL,
+    distance_m      double precision NOT NULL,
+    duration_s      double precision NOT NULL,
+    max_speed       double precision NOT NULL,
+    average_speed   double precision NOT NULL,
+    start_geofences text[]           NOT NULL DEFAULT '{}',
+    end_geofences   text[]           NOT NULL DEFAULT '{}',
+    recorded_at     timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, start_time)
+);
+CREATE TABLE IF NOT EXISTS stops (
+    marker_id   text             NOT NULL,
+    start_time  timestamptz      NOT NULL,
+    end_time    timestamptz      NOT NULL,
+    lat         double precision NOT NULL,
+    lon         double precision NOT NULL,
+    duration_s  double precision NOT NULL,
+    recorded_at timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, start_time)
+);
+CREATE TABLE IF NOT EXISTS journeys_dirty (
+    marker_id  text        NOT NULL,
+    day        date        NOT NULL,
+    wait_for   timestamptz NOT NULL,
+    marked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, day)
+);
+ALTER TABLE positions ADD COLUMN IF NOT EXISTS spike boolean NOT NULL DEFAULT false;
+COMMENT ON TABLE trips IS 'Movements between two stops (tracker/motion.py), written by the journeys sink or a recompute; one per marker and start';
+COMMENT ON TABLE stops IS 'Periods of at least TRACKER_STOP_MIN_SECONDS without motion (tracker/motion.py); one per marker and start';
+COMMENT ON TABLE journeys_dirty IS 'Days (UTC) of a marker whose trips and stops a late fix made stale: recomputed from positions once it holds wait_for';
+COMMENT ON COLUMN positions.spike IS 'a jump the motion model left out (implied speed above TRACKER_MAX_SPEED from both neighbours)';
 CREATE TABLE IF NOT EXISTS webhooks (
     webhook_id bigserial   PRIMARY KEY,
     url        text        NOT NULL,

@@ -71,6 +71,16 @@ class Settings:
     webhook_max_attempts: int
     webhook_retry_seconds: float
     webhook_timeout: float
+    journeys_enabled: bool
+    journeys_topic: str
+    motion_speed: float
+    motion_distance: float
+    stop_min_seconds: float
+    trip_min_meters: float
+    trip_gap_seconds: float
+    max_speed: float
+    history_retention_days: float | None
+    topic_retention_hours: float
 
     @property
     def dlq_topic(self) -> str:
@@ -130,6 +140,16 @@ class Settings:
             webhook_max_attempts=_int(env, "TRACKER_WEBHOOK_MAX_ATTEMPTS", 8),
             webhook_retry_seconds=_float(env, "TRACKER_WEBHOOK_RETRY_SECONDS", 1.0),
             webhook_timeout=_float(env, "TRACKER_WEBHOOK_TIMEOUT", 5.0),
+            journeys_enabled=_choice(env, "TRACKER_JOURNEYS", "on", ("on", "off")) == "on",
+            journeys_topic=_str(env, "TRACKER_JOURNEYS_TOPIC", "gps.journeys"),
+            motion_speed=_float(env, "TRACKER_MOTION_SPEED", 1.5),
+            motion_distance=_float(env, "TRACKER_MOTION_DISTANCE", 100.0),
+            stop_min_seconds=_float(env, "TRACKER_STOP_MIN_SECONDS", 300.0),
+            trip_min_meters=_float(env, "TRACKER_TRIP_MIN_METERS", 500.0),
+            trip_gap_seconds=_float(env, "TRACKER_TRIP_GAP_SECONDS", 900.0),
+            max_speed=_float(env, "TRACKER_MAX_SPEED", 100.0),
+            history_retention_days=_float(env, "TRACKER_HISTORY_RETENTION_DAYS", 0.0) or None,
+            topic_retention_hours=_float(env, "TRACKER_TOPIC_RETENTION_HOURS", 168.0),
         )
 
 
