@@ -38,7 +38,7 @@ from tracker.continuity import retrying
 from tracker.events import Detector, Limits, MarkerState
 from tracker.geofence_cache import GeofenceCache
 from tracker.metrics import EVENTS_RAISED
-from tracker.resources import batches_offsets, database, worker_producer
+from tracker.resources import agent_progress, database, worker_producer
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,6 @@ class EventsStage:
         self._detector: Detector | None = None
         #: partition -> marker id -> seen_us, for markers not offline (built on first use)
         self.seen: dict[int, dict[str, int]] = {}
-        #: partition -> the next batches-topic offset the agent has yet to process
-        self.next_offset: dict[int, int] = {}
         self.waited_for_geofences = False
         self.cache: dict[str, tuple[MarkerState, bytes]] = {}
         self.generation: object = None
@@ -200,21 +198,6 @@ class EventsStage:
                 seen[key.decode()] = state.seen_us
         return seen
 
-    def processed(self, records) -> None:
-        for record in records:
-            message = record.message
-            self.next_offset[message.partition] = max(self.next_offset.get(message.partition, 0),
-                                                      message.offset + 1)
-
-    async def caught_up(self, partitions: list[int]) -> list[int]:
-        """Those of ``partitions`` whose every record the agent has processed (by its own
-        count, or by the group's commit)."""
-        committed, ends = await batches_offsets.committed(), await batches_offsets.end_offsets()
-        for partition in set(self.next_offset) - set(partitions):
-            del self.next_offset[partition]
-        return [p for p in partitions
-                if max(self.next_offset.get(p, 0), committed.get(p, 0)) >= ends.get(p, 0)]
-
 
 def _count(slices) -> int:
     raised = 0
@@ -249,14 +232,11 @@ async def stage() -> EventsStage:
     return _stage
 
 
-async def apply(records, fixes_by_partition: dict[int, list[list]], generation: object) -> int:
-    """The events of a batch the ``latest`` agent took (``records``, its Faust events, and
-    their fixes per partition); the number raised."""
+async def apply(fixes_by_partition: dict[int, list[list]], generation: object) -> int:
+    """The events of a batch of fixes the ``latest`` agent took (per partition); the number raised."""
     current = await stage()
     await _geofences_loaded()
-    raised = await current.apply(fixes_by_partition, generation)
-    current.processed(records)
-    return raised
+    return await current.apply(fixes_by_partition, generation)
 
 
 if settings.events_enabled:  # TRACKER_EVENTS=off: no events stage, no offline timer
@@ -266,6 +246,6 @@ if settings.events_enabled:  # TRACKER_EVENTS=off: no events stage, no offline t
             return
         actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
         try:
-            await _stage.check_offline(await _stage.caught_up(actives), generation=app.consumer_generation_id)
+            await _stage.check_offline(await agent_progress.caught_up(actives), generation=app.consumer_generation_id)
         except Exception:  # noqa: BLE001 - the next tick tries again
             log.exception("events: the offline check failed")

@@ -7,7 +7,8 @@ the ``latest`` agent go on, and the fixes wait, first in a bounded buffer of
 writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, copies them with one
 COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.db.copy_fixes``), retries
 until Postgres takes them, and only then lets their offsets be committed. A crash or an
-outage delays rows but never drops them, and a replay adds nothing.
+outage delays rows but never drops them, and a replay adds nothing. A forget record
+(``tracker history delete``) deletes the marker's rows once the fixes before it are in.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tracker import batches
 from tracker.app import worker_service
 from tracker.consumer import GroupConsumer
 from tracker.db import UNAVAILABLE, copy_fixes
+from tracker.erasure import delete_history
 from tracker.metrics import HISTORY_BUFFERED, HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
 from tracker.position import FIX_FIELDS
 from tracker.resources import database
@@ -40,6 +42,7 @@ class _Read(NamedTuple):
     epoch: int
     offset: int
     fixes: list
+    forgets: list  # markers' history to delete once the fixes before are written
 
 
 class HistorySink(GroupConsumer):
@@ -66,8 +69,8 @@ class HistorySink(GroupConsumer):
     async def handle(self, tp: TopicPartition, records: list) -> None:
         epoch = self.epoch(tp)
         for record in records:
-            fixes = batches.decode(record.value)
-            self._buffer.append(_Read(tp, epoch, record.offset, fixes))
+            fixes, forgets = batches.decode_record(record.value)
+            self._buffer.append(_Read(tp, epoch, record.offset, fixes, forgets))
             self._buffered += len(fixes)
             await asyncio.sleep(0)  # a record may hold a thousand fixes: let the live path run
         HISTORY_BUFFERED.set(self._buffered)
@@ -87,7 +90,7 @@ class HistorySink(GroupConsumer):
                 entries, rows = self._take(settings.history_batch_size)
                 self._writing = True
                 try:
-                    conn = await self._write(conn, rows)
+                    conn = await self._write(conn, rows, entries[-1].forgets)
                 finally:
                     self._writing = False
                 if conn is None:
@@ -104,23 +107,29 @@ class HistorySink(GroupConsumer):
                 await _close_quietly(conn)
 
     def _take(self, limit: int) -> tuple[list, list]:
-        """Whole slices from the head of the buffer, up to ``limit`` fixes (at least one slice)."""
+        """Whole slices from the head of the buffer, up to ``limit`` fixes (at least one
+        slice), ending at the first forget record."""
         entries, rows = [], []
         while self._buffer and (not rows or len(rows) + len(self._buffer[0].fixes) <= limit):
             read = self._buffer.popleft()
             entries.append(read)
             rows.extend(read.fixes)
+            if read.forgets:
+                break
         return entries, rows
 
-    async def _write(self, conn, rows: list):
-        """The connection once ``rows`` are committed, or None if the service stopped first."""
+    async def _write(self, conn, rows: list, forgets: list[dict]):
+        """The connection once ``rows`` are committed (and then ``forgets`` done), or None
+        if the service stopped first."""
         started = time.monotonic()
         attempt = 0
         while True:
             try:
                 if conn is None or conn.closed:
                     conn = await database.connect()
-                inserted = await copy_fixes(conn, rows)
+                inserted = await copy_fixes(conn, rows) if rows else 0
+                for forget in forgets:
+                    await delete_history(conn, forget["marker_id"], forget["from_us"], forget["to_us"])
                 break
             except Exception as exc:  # noqa: BLE001 - never drop a batch: retry whatever failed
                 if conn is not None:
@@ -135,7 +144,8 @@ class HistorySink(GroupConsumer):
                 await asyncio.sleep(delay)
         HISTORY_ROWS.inc(inserted)
         HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
-        HISTORY_LAG_SECONDS.observe(time.time() - min(fix[RECEIVED] for fix in rows) / 1e6)
+        if rows:
+            HISTORY_LAG_SECONDS.observe(time.time() - min(fix[RECEIVED] for fix in rows) / 1e6)
         return conn
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:

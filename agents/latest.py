@@ -4,8 +4,10 @@ The one Faust agent on the batches topic, so Faust's partition assignment gives 
 p of the topic to the worker that owns partition p of the tables. Each event carries up to
 a thousand fixes; the agent takes a few events at a time, decodes them once and, per
 partition, writes each marker once: the newest fix of the slice, if it is newer than the
-stored one (``tables.latest.LatestWriter``: changelog first, then RocksDB). The same
-fixes go to the events stage (``agents/events.py``) at the same time. Only one agent
+stored one (``tables.latest.LatestWriter``: changelog first, then RocksDB), with the
+marker's odometer and motion from the journeys stage (``agents/journeys.py``), which runs
+first on the same fixes. The events stage (``agents/events.py``) takes them at the same
+time as the ``latest`` write. Only one agent
 reads the topic: with two, faust-streaming can stall a rebalance for good (a record one
 agent has started and the other skips is never acknowledged, and the group waits for it).
 
@@ -21,12 +23,14 @@ import asyncio
 import logging
 
 from agents import events as events_stage
+from agents import journeys as journeys_stage
+from tables import forget as tables_forget
 from tables.latest import LatestWriter
 from tracker import batches
 from tracker.app import app, fatal
 from tracker.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
-from tracker.resources import batches_offsets, worker_producer
+from tracker.resources import agent_progress, batches_offsets, worker_producer
 from tracker.settings import settings
 from tracker.topics import batches_topic
 
@@ -49,11 +53,12 @@ async def track_latest(stream):
             if writer is None:
                 writer = LatestWriter((await worker_producer.ready()).send_many)
             generation = app.consumer_generation_id
-            fixes = await read_fixes(continuity, events, generation)
-            if settings.events_enabled:
-                await asyncio.gather(update(writer, fixes), events_stage.apply(events, fixes, generation))
-            else:
-                await update(writer, fixes)
+            for fixes, forgets in await read_steps(continuity, events, generation):
+                if fixes:
+                    await apply_fixes(writer, fixes, generation)
+                if forgets:
+                    await forget(writer, forgets)
+            agent_progress.processed(events)
         except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
             fatal("latest: stopped in the middle of a batch")
         except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
@@ -61,12 +66,68 @@ async def track_latest(stream):
             fatal(f"latest: {exc!r}")
 
 
-async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
+async def apply_fixes(writer: LatestWriter, fixes: dict[int, list[list]], generation) -> None:
+    """The journeys stage first (its odometer goes into ``latest``), then ``latest`` and
+    the events stage at once."""
+    if not settings.journeys_enabled:
+        await _latest_and_events(writer, fixes, None, generation)
+        return
+    journeys = await journeys_stage.stage()
+    async with journeys.lock:
+        annotations, finished = journeys.compute(fixes, generation)
+        await asyncio.gather(journeys.publish(finished), _latest_and_events(writer, fixes, annotations, generation))
+
+
+async def _latest_and_events(writer: LatestWriter, fixes: dict[int, list[list]], annotations, generation) -> None:
+    if settings.events_enabled:
+        await asyncio.gather(update(writer, fixes, annotations), events_stage.apply(fixes, generation))
+    else:
+        await update(writer, fixes, annotations)
+
+
+async def forget(writer: LatestWriter, forgets: dict[int, list[dict]]) -> int:
+    """Remove markers from the tables (``tables.forget``), as records of the topic ask."""
+    states = []
+    if settings.events_enabled:
+        events = await events_stage.stage()
+        states.append((events.writer, events.cache))
+    if not settings.journeys_enabled:
+        return await tables_forget.forget(forgets, writer, states)
+    journeys = await journeys_stage.stage()
+    async with journeys.lock:
+        return await tables_forget.forget(forgets, writer, states + [(journeys.writer, journeys.cache)])
+
+
+Step = tuple[dict[int, list[list]], dict[int, list[dict]]]
+
+
+async def read_steps(continuity: Continuity, events, generation) -> list[Step]:
     """The fixes of a batch of Faust events, per partition, in the order read, with those
-    of records the consumer skipped put first."""
+    of records the consumer skipped put first; cut at every forget record, so that it is
+    applied after the fixes before it and before those after it."""
     values = await continuity.values_by_partition(generation, events)
-    return {partition: [fix for value in slices for fix in batches.decode(value)]
-            for partition, slices in values.items()}
+    steps: list[Step] = [({}, {})]
+    for partition, slices in values.items():
+        step = 0
+        for value in slices:
+            fixes, forgets = batches.decode_record(value)
+            if fixes:
+                steps[step][0].setdefault(partition, []).extend(fixes)
+            if forgets:
+                steps[step][1].setdefault(partition, []).extend(forgets)
+                step += 1
+                if step == len(steps):
+                    steps.append(({}, {}))
+    return steps
+
+
+async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
+    """The fixes of a batch of Faust events, per partition (forget records left out)."""
+    fixes: dict[int, list[list]] = {}
+    for step_fixes, _ in await read_steps(continuity, events, generation):
+        for partition, found in step_fixes.items():
+            fixes.setdefault(partition, []).extend(found)
+    return fixes
 
 
 async def apply(writer: LatestWriter, continuity: Continuity, events, generation=None) -> int:
@@ -75,9 +136,13 @@ async def apply(writer: LatestWriter, continuity: Continuity, events, generation
     return await update(writer, await read_fixes(continuity, events, generation))
 
 
-async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]]) -> int:
-    """Write each marker's newest fix of the batch to the table; the number updated."""
-    changes = {partition: writer.changes(partition, fixes) for partition, fixes in fixes_by_partition.items()}
+async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]],
+                 annotations: journeys_stage.Annotations | None = None) -> int:
+    """Write each marker's newest fix of the batch to the table (with its odometer and
+    motion when ``annotations`` has them); the number updated."""
+    annotations = annotations or {}
+    changes = {partition: writer.changes(partition, fixes, annotations.get(partition))
+               for partition, fixes in fixes_by_partition.items()}
     changes = {partition: items for partition, items in changes.items() if items}
     offsets = await asyncio.gather(*(
         retrying(f"latest: the changelog send for partition {partition}", lambda p=partition, i=items: writer.send(p, i))

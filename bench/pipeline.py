@@ -18,6 +18,12 @@
    positions/s and CPU of both, the events' cost, and the events in Postgres
 8. events at a webhook: a steady load with probe markers crossing a circle in and out; produce
    until the ``geofence_enter``/``geofence_exit`` it causes arrives at a local receiver
+9. journeys: the drain of (2) by one worker without the journeys stage (``TRACKER_JOURNEYS=off``)
+   and by one with it, the events stages off in both: positions/s and CPU, the journeys'
+   cost, the trips and stops in Postgres
+10. ``tracker journeys rebuild`` of ``--rebuild-positions`` stored positions (``bench/journeys.py``)
+11. ``/summary?by=day`` over a year of one marker at a fix every 10 s (``bench/journeys.py``)
+12. ``tracker import`` of a 100,000-point GPX file, end to end into history (``bench/import_track.py``)
 
 Every run checks its result: all distinct valid rows in Postgres exactly once, and every
 marker's ``latest`` right; with events, every event of the events topic in Postgres once
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import statistics
 import subprocess
@@ -44,6 +51,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tracker.kafka import positions_producer
+from bench import import_track
+from bench import journeys as journeys_bench
+from bench.report import print_table
 from tracker.testing import ROOT, Stack, Worker, run_sync, wait_for
 
 SERVICES = str(ROOT / "scripts" / "services")
@@ -74,11 +84,16 @@ class Stream:
 
 
 def drain_stream(n: int, markers: int, seed: int = 1, prefix: str = "d") -> Stream:
-    """``n`` records: in-order fixes, with 1 % malformed, 5 % exact duplicates and 5 % late fixes."""
+    """``n`` records: in-order fixes, with 1 % malformed, 5 % exact duplicates and 5 % late fixes.
+
+    Each marker drives at 12 m/s, turning a little at every fix, and stands still one
+    minute in three, so the motion model sees real motion (a uniform random position per
+    fix would be a spike at every fix)."""
     rng = random.Random(seed)
     stream = Stream()
     base = int(time.time() * 1000) - 6 * 3_600_000
     ticks = [0] * markers
+    where = [[45 + rng.uniform(-1, 1), 14 + rng.uniform(-1, 1), rng.uniform(0, 2 * math.pi)] for _ in range(markers)]
     sent: list[tuple[bytes, bytes]] = []
     for i in range(n):
         m = i % markers
@@ -90,11 +105,16 @@ def drain_stream(n: int, markers: int, seed: int = 1, prefix: str = "d") -> Stre
             stream.records.append(sent[rng.randrange(max(0, len(sent) - 50_000), len(sent))])
         elif draw < 0.11 and ticks[m] > 1:
             late = base + rng.randrange(ticks[m] - 1) * 1000 + 500 + m % 500
-            stream.add(marker, late, 45.0, 14.0, source="late")
+            stream.add(marker, late, round(where[m][0], 6), round(where[m][1], 6), source="late")
         else:
             ticks[m] += 1
-            stream.add(marker, base + ticks[m] * 1000 + m % 500, round(45 + rng.uniform(-1, 1), 6),
-                       round(14 + rng.uniform(-1, 1), 6), speed=5.0, heading=90.0, battery=80.0)
+            point = where[m]
+            speed = 0.0 if (ticks[m] // 60) % 3 == 2 else 12.0
+            point[2] += rng.uniform(-0.2, 0.2)
+            point[0] += speed * math.cos(point[2]) / 111_195
+            point[1] += speed * math.sin(point[2]) / (111_195 * math.cos(math.radians(point[0])))
+            stream.add(marker, base + ticks[m] * 1000 + m % 500, round(point[0], 6), round(point[1], 6),
+                       speed=speed, heading=90.0, battery=80.0)
             sent.append(stream.records[-1])
     return stream
 
@@ -135,6 +155,8 @@ class Drain:
     events_seconds: float | None = None  # the events agent done (None: TRACKER_EVENTS=off)
     events_sink_seconds: float | None = None  # ... and the events sink
     events: int = 0  # rows in Postgres ``events``
+    journeys_sink_seconds: float | None = None  # the journeys sink and the recompute of late days done
+    journeys: tuple[int, int, int] = (0, 0, 0)  # trips, stops and days recomputed
 
     @property
     def seconds(self) -> float:
@@ -223,11 +245,13 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
     stack = Stack.create(Path(tempfile.mkdtemp(prefix="bench-")), topic=topic)
     env = env or {}
     events = env.get("TRACKER_EVENTS", "on") == "on"
+    journeys = env.get("TRACKER_JOURNEYS", "on") == "on"
     try:
         if geofences:
             stack.add_geofences(geofences)
         say(f"draining {len(stream.records):,} records with {workers} worker(s)"
-            + (f", {len(geofences):,} geofences" if geofences else "") + ("" if events else ", TRACKER_EVENTS=off"))
+            + (f", {len(geofences):,} geofences" if geofences else "") + ("" if events else ", TRACKER_EVENTS=off")
+            + ("" if journeys else ", TRACKER_JOURNEYS=off"))
         started = time.time()
         running = [stack.worker(**env).start() for _ in range(workers)]
         history_done, latest_done, events_done = run_sync(_watch(stack, stream.newest, 900, events))
@@ -237,10 +261,19 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
             events_topic = stack.settings.events_topic
             wait_for(lambda: stack.caught_up("-events", events_topic), 600, "the events sink to catch up", interval=0.2)
             result.events_sink_seconds = time.time() - started
+        if journeys:
+            journeys_topic = stack.settings.journeys_topic
+            wait_for(lambda: stack.caught_up("-journeys", journeys_topic)
+                     and not stack.query("SELECT 1 FROM journeys_dirty LIMIT 1"), 600,
+                     "the journeys sink and the recompute of late days", interval=0.2)
+            result.journeys_sink_seconds = time.time() - started
         result.cpu_seconds = [worker.cpu_seconds() for worker in running]
         _check(stack, running[0], stream)
         if events:
             result.events = _check_events(stack, some=bool(geofences))
+        if journeys:
+            result.journeys = (stack.query("SELECT count(*) FROM trips")[0][0],
+                               stack.query("SELECT count(*) FROM stops")[0][0], 0)
         return result
     finally:
         stack.close()
@@ -649,7 +682,31 @@ def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]
                        f"wall {two.seconds:.1f} s; CPU of both {two_cpu:.1f} s{ratio}; {runs}")]
     if 7 in only:
         results[7] = measure_events_drain(args, stream, source.settings.topic, runs)
+    if 9 in only:
+        results[9] = measure_journeys_drain(args, stream, source.settings.topic, runs)
     return results
+
+
+def measure_journeys_drain(args, stream: Stream, topic: str, runs: str) -> list[tuple[str, str, str]]:
+    """(9): the drain of (2) without the journeys stage, then with it (the events stages off
+    in both, to see the journeys' cost alone)."""
+    n = len(stream.records)
+    off = [drain(stream, 1, topic, env={"TRACKER_EVENTS": "off", "TRACKER_JOURNEYS": "off"}) for _ in range(args.runs)]
+    on = [drain(stream, 1, topic, env={"TRACKER_EVENTS": "off"}) for _ in range(args.runs)]
+    off_run, on_run = _median_run(off), _median_run(on)
+    off_cpu = statistics.median(d.cpu_seconds[0] for d in off)
+    on_cpu = statistics.median(d.cpu_seconds[0] for d in on)
+    cost = 1 - off_run.seconds / on_run.seconds
+    rows = _drain_rows(f"9. journeys: drain {n:,} records, one worker, TRACKER_JOURNEYS=off", n, off_run, off_cpu,
+                       runs)
+    rows += _drain_rows("   journeys on", n, on_run, on_cpu, runs)
+    rows[-2] = (rows[-2][0], rows[-2][1], rows[-2][2] + f"; cost {cost:.0%} of the throughput (goal < 20 %)")
+    rows[-1] = (rows[-1][0], rows[-1][1], rows[-1][2] + f"; {on_cpu / off_cpu - 1:+.0%} CPU per position")
+    trips, stops, _ = on_run.journeys
+    rows.append(("   trips and stops in Postgres", f"{trips:,} / {stops:,}",
+                 f"the journeys sink and the recompute of late fixes' days done {on_run.journeys_sink_seconds:.1f} s "
+                 "after the start"))
+    return rows
 
 
 def measure_events_drain(args, stream: Stream, topic: str, runs: str) -> list[tuple[str, str, str]]:
@@ -719,13 +776,16 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=60)
     parser.add_argument("--outage-rate", type=float, default=5_000, help="positions/s of (5)")
     parser.add_argument("--outage-seconds", type=float, default=60, help="how long Postgres is stopped in (5)")
-    parser.add_argument("--runs", type=int, default=3, help="drains of (2), (3) and (7) each; the medians are shown")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="drains of (2), (3), (7) and (9) each; the medians are shown")
     parser.add_argument("--geofences", type=int, default=1000, help="random 500 m circles of (7) and (8)")
     parser.add_argument("--webhook-rate", type=float, default=1_000, help="positions/s of (8)")
     parser.add_argument("--webhook-seconds", type=float, default=30)
-    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 8)")
+    parser.add_argument("--rebuild-positions", type=int, default=1_000_000, help="stored positions of (10)")
+    parser.add_argument("--summary-days", type=int, default=365, help="days of one marker's history in (11)")
+    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 12)")
     args = parser.parse_args()
-    only = set(args.only or range(1, 9))
+    only = set(args.only or range(1, 13))
 
     # The timing-sensitive measures first, on a machine not yet busy with the drains'
     # aftermath (compaction of their changelogs, Postgres's autovacuum of millions of rows).
@@ -738,18 +798,20 @@ def main() -> None:
         results[8] = measure_webhook(args)
     if 6 in only:
         results[6] = measure_history()
-    if only & {1, 2, 3, 7}:
+    if only & {1, 2, 3, 7, 9}:
         results.update(measure_drains(args, only))
+    if 10 in only:
+        results[10] = journeys_bench.measure_rebuild(args.rebuild_positions)
+    if 11 in only:
+        results[11] = journeys_bench.measure_summary(args.summary_days)
+    if 12 in only:
+        try:
+            results[12] = import_track.measure_import()
+        except AssertionError as error:
+            FAILURES.append(f"import: {error}")
 
     rows = [row for number in sorted(results) for row in results[number]]
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    print(f"{'measure':<{width}}  {'result':>{value_width}}  detail")
-    for name, value, detail in rows:
-        print(f"{name:<{width}}  {value:>{value_width}}  {detail}")
-    for failure in FAILURES:
-        print(f"FAILED: {failure}")
-    sys.exit(1 if FAILURES else 0)
+    print_table(rows, FAILURES)
 
 
 if __name__ == "__main__":

@@ -66,19 +66,27 @@ class PartitionStore:
         else:
             yield from list(store.data.items())
 
-    def write(self, partition: int, items: list[tuple[bytes, bytes]], changelog_offset: int) -> None:
+    def write(self, partition: int, items: list[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
+        """Store ``items`` (a value of None deletes its key) with the changelog offset."""
         store = self._store
         if hasattr(store, "_db_for_partition"):
             from rocksdict import WriteBatch
 
             batch = WriteBatch(raw_mode=True)
             for key, value in items:
-                batch.put(key, value)
+                if value is None:  # a tombstone
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
             # The offset Faust's recovery resumes from, in the same atomic write.
             batch.put(store.offset_key, str(changelog_offset).encode())
             store._db_for_partition(partition).write(batch)
         else:
-            store.data.update(items)
+            for key, value in items:
+                if value is None:
+                    store.data.pop(key, None)
+                else:
+                    store.data[key] = value
 
 
 class ChangelogWriter:

@@ -1,7 +1,8 @@
 """``latest``: each marker's newest fix, keyed by marker id as raw bytes.
 
 A value is the fix as compact JSON: a list in ``tracker.position.FIX_FIELDS`` order plus
-``received_us``, times in microseconds since the epoch (``position_of`` turns it into the
+``received_us``, then (from the journeys stage, when it runs) the marker's odometer in
+metres and whether it is moving; times in microseconds since the epoch (``position_of`` turns it into the
 API's dict with ISO 8601 times, at the HTTP edge). The table is co-partitioned with
 ``gps.positions`` and the batches topic: the worker that owns partition p of the batches
 topic owns partition p of the table, and every marker of that partition.
@@ -29,6 +30,7 @@ from tracker.position import OPTIONAL_RANGES, format_micros, micros_of
 latest = marker_table("latest", help="Newest fix of every marker.")
 
 TIME = 1  # index of time_us in a fix
+RECEIVED = 11  # index of received_us
 
 
 def encode(fix: list) -> bytes:
@@ -50,6 +52,7 @@ def position_of(fix: list) -> dict[str, Any]:
         "marker_id": marker_id, "lat": lat, "lon": lon, "time": format_micros(t), "speed": speed,
         "heading": heading, "altitude": altitude, "accuracy": accuracy, "battery": battery,
         "source": source, "attributes": attributes, "received_at": format_micros(received),
+        "odometer": fix[12] if len(fix) > 12 else None, "moving": fix[13] if len(fix) > 13 else None,
     }
 
 
@@ -78,13 +81,18 @@ class LatestWriter(ChangelogWriter):
     def __init__(self, send_many: SendMany, store: PartitionStore | None = None, table=latest) -> None:
         super().__init__(send_many, table, store)
 
-    def changes(self, partition: int, fixes: Iterable[list]) -> list[tuple[bytes, bytes]]:
-        """(key, value) of every marker whose newest fix here is newer than the stored one."""
+    def changes(self, partition: int, fixes: Iterable[list],
+                motion: dict[str, tuple[float, bool]] | None = None) -> list[tuple[bytes, bytes]]:
+        """(key, value) of every marker whose newest fix here is newer than the stored one;
+        ``motion`` gives a marker's (odometer, moving) to store with it."""
         get = self.store.get
         changes = []
         for marker_id, fix in newest_per_marker(fixes).items():
             key = marker_id.encode()
             stored = get(partition, key)
             if stored is None or fix[TIME] > decode(stored)[TIME]:
+                if motion is not None and marker_id in motion:
+                    odometer, moving = motion[marker_id]
+                    fix = [*fix[:RECEIVED + 1], round(odometer, 1), moving]
                 changes.append((key, encode(fix)))
         return changes

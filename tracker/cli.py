@@ -17,18 +17,14 @@ import orjson
 
 from tracker.permissions import ROLES
 from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_position
+from tracker import journeys_cli
+from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from tracker.commands import Producer as _producer
+from tracker.commands import table as _table
+from tracker.commands import first_line as _first_line
+from tracker.commands import on_database as _on_database
 from tracker.sender import send_paced
 from tracker.settings import settings
-
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-
-
-class CommandError(Exception):
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -80,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--speedup", type=float, default=1.0, help="play X times faster")
     replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
     replay.set_defaults(run=_replay)
+    from tracker import importer
+    importer.add_command(commands)
 
     devices = commands.add_parser("devices", help="phones and trackers allowed to report over HTTP")
     device_commands = devices.add_subparsers(title="devices commands")
@@ -97,12 +95,27 @@ def _parser() -> argparse.ArgumentParser:
     rotate.set_defaults(run=_devices_rotate)
 
     _account_commands(commands)
+    journeys_cli.add_commands(commands)
 
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(title="db commands")
     init = db_commands.add_parser("init", help="create the schema if it does not exist")
     init.set_defaults(run=_db_init)
+    _history_commands(commands)
     return parser
+
+
+def _history_commands(commands):
+    """``tracker history``: the subcommands on stored history; returns the group's
+    subparsers, which each module fills with its own (``prune``: ``tracker.retention_cli``;
+    ``delete``: ``tracker.erasure``)."""
+    from tracker import erasure, retention_cli
+
+    history = commands.add_parser("history", help="the history stored in Postgres").add_subparsers(
+        title="history commands")
+    retention_cli.add_commands(history)
+    erasure.add_delete_command(history)
+    return history
 
 
 def _account_commands(commands) -> None:
@@ -260,7 +273,7 @@ async def _replay(args: argparse.Namespace) -> int:
 
 def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
     """(seconds after start, key, value) for each point, once or forever."""
-    from tracker.geo import bearing_degrees, distance_m
+    from tracker.derived_motion import derived_heading, derived_speed
 
     key = marker_id.encode()
     span = points[-1].offset.total_seconds() + 1.0  # one pass, and a second before the next
@@ -274,11 +287,13 @@ def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
             if point.altitude is not None:
                 fix["altitude"] = point.altitude
             if previous is not None:
-                seconds = (point.offset - previous.offset).total_seconds()
-                if seconds > 0:
-                    fix["speed"] = round(distance_m(previous.lat, previous.lon, point.lat, point.lon) / seconds, 2)
-                if (previous.lat, previous.lon) != (point.lat, point.lon):
-                    fix["heading"] = round(bearing_degrees(previous.lat, previous.lon, point.lat, point.lon), 1)
+                speed = derived_speed(previous.lat, previous.lon, point.lat, point.lon,
+                                      (point.offset - previous.offset).total_seconds())
+                if speed is not None:
+                    fix["speed"] = speed
+                heading = derived_heading(previous.lat, previous.lon, point.lat, point.lon)
+                if heading is not None:
+                    fix["heading"] = heading
             previous = point
             yield due, key, orjson.dumps(fix)
 
@@ -287,41 +302,6 @@ async def _db_init(args: argparse.Namespace) -> int:
     await _on_registry(lambda registry: asyncio.sleep(0))  # connecting creates the schema
     print("schema ready")
     return 0
-
-
-async def _on_database(action):
-    """Run ``action(connection)`` on a database whose schema exists; account and device
-    errors become one-line command errors."""
-    import psycopg
-
-    from tracker.accounts import AccountError
-    from tracker.db import create_schema
-    from tracker.devices import DeviceExists, UnknownDevice
-
-    try:
-        conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
-        await create_schema(conn)
-    except psycopg.OperationalError as exc:
-        raise CommandError(f"cannot reach Postgres: {_first_line(exc)}", EXIT_UNAVAILABLE) from None
-    try:
-        return await action(conn)
-    except AccountError as exc:
-        raise CommandError(str(exc)) from None
-    except psycopg.DataError as exc:
-        raise CommandError(f"refused by Postgres: {_first_line(exc)}", EXIT_USAGE) from None
-    except psycopg.Error as exc:
-        raise CommandError(f"Postgres failed: {_first_line(exc)}", EXIT_UNAVAILABLE) from None
-    except DeviceExists as exc:
-        raise CommandError(f"device {exc.args[0]!r} exists already (rotate gives it a new secret)") from None
-    except UnknownDevice as exc:
-        raise CommandError(f"no device {exc.args[0]!r}") from None
-    finally:
-        await conn.close()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 async def _on_registry(action):
@@ -542,15 +522,6 @@ async def _webhooks_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> None:
-    if not rows:
-        print(empty)
-        return
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    for row in (header, *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
 async def _devices_add(args: argparse.Namespace) -> int:
     if not MARKER_ID_PATTERN.fullmatch(args.device_id):
         raise CommandError(f"a device id is {MARKER_ID_RULE}", EXIT_USAGE)
@@ -591,27 +562,6 @@ def _cli_time(value: str | None) -> float | str:
         return float(value)
     except ValueError:
         return value
-
-
-class _producer:
-    """A started producer (topic created if missing), with a one-line error if Kafka is down."""
-
-    async def __aenter__(self):
-        from aiokafka.errors import KafkaError
-
-        from tracker.kafka import ensure_topic, positions_producer
-
-        self.producer = positions_producer(settings)
-        try:
-            await ensure_topic(settings, settings.topic)
-            await self.producer.start()
-        except KafkaError as exc:
-            await self.producer.stop()
-            raise CommandError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}", EXIT_UNAVAILABLE) from None
-        return self.producer
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.producer.stop()
 
 
 if __name__ == "__main__":

@@ -146,3 +146,29 @@ class BrokerOffsets(Service):
 
             await asyncio.wait_for(read_all(), REREAD_TIMEOUT)
             return values
+
+
+class AgentProgress:
+    """How far the agent of the batches topic got, per partition, for the timers that judge
+    silence (``offline``, an idle trip): a partition is caught up when the agent processed
+    every record of it, by its own count or by the group's commit. Behind (a backlog after
+    a restart), silence is not silence yet."""
+
+    def __init__(self, offsets: "BrokerOffsets") -> None:
+        self.offsets = offsets
+        #: partition -> the next offset the agent has yet to process
+        self.next_offset: dict[int, int] = {}
+
+    def processed(self, records) -> None:
+        for record in records:
+            message = record.message
+            self.next_offset[message.partition] = max(self.next_offset.get(message.partition, 0),
+                                                      message.offset + 1)
+
+    async def caught_up(self, partitions: list[int]) -> list[int]:
+        """Those of ``partitions`` whose every record the agent has processed."""
+        committed, ends = await self.offsets.committed(), await self.offsets.end_offsets()
+        for partition in set(self.next_offset) - set(partitions):
+            del self.next_offset[partition]
+        return [p for p in partitions
+                if max(self.next_offset.get(p, 0), committed.get(p, 0)) >= ends.get(p, 0)]

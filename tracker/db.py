@@ -2,7 +2,8 @@
 
 The schema lives here and nowhere else. Every valid position is one row of ``positions``,
 unique on (marker_id, fix_time), so writing the same fixes twice (a replay after a crash)
-adds nothing.
+adds nothing. The history tables are partitioned by month (``tracker.partitions``): a
+writer creates the months it needs before it inserts.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from tracker import partitions
 from tracker.position import FIX_FIELDS
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ CREATE TABLE IF NOT EXISTS positions (
     attributes  jsonb,
     received_at timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (marker_id, fix_time)
-);
+) PARTITION BY RANGE (fix_time);
 ALTER TABLE positions ADD COLUMN IF NOT EXISTS attributes jsonb;
 -- Before version 0.2 the optional measures were real (float32): a speed of 13.4 read back as
 -- 13.3999996185. Rewritten once, at the first start after the upgrade.
@@ -118,19 +120,20 @@ CREATE TABLE IF NOT EXISTS geofences_version (
 );
 INSERT INTO geofences_version (one, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS events (
-    event_id    text             PRIMARY KEY,
+    event_id    text             NOT NULL,
     marker_id   text             NOT NULL,
     type        text             NOT NULL,
     event_time  timestamptz      NOT NULL,
     lat         double precision,
     lon         double precision,
     event       jsonb            NOT NULL,
-    recorded_at timestamptz      NOT NULL DEFAULT now()
-);
+    recorded_at timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_id, event_time)
+) PARTITION BY RANGE (event_time);
 CREATE INDEX IF NOT EXISTS events_by_marker ON events (marker_id, event_time DESC);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time DESC);
 COMMENT ON TABLE events IS 'What happened to markers (geofence_enter, overspeed, offline, ...), one row per event id, as written to gps.events';
-COMMENT ON COLUMN events.event_id IS 'deterministic (marker, type, fix time, detail): a replay writes nothing twice';
+COMMENT ON COLUMN events.event_id IS 'deterministic (marker, type, fix time, detail): a replay writes nothing twice; unique with event_time, the partition key';
 COMMENT ON COLUMN events.event IS 'the event exactly as published on gps.events';
 CREATE TABLE IF NOT EXISTS trips (
     marker_id       text             NOT NULL,
@@ -148,7 +151,7 @@ CREATE TABLE IF NOT EXISTS trips (
     end_geofences   text[]           NOT NULL DEFAULT '{}',
     recorded_at     timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (marker_id, start_time)
-);
+) PARTITION BY RANGE (start_time);
 CREATE TABLE IF NOT EXISTS stops (
     marker_id   text             NOT NULL,
     start_time  timestamptz      NOT NULL,
@@ -158,7 +161,7 @@ CREATE TABLE IF NOT EXISTS stops (
     duration_s  double precision NOT NULL,
     recorded_at timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (marker_id, start_time)
-);
+) PARTITION BY RANGE (start_time);
 CREATE TABLE IF NOT EXISTS journeys_dirty (
     marker_id  text        NOT NULL,
     day        date        NOT NULL,
@@ -246,6 +249,7 @@ assert tuple(name for name, _, _ in STAGING) == (*FIX_FIELDS, "received_us")
 POSITION_COLUMNS = ("marker_id", "fix_time", "lat", "lon", "speed", "heading", "altitude", "accuracy",
                     "battery", "source", "attributes", "received_at")
 ATTRIBUTES = FIX_FIELDS.index("attributes")
+TIME_US = FIX_FIELDS.index("time_us")
 ROW_WIDTH = len(STAGING)
 
 _STAGING_TABLE = sql.Identifier("positions_incoming")
@@ -276,9 +280,14 @@ DATABASE_ERRORS = UNAVAILABLE + (DatabaseUnavailable, psycopg.Error)
 
 
 async def create_schema(conn: psycopg.AsyncConnection) -> None:
+    """Create what is missing of the schema. A history table that an earlier version made
+    as a plain table is converted to monthly partitions, every row kept, in the same
+    transaction (``tracker.partitions``)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        plain = await partitions.set_aside_plain_tables(conn)
         await conn.execute(SCHEMA)
+        await partitions.refill(conn, plain)
 
 
 class Database(Service):
@@ -345,6 +354,15 @@ class Database(Service):
 async def copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> int:
     """Insert ``fixes`` into ``positions`` in one transaction: COPY into a staging table,
     then merge, skipping rows already there. Returns the number of new rows."""
+    await partitions.ensure_partitions(conn, "positions", (fix[TIME_US] for fix in fixes))
+    try:
+        return await _copy_fixes(conn, fixes)
+    except psycopg.errors.CheckViolation:
+        partitions.forget(conn, "positions")  # a month dropped meanwhile: the retry creates it again
+        raise
+
+
+async def _copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> int:
     async with conn.transaction():
         async with conn.cursor() as cur:
             await cur.execute(_CREATE_STAGING)

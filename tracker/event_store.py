@@ -1,8 +1,10 @@
 """The ``events`` table (schema in ``tracker.db``): written once per event id, read newest first.
 
 Rows are written by the events sink (``agents/events_sink.py``) from ``gps.events``; a
-replayed event finds its id already there and adds nothing. Reads filter by what the
-caller may see: every marker for an admin, else its marker ids and prefixes.
+replayed event finds its id already there and adds nothing. The table is partitioned by
+month of ``event_time`` (``tracker.partitions``), so its key is (event id, event time);
+an event id is derived from its time, so it is unique all the same. Reads filter by
+what the caller may see: every marker for an admin, else its marker ids and prefixes.
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tracker import partitions
 from tracker.permissions import Access
 
 _INSERT = sql.SQL(
     "INSERT INTO events (event_id, marker_id, type, event_time, lat, lon, event) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING")
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, event_time) DO NOTHING")
 
 
 async def write_events(conn: psycopg.AsyncConnection, records: Sequence[dict]) -> int:
@@ -27,9 +30,14 @@ async def write_events(conn: psycopg.AsyncConnection, records: Sequence[dict]) -
     rows = [(r["id"], r["marker_id"], r["type"], datetime.fromisoformat(r["time"]),
              (r.get("position") or {}).get("lat"), (r.get("position") or {}).get("lon"), Jsonb(r))
             for r in records]
-    async with conn.transaction(), conn.cursor() as cursor:
-        await cursor.executemany(_INSERT, rows)
-        return max(cursor.rowcount, 0)
+    await partitions.ensure_partitions(conn, "events", (row[3] for row in rows))
+    try:
+        async with conn.transaction(), conn.cursor() as cursor:
+            await cursor.executemany(_INSERT, rows)
+            return max(cursor.rowcount, 0)
+    except psycopg.errors.CheckViolation:
+        partitions.forget(conn, "events")  # a month dropped meanwhile: the retry creates it again
+        raise
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,11 @@ EVENTS_RAISED = Counter(
     "tracker_events_raised", "Events sent to gps.events (a replayed batch counts again)", ["type"])
 EVENTS_ROWS = Counter(
     "tracker_events_rows_written", "Rows added to Postgres events (replayed duplicates not counted)")
+JOURNEYS_RECORDS = Counter(
+    "tracker_journeys_records", "Trips, stops, spikes and days to recompute sent to gps.journeys (a replayed batch counts again)",
+    ["kind"])
+JOURNEYS_ROWS = Counter(
+    "tracker_journeys_rows_written", "Trips and stops written to Postgres, spikes flagged, days recomputed", ["kind"])
 HISTORY_ROWS = Counter(
     "tracker_history_rows_written", "Rows added to Postgres positions (replayed duplicates not counted)")
 HISTORY_BUFFERED = Gauge(

@@ -28,7 +28,12 @@ The rules, with the ``Rules`` that hold their thresholds (``TRACKER_*`` settings
   the gap, where a still period begins. If the fix after the gap is still (close to the
   anchor), the gap belongs to that still period (a car parked with its tracker asleep);
   otherwise the period ends at the last fix before the gap and the model starts afresh
-  from the new fix, as for a marker's first fix.
+  from the new fix, as for a marker's first fix. ``end_idle_trip`` applies the same rule
+  before the next fix comes, for a marker silent for that long by the wall clock (the
+  live stage's timer, and a rebuild at the end of history), so that the last trip of a
+  track is not left open. A fix that starts a new segment of a recorded track (attribute
+  ``track_break``, from ``tracker import``: the device stopped recording before it) is
+  taken as coming after a gap, however short, and is never held back as a spike.
 
 A still period is also a point from which the model can start again: from the anchor of a
 stop, with an empty state, the model finds the same stops and trips as one that ran from
@@ -43,6 +48,8 @@ from typing import NamedTuple
 from tracker.geo import EARTH_RADIUS_M
 
 MICROS = 1_000_000
+#: The attribute of a fix that starts a new segment of a recording (``tracker import``).
+TRACK_BREAK = "track_break"
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class MotionState:
         "trip_distance", "trip_max",                  # ... its distance and top speed to the anchor
         "pending_distance", "pending_max",            # ... and within the current still period
         "late_us",                                    # the oldest late fix inside the open period
+        "heard_us",                                   # when the tracker received the newest fix (the caller's)
     )
 
     def __init__(self) -> None:
@@ -127,6 +135,7 @@ class MotionState:
         self.trip_distance = self.trip_max = 0.0
         self.pending_distance = self.pending_max = 0.0
         self.late_us = None
+        self.heard_us = None
 
     @property
     def moving(self) -> bool:
@@ -171,11 +180,11 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def advance(state: MotionState, t: int, lat: float, lon: float, speed: float | None, rules: Rules,
-            out: list) -> bool:
-    """Take one fix (``t`` in µs since the epoch, ``speed`` in m/s or None) into ``state``,
-    appending to ``out`` what it finished (``Trip``, ``Stop``, ``Spike``). Returns False,
-    and changes nothing, when the fix is not newer than every fix taken before (a late fix:
-    see ``late``)."""
+            out: list, track_break: bool = False) -> bool:
+    """Take one fix (``t`` in µs since the epoch, ``speed`` in m/s or None; ``track_break``:
+    it starts a new segment of a recording) into ``state``, appending to ``out`` what it
+    finished (``Trip``, ``Stop``, ``Spike``). Returns False, and changes nothing, when the
+    fix is not newer than every fix taken before (a late fix: see ``late``)."""
     if state.last_us is None:
         _restart(state, t, lat, lon)
         return True
@@ -191,7 +200,9 @@ def advance(state: MotionState, t: int, lat: float, lon: float, speed: float | N
             _accept(state, st, slat, slon, sspeed, rules, out)
     elif t <= state.last_us:
         return False
-    if _implied_speed(state.last_us, state.last_lat, state.last_lon, t, lat, lon) > rules.max_speed:
+    if track_break:
+        _accept(state, t, lat, lon, speed, rules, out, gap=True)
+    elif _implied_speed(state.last_us, state.last_lat, state.last_lon, t, lat, lon) > rules.max_speed:
         state.suspect = (t, lat, lon, speed)
     else:
         _accept(state, t, lat, lon, speed, rules, out)
@@ -199,12 +210,12 @@ def advance(state: MotionState, t: int, lat: float, lon: float, speed: float | N
 
 
 def run(fixes, rules: Rules, state: MotionState | None = None) -> tuple[MotionState, list]:
-    """The model over ``(t, lat, lon, speed)`` fixes in order; the final state and what
-    was finished."""
+    """The model over ``(t, lat, lon, speed[, track_break])`` fixes in order; the final
+    state and what was finished."""
     state = MotionState() if state is None else state
     out: list = []
-    for t, lat, lon, speed in fixes:
-        advance(state, t, lat, lon, speed, rules, out)
+    for t, lat, lon, speed, *track_break in fixes:
+        advance(state, t, lat, lon, speed, rules, out, bool(track_break and track_break[0]))
     return state, out
 
 
@@ -221,6 +232,19 @@ def late(state: MotionState, t: int) -> bool:
     return False
 
 
+def end_idle_trip(state: MotionState, rules: Rules, out: list) -> bool:
+    """End the open trip as a gap would, without waiting for the fix after it (the marker
+    has been silent for ``gap_seconds``); True if there was one. A fix held back as a
+    possible spike stays held."""
+    if not state.trip_open:
+        return False
+    if not state.still:
+        state.still = True
+        state.pending_distance = state.pending_max = 0.0
+    _finish_trip(state, rules, out)
+    return True
+
+
 def _implied_speed(t1: int, lat1: float, lon1: float, t2: int, lat2: float, lon2: float) -> float:
     seconds = (t2 - t1) / MICROS
     return distance_m(lat1, lon1, lat2, lon2) / (seconds if seconds > 1.0 else 1.0)
@@ -235,12 +259,12 @@ def _restart(state: MotionState, t: int, lat: float, lon: float) -> None:
 
 
 def _accept(state: MotionState, t: int, lat: float, lon: float, speed: float | None, rules: Rules,
-            out: list) -> None:
+            out: list, gap: bool = False) -> None:
     last_us, last_lat, last_lon = state.last_us, state.last_lat, state.last_lon
     d = distance_m(last_lat, last_lon, lat, lon)
     state.odometer += d
     seconds = (t - last_us) / MICROS
-    if seconds > rules.gap_seconds:
+    if gap or seconds > rules.gap_seconds:
         _gap(state, t, lat, lon, speed, rules, out)
         return
     if speed is None and seconds >= 1.0:

@@ -13,6 +13,8 @@ from pathlib import Path
 import gpxpy
 import gpxpy.gpx
 
+from tracker.track_files import fill_times
+
 DEFAULT_STEP = timedelta(seconds=1)
 
 
@@ -55,20 +57,10 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _fill_times(times: list[datetime | None]) -> list[datetime]:
-    known = [i for i, t in enumerate(times) if t is not None]
-    if not known:
+    if all(t is None for t in times):
         base = datetime(2000, 1, 1, tzinfo=timezone.utc)
         return [base + DEFAULT_STEP * i for i in range(len(times))]
-    filled = list(times)
-    first, last = known[0], known[-1]
-    for i in range(first):  # before the first timed point
-        filled[i] = times[first] - DEFAULT_STEP * (first - i)
-    for i in range(last + 1, len(times)):  # after the last one
-        filled[i] = times[last] + DEFAULT_STEP * (i - last)
-    for left, right in zip(known, known[1:]):  # gaps between timed points
-        span = (times[right] - times[left]) / (right - left)
-        for i in range(left + 1, right):
-            filled[i] = times[left] + span * (i - left)
+    filled = fill_times(times, DEFAULT_STEP)
     # Never go backwards: a point recorded out of order keeps its predecessor's time + 1 ms.
     for i in range(1, len(filled)):
         if filled[i] <= filled[i - 1]:

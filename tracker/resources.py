@@ -4,7 +4,7 @@ topic's committed offsets and skipped records (``tracker.continuity``)."""
 from __future__ import annotations
 
 from tracker.app import worker_service
-from tracker.continuity import BrokerOffsets
+from tracker.continuity import AgentProgress, BrokerOffsets
 from tracker.db import Database
 from tracker.producer import WorkerProducer
 from tracker.settings import settings
@@ -12,3 +12,5 @@ from tracker.settings import settings
 database = worker_service(Database(settings.database_url))
 worker_producer = worker_service(WorkerProducer())
 batches_offsets = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))
+#: How far the ``latest`` agent got (``agents/latest.py`` reports, the stages' timers ask).
+agent_progress = AgentProgress(batches_offsets)

@@ -99,6 +99,7 @@ class Stack:
             "TRACKER_APP_ID": name,
             "TRACKER_TOPIC": topic or f"{name}.positions",
             "TRACKER_EVENTS_TOPIC": f"{name}.events",
+            "TRACKER_JOURNEYS_TOPIC": f"{name}.journeys",
             "TRACKER_STORE": "rocksdb://",
             "TRACKER_TOPIC_PARTITIONS": "8",
             "TRACKER_CLUSTER_SECRET": secrets.token_hex(16),
@@ -158,6 +159,19 @@ class Stack:
                 return await geofence_store.add_many(conn, [parse_feature(f) for f in features])
 
         return run_sync(add())
+
+    def ensure_partitions(self, table: str, *times) -> None:
+        """Create the month partitions of ``table`` that rows at ``times`` (aware datetimes)
+        need (``tracker.partitions``), for a test that inserts rows itself."""
+        from tracker.db import create_schema
+        from tracker.partitions import ensure_partitions
+
+        async def ensure() -> None:
+            async with await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True) as conn:
+                await create_schema(conn)
+                await ensure_partitions(conn, table, times)
+
+        run_sync(ensure())
 
     def history_count(self) -> int:
         try:

@@ -180,7 +180,9 @@ async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list
 
 
 POSITION_KEYS = frozenset(("marker_id", "lat", "lon", "time", "speed", "heading", "altitude", "accuracy",
-                           "battery", "source", "attributes", "received_at"))
+                           "battery", "source", "attributes", "received_at", "odometer", "moving"))
+#: What a peer of the version before the journeys stage sends.
+_POSITION_KEYS_BEFORE_JOURNEYS = POSITION_KEYS - {"odometer", "moving"}
 _MEASURES = ("speed", "heading", "altitude", "accuracy", "battery")
 
 
@@ -200,14 +202,16 @@ def _iso(value: Any) -> bool:
 
 def valid_position(row: Any) -> bool:
     """Whether a peer's row has exactly the shape this worker's own rows have."""
-    return (isinstance(row, dict) and row.keys() == POSITION_KEYS
+    return (isinstance(row, dict) and (row.keys() == POSITION_KEYS or row.keys() == _POSITION_KEYS_BEFORE_JOURNEYS)
             and isinstance(row["marker_id"], str) and STORED_MARKER_ID.fullmatch(row["marker_id"]) is not None
             and _number(row["lat"]) and -90 <= row["lat"] <= 90
             and _number(row["lon"]) and -180 <= row["lon"] <= 180
             and _iso(row["time"]) and _iso(row["received_at"])
             and all(row[name] is None or _number(row[name]) for name in _MEASURES)
             and (row["source"] is None or isinstance(row["source"], str))
-            and (row["attributes"] is None or isinstance(row["attributes"], dict)))
+            and (row["attributes"] is None or isinstance(row["attributes"], dict))
+            and (row.get("odometer") is None or _number(row["odometer"]))
+            and (row.get("moving") is None or isinstance(row["moving"], bool)))
 
 
 def feature_collection(positions: list[dict], stale_after: float) -> dict[str, Any]:

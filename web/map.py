@@ -1,4 +1,5 @@
-"""``GET /map`` (every marker, live) and ``GET /map/{marker_id}`` (one marker's track and replay).
+"""``GET /map`` (every marker, live) and ``GET /map/{marker_id}`` (one marker's track and replay,
+with the day's trips and stops: ``?day=YYYY-MM-DD`` picks the day, ``web/track_panel.py``).
 
 Both pages are Folium maps whose JavaScript and CSS come from ``web/assets.py`` (served by
 the worker, or from a CDN). The live map draws the markers itself on a canvas from
@@ -14,13 +15,17 @@ from __future__ import annotations
 
 import html
 import math
+from datetime import date, datetime, timezone
 from functools import cache
 from pathlib import Path
 
+from tracker import journey_store
 from tracker.app import app
+from tracker.db import DATABASE_ERRORS
 from tracker.position import format_time
+from tracker.resources import database
 from tracker.settings import settings
-from web import assets, params
+from web import assets, params, track_panel
 from web.auth import require_page
 from web.errors import HtmlPage
 from web.history import TrackQuery, load_track, unknown_history
@@ -29,6 +34,7 @@ LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read
 MAX_REPLAY_POINTS = 2_000
 GEOFENCE_REFRESH_SECONDS = 30.0  # geofences change rarely
 EVENTS_SHOWN = 50
+MAX_LISTED = 500  # trips and stops listed on the track page
 
 
 @cache
@@ -95,12 +101,16 @@ async def track_map(web, request, marker_id: str):
     if not access.permits(marker_id):
         raise unknown_history(marker_id)
     query = TrackQuery(request.query)
+    day = _day_param(request.query, query)
     query.descending = True  # the newest `limit` points of the range, drawn oldest first
     track = await load_track(marker_id, query)
     track.reverse()
+    trips, stops = await _journeys(marker_id, *track_panel.day_range(day))
+    from branca.element import Element
     from folium.plugins import TimestampedGeoJson
 
     fmap = base_map(f"Track of {marker_id}")
+    fmap.get_root().html.add_child(Element(track_panel.panel(fmap.get_name(), marker_id, day, trips, stops, track)))
     if track:
         draw_track(fmap, marker_id, track)
         replay = TimestampedGeoJson(
@@ -111,6 +121,29 @@ async def track_map(web, request, marker_id: str):
         replay.default_css = assets.pairs(assets.REPLAY_CSS)
         replay.add_to(fmap)
     return web.html(render(fmap))
+
+
+def _day_param(query, track: TrackQuery) -> date:
+    """``day`` (a UTC date) sets the track's range to that day; else the day the range ends in."""
+    raw = query.get("day")
+    if not raw:
+        return track.end.astimezone(timezone.utc).date()
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise params.BadParameter("day", "expected a day as YYYY-MM-DD") from None
+    track.start, track.end = track_panel.day_range(day)
+    return day
+
+
+async def _journeys(marker_id: str, start: datetime, end: datetime) -> tuple[list[dict], list[dict]]:
+    """The trips and stops that start in [start, end); none when Postgres cannot say."""
+    try:
+        async with database.connection() as conn:
+            return (await journey_store.read_trips(conn, marker_id, start, end, MAX_LISTED),
+                    await journey_store.read_stops(conn, marker_id, start, end, MAX_LISTED))
+    except DATABASE_ERRORS:
+        return [], []
 
 
 def draw_track(fmap, marker_id: str, track: list[dict]) -> None:

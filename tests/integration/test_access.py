@@ -232,6 +232,7 @@ def test_html_pages_carry_security_headers(cluster):
 def test_history_pages_through_a_long_track(cluster, stack):
     workers, _ = cluster
     rows = 2_500
+    stack.ensure_partitions("positions", datetime(2026, 1, 1, tzinfo=timezone.utc))
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO positions (marker_id, fix_time, lat, lon) SELECT 'acc-long', "
                      "timestamptz '2026-01-01' + n * interval '1 second', 45, 14 FROM generate_series(1, %s) n",

@@ -39,7 +39,7 @@ KILLS = 3
 def test_kill_9_again_and_again_loses_and_duplicates_nothing(stack, figures):
     worker = stack.worker().start()
     worker.wait_ready()
-    producer = send_steadily(stack, DATA.records, per_second=2_500)
+    producer = send_steadily(stack, DATA.records, per_second=1_250)  # 16 s: three restarts fit in it
 
     for kill in range(1, KILLS + 1):
         reached = len(DATA.expected_rows) * kill // (KILLS + 2)

@@ -3,6 +3,7 @@ and it keeps answering ``/health`` meanwhile."""
 import threading
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -47,6 +48,7 @@ class Watch(threading.Thread):
 def exporter(stack):
     worker = stack.worker().start()
     worker.wait_ready()
+    stack.ensure_partitions("positions", datetime(2026, 1, 1, tzinfo=timezone.utc))  # ROWS seconds: in January
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO positions (marker_id, fix_time, lat, lon, speed, source) SELECT 'exp-long', "
                      "timestamptz '2026-01-01' + n * interval '1 second', 45 + n / 1e7, 14 + n / 1e7, 12.5, 'bench' "

@@ -131,6 +131,7 @@ YARD = {"type": "Feature", "properties": {"name": HOSTILE}, "geometry": {
 
 def insert_event(stack, record: dict) -> None:
     position = record["position"]
+    stack.ensure_partitions("events", datetime.fromisoformat(record["time"]))
     stack.query("INSERT INTO events (event_id, marker_id, type, event_time, lat, lon, event) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING event_id",
                 record["id"], record["marker_id"], record["type"], record["time"], position["lat"],

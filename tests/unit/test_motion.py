@@ -195,3 +195,22 @@ def test_the_state_survives_its_stored_form():
     state.suspect = (1, 2.0, 3.0, None)
     copy = MotionState.from_list(state.to_list())
     assert copy.to_list() == state.to_list() and copy.suspect == (1, 2.0, 3.0, None)
+
+
+def test_a_new_segment_of_a_recording_ends_the_trip_like_a_gap():
+    track = Track()
+    track.fix()
+    track.drive(2_000)
+    end_of_first = track.fixes[-1][0]
+    track.skip(600)
+    track.x += 3_000  # walked on while the device did not record
+    track.fix()
+    track.drive(2_000).wait(400).drive(600)
+    as_one = [f + (False,) for f in track.fixes]
+    broken = [f + (f[0] == end_of_first + 600 * 1_000_000,) for f in track.fixes]
+    _, out = motion.run(as_one, RULES)
+    assert [round(t.distance_m, -2) for t in kinds(out, Trip)] == [7_000]
+    _, out = motion.run(broken, RULES)
+    trips = kinds(out, Trip)
+    assert [round(t.distance_m, -2) for t in trips] == [2_000, 2_000]
+    assert trips[0].end_us == end_of_first

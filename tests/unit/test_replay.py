@@ -51,3 +51,52 @@ def test_unusable_files_say_why(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(BadTrack, match="cannot read"):
         load(tmp_path / "absent.gpx")
+
+
+SAME_TIME = """<?xml version="1.0"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>
+  <trkpt lat="45.000" lon="14.0"><time>2024-05-01T10:00:00Z</time></trkpt>
+  <trkpt lat="45.001" lon="14.0"><time>2024-05-01T10:00:00Z</time></trkpt>
+  <trkpt lat="45.002" lon="14.0"><time>2024-05-01T10:00:00Z</time></trkpt>
+  <trkpt lat="45.003" lon="14.0"><time>2024-05-01T10:00:00Z</time></trkpt>
+  <trkpt lat="45.004" lon="14.0"><time>2024-05-01T10:00:10Z</time></trkpt>
+</trkseg></trk></gpx>
+"""
+
+
+def replayed(path):
+    """The fixes ``tracker replay`` would send for the file, through the one validation."""
+    from datetime import datetime, timezone
+
+    from tracker.cli import replay_records
+    from tracker.position import parse_position
+
+    start = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    return [parse_position(value, now=start + timedelta(days=1))  # raises if the worker would refuse it
+            for _, _, value in replay_records(load(path), "clock", 1.0, start, False)]
+
+
+def test_points_sharing_one_timestamp_give_no_speed_the_validator_rejects(tmp_path):
+    path = tmp_path / "clock.gpx"
+    path.write_text(SAME_TIME)
+    fixes = replayed(path)
+    assert [f.lat for f in fixes] == [45.0, 45.001, 45.002, 45.003, 45.004]
+    # 111 m in 1 ms would be 111,000 m/s: no speed at all rather than a fix in the dead letters.
+    assert [f.speed for f in fixes[:4]] == [None, None, None, None]
+    assert fixes[4].speed == pytest.approx(111.2 / 9.997, abs=0.05)  # over the 10 s step to the last point
+    assert all(f.heading == 0.0 for f in fixes[1:])
+
+
+def test_a_track_with_its_own_timing_keeps_its_speeds(tmp_path):
+    path = tmp_path / "t.gpx"
+    path.write_text(SAME_TIME.replace("10:00:00Z", "10:00:{}0Z").replace("10:00:10Z", "10:00:40Z").format(0, 1, 2, 3))
+    assert [f.speed for f in replayed(path)] == [None, 11.12, 11.12, 11.12, 11.12]
+
+
+def test_a_derived_speed_is_one_the_validator_takes_or_none():
+    from tracker.derived_motion import derived_speed
+
+    assert derived_speed(45.0, 14.0, 45.001, 14.0, 1.0) == 111.19
+    assert derived_speed(45.0, 14.0, 45.001, 14.0, 0.999) is None  # under a second
+    assert derived_speed(45.0, 14.0, 45.001, 14.0, 0.0) is None
+    assert derived_speed(45.0, 14.0, 46.0, 14.0, 10.0) is None  # 11 km/s: above the validator's 1,000 m/s

@@ -1,0 +1,57 @@
+"""Removing markers from the tables, as a forget record of the batches topic asks
+(``tracker history delete``; ``tracker.batches``).
+
+``latest`` loses the marker when its stored fix falls in the forgotten range; the motion
+and events states are removed only when the whole history is (a state built from the
+fixes that remain would have to be rebuilt, which ``tracker journeys rebuild`` does for
+trips and stops). Each table's tombstones go to its changelog first, then to RocksDB, and
+the stages drop the marker from their caches.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from tables.changelog import ChangelogWriter
+from tables.latest import TIME, decode
+from tracker.batches import forgets_fix
+from tracker.continuity import retrying
+
+
+def _whole(forget: dict) -> bool:
+    return forget["from_us"] is None and forget["to_us"] is None
+
+
+def latest_tombstones(writer: ChangelogWriter, partition: int, forgets: list[dict]) -> list[tuple[bytes, None]]:
+    found = []
+    for forget in forgets:
+        key = forget["marker_id"].encode()
+        stored = writer.store.get(partition, key)
+        if stored is not None and forgets_fix(forget, decode(stored)[TIME]):
+            found.append((key, None))
+    return found
+
+
+def state_tombstones(writer: ChangelogWriter, partition: int, forgets: list[dict]) -> list[tuple[bytes, None]]:
+    return [(key, None) for key in {f["marker_id"].encode() for f in forgets if _whole(f)}
+            if writer.store.get(partition, key) is not None]
+
+
+async def forget(forgets_by_partition: dict[int, list[dict]], latest: ChangelogWriter,
+                 states: list[tuple[ChangelogWriter, dict]]) -> int:
+    """Apply forget records; ``states``: the stages' state writers, each with its cache of
+    decoded states by marker id. The number of keys removed."""
+    work = []
+    for partition, forgets in forgets_by_partition.items():
+        work.append((latest, partition, latest_tombstones(latest, partition, forgets)))
+        for writer, cache in states:
+            for forget_ in forgets:
+                if _whole(forget_):
+                    cache.pop(forget_["marker_id"], None)
+            work.append((writer, partition, state_tombstones(writer, partition, forgets)))
+    work = [(writer, partition, items) for writer, partition, items in work if items]
+    offsets = await asyncio.gather(*(
+        retrying(f"forget: the changelog send for partition {partition}", lambda w=writer, p=partition, i=items: w.send(p, i))
+        for writer, partition, items in work))
+    for (writer, partition, items), offset in zip(work, offsets):
+        writer.commit(partition, items, offset)
+    return sum(len(items) for _, _, items in work)

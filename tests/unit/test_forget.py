@@ -1,0 +1,63 @@
+"""Forget records of the batches topic (``tracker history delete``): applied in their place in
+the stream, they remove a marker from ``latest`` and, for its whole history, its motion
+state, tombstones first on the changelogs; fixes after them are kept."""
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from agents.latest import read_steps
+from tables import forget as tables_forget
+from tables.journeys_state import JourneysStateWriter, journeys_state
+from tables.latest import LatestWriter, latest
+from tests.unit.test_latest import NOW_US, Changelog, NoGaps, fix
+from tracker import batches
+
+
+@pytest.fixture(autouse=True)
+def empty_tables():
+    latest.data.data.clear()
+    journeys_state.data.data.clear()
+
+
+def records(*values: bytes, partition: int = 3):
+    return [SimpleNamespace(message=SimpleNamespace(partition=partition, offset=i, value=value))
+            for i, value in enumerate(values)]
+
+
+async def test_a_forget_record_cuts_the_batch_where_it_stands():
+    before = next(batches.encode([fix("anna", 100), fix("bob", 100)]))
+    after = next(batches.encode([fix("anna", 200)]))
+    steps = await read_steps(NoGaps(), records(before, batches.encode_forget("anna", None, None), after), None)
+    assert [(sorted(f), sorted(g)) for f, g in steps] == [([3], [3]), ([3], [])]
+    assert [x[0] for x in steps[0][0][3]] == ["anna", "bob"] and steps[0][1][3][0]["marker_id"] == "anna"
+    assert [x[0] for x in steps[1][0][3]] == ["anna"]
+
+
+async def test_the_whole_history_removes_latest_and_the_state_changelog_first():
+    changelog = Changelog()
+    writer = LatestWriter(changelog.send_many)
+    items = writer.changes(3, [fix("anna", 100), fix("bob", 100)])
+    writer.commit(3, items, 0)
+    states = JourneysStateWriter(changelog.send_many)
+    states.commit(3, [(b"anna", b"[1]")], 0)
+    cache = {"anna": object()}
+    removed = await tables_forget.forget({3: [{"marker_id": "anna", "from_us": None, "to_us": None}]}, writer,
+                                         [(states, cache)])
+    assert removed == 2
+    assert b"anna" not in latest.data.data and b"bob" in latest.data.data
+    assert b"anna" not in journeys_state.data.data and cache == {}
+    tombstones = [(key, value) for _, key, value in changelog.sent[-2:]]
+    assert tombstones == [(b"anna", None), (b"anna", None)]
+
+
+async def test_a_range_removes_latest_only_when_its_fix_is_in_it_and_keeps_the_state():
+    changelog = Changelog()
+    writer = LatestWriter(changelog.send_many)
+    writer.commit(3, writer.changes(3, [fix("anna", 1_000), fix("bob", 5_000)]), 0)
+    states = JourneysStateWriter(changelog.send_many)
+    states.commit(3, [(b"anna", b"[1]")], 0)
+    ranged = [{"marker_id": m, "from_us": 0, "to_us": 2_000 * 1_000_000} for m in ("anna", "bob")]
+    await tables_forget.forget({3: ranged}, writer, [(states, {})])
+    assert b"anna" not in latest.data.data and b"bob" in latest.data.data
+    assert b"anna" in journeys_state.data.data

@@ -1,0 +1,78 @@
+"""What every command of ``tracker`` shares: its errors, exit codes and Postgres connection."""
+from __future__ import annotations
+
+from tracker.settings import settings
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def on_database(action):
+    """Run ``action(connection)`` on a database whose schema exists; account and device
+    errors become one-line command errors."""
+    import psycopg
+
+    from tracker.accounts import AccountError
+    from tracker.db import create_schema
+    from tracker.devices import DeviceExists, UnknownDevice
+
+    try:
+        conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+        await create_schema(conn)
+    except psycopg.OperationalError as exc:
+        raise CommandError(f"cannot reach Postgres: {first_line(exc)}", EXIT_UNAVAILABLE) from None
+    try:
+        return await action(conn)
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
+    except psycopg.DataError as exc:
+        raise CommandError(f"refused by Postgres: {first_line(exc)}", EXIT_USAGE) from None
+    except psycopg.Error as exc:
+        raise CommandError(f"Postgres failed: {first_line(exc)}", EXIT_UNAVAILABLE) from None
+    except DeviceExists as exc:
+        raise CommandError(f"device {exc.args[0]!r} exists already (rotate gives it a new secret)") from None
+    except UnknownDevice as exc:
+        raise CommandError(f"no device {exc.args[0]!r}") from None
+    finally:
+        await conn.close()
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> None:
+    if not rows:
+        print(empty)
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+class Producer:
+    """A started producer (topic created if missing), with a one-line error if Kafka is down."""
+
+    async def __aenter__(self):
+        from aiokafka.errors import KafkaError
+
+        from tracker.kafka import ensure_topic, positions_producer
+
+        self.producer = positions_producer(settings)
+        try:
+            await ensure_topic(settings, settings.topic)
+            await self.producer.start()
+        except KafkaError as exc:
+            await self.producer.stop()
+            raise CommandError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}", EXIT_UNAVAILABLE) from None
+        return self.producer
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.producer.stop()
