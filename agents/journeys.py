@@ -123,7 +123,8 @@ class JourneysStage:
                     entry = (decode(value), value)
                 if motion.end_idle_trip(entry[0], RULES, out):
                     states[marker_id] = entry
-                    self._finished(marker_id, entry[0], now_us, out, found)
+                    # a day to recompute waits for the marker's newest fix, already in history
+                    self._finished(marker_id, entry[0], entry[0].seen_us, out, found)
                     out.clear()
             if states:
                 results[partition] = (found, self._changes(states))
@@ -168,6 +169,8 @@ class JourneysStage:
 
     @staticmethod
     def _finished(marker_id: str, state: MotionState, t: int, out: list, found: list[dict]) -> None:
+        """Records for what the model finished; ``t``: the fix history must hold before a
+        day marked here is recomputed."""
         for item in out:
             found.append(records.record_of(marker_id, item))
         late_us = state.late_us

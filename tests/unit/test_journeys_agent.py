@@ -143,6 +143,21 @@ async def test_a_silent_marker_has_its_trip_ended_by_the_timer(broker):
     assert current.end_idle_trips([3], heard + 10_000 * S) == {}  # once
 
 
+async def test_a_late_fix_inside_a_trip_the_timer_ends_marks_its_day_after_the_newest_fix(broker):
+    current = stage(broker)
+    fixes = day_trip("van")
+    for f in fixes:
+        f[11] = fixes[-1][1]
+    await run(current, fixes)
+    late = fix("van", (fixes[-1][1] - T0) / S - 5, 5_900)
+    late[11] = fixes[-1][1]
+    await run(current, [late])
+    broker.sent.clear()
+    await current.publish(current.end_idle_trips([3], fixes[-1][1] + round((RULES.gap_seconds + 1) * S)))
+    dirty = [r for r in broker.records() if r["kind"] == "dirty"]
+    assert [r["wait_for_us"] for r in dirty] == [fixes[-1][1]]  # a fix history holds, not the clock
+
+
 async def test_a_live_marker_keeps_its_trip_open_until_the_gap_has_passed(broker):
     current = stage(broker)
     fixes = day_trip("van")
