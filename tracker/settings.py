@@ -81,6 +81,8 @@ class Settings:
     max_speed: float
     history_retention_days: float | None
     topic_retention_hours: float
+    live_interval: float
+    live_client_buffer: int
 
     @property
     def dlq_topic(self) -> str:
@@ -150,6 +152,8 @@ class Settings:
             max_speed=_float(env, "TRACKER_MAX_SPEED", 100.0),
             history_retention_days=_float(env, "TRACKER_HISTORY_RETENTION_DAYS", 0.0) or None,
             topic_retention_hours=_float(env, "TRACKER_TOPIC_RETENTION_HOURS", 168.0),
+            live_interval=_float(env, "TRACKER_LIVE_INTERVAL", 1.0),
+            live_client_buffer=_int(env, "TRACKER_LIVE_CLIENT_BUFFER", 4 * 1024 * 1024),
         )
 
 

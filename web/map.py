@@ -46,13 +46,15 @@ def _live_markers_template():
 
 def live_markers(source: str, refresh_seconds: float, stale_after: float, *, geofences: str | None = None,
                  events: str | None = None, geofence_refresh_seconds: float = GEOFENCE_REFRESH_SECONDS,
-                 events_shown: int = EVENTS_SHOWN):
+                 events_shown: int = EVENTS_SHOWN, live: str | None = None):
     """A map element that draws and refreshes every marker from the GeoJSON endpoint.
 
     Opt-in, for pages whose viewer has an account (never a share link): ``geofences``, the
     URL of a geofence FeatureCollection drawn as a layer that can be switched off and is
     fetched again every ``geofence_refresh_seconds``; ``events``, the URL of
-    ``{"events": [...]}`` polled with the markers and listed newest first in a panel.
+    ``{"events": [...]}`` polled with the markers and listed newest first in a panel;
+    ``live``, the URL of the push feed (``web/live.py``), used instead of polling ``source``
+    (which remains the fallback when the feed cannot be opened, with a notice).
     """
     from branca.element import MacroElement
 
@@ -66,6 +68,7 @@ def live_markers(source: str, refresh_seconds: float, stale_after: float, *, geo
     element.geofence_refresh_ms = int(geofence_refresh_seconds * 1000)
     element.events = events
     element.events_shown = int(events_shown)
+    element.live = live
     return element
 
 
@@ -90,7 +93,7 @@ async def live_map(web, request):
     await require_page(request)
     fmap = base_map("Live map")
     live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after,
-                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}").add_to(fmap)
+                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}", live="/api/live").add_to(fmap)
     return web.html(render(fmap))
 
 

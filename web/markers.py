@@ -7,6 +7,8 @@ A request for one marker is forwarded to the worker that holds the marker's part
 """
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from tables.latest import decode, latest, position_of
@@ -27,16 +29,23 @@ def _ready() -> None:
         raise Unavailable("not_ready", f"this worker is {state}; retry shortly")
 
 
+def _tag(positions: list[dict]) -> str:
+    """An ETag of the positions themselves (the GeoJSON's ages change every second)."""
+    return '"' + hashlib.blake2b(orjson.dumps(positions), digest_size=16).hexdigest() + '"'
+
+
+#: format -> (body, ETag) of a list of positions
 RENDER = {
-    "json": lambda positions: orjson.dumps(positions),
-    "geojson": lambda positions: orjson.dumps(feature_collection(positions, settings.stale_after)),
+    "json": lambda positions: (orjson.dumps(positions), None),
+    "geojson": lambda positions: (orjson.dumps(feature_collection(positions, settings.stale_after)), _tag(positions)),
 }
 #: Rendered lists, shared for a second by callers who see the same markers with the same filters.
 _rendered = SharedAnswers()
 
 
-async def visible_positions(request, access: Access, fmt: str) -> bytes:
-    """The filtered positions ``access`` may see, rendered (this worker's only with ``scope=local``)."""
+async def visible_positions(request, access: Access, fmt: str) -> tuple[bytes, str | None]:
+    """The filtered positions ``access`` may see, rendered, and their ETag (this worker's
+    only with ``scope=local``)."""
     query = request.query
     filters = Filters(params.bbox_param(query), params.time_param(query, "since", None))
     scope = params.choice_param(query, "scope", "cluster", ("cluster", "local"))
@@ -58,13 +67,20 @@ async def visible_positions(request, access: Access, fmt: str) -> bytes:
 @app.page("/api/markers")
 async def markers_list(web, request):
     access = await require(request)
-    return web.bytes(await visible_positions(request, access, "json"), content_type="application/json")
+    return web.bytes((await visible_positions(request, access, "json"))[0], content_type="application/json")
 
 
 @app.page("/api/markers.geojson")
 async def markers_geojson(web, request):
+    """With an ``ETag`` (the body's hash): a client that sends it back in ``If-None-Match``
+    gets 304 and no body while nothing changed; gzip when the client takes it."""
     access = await require(request)
-    return web.bytes(await visible_positions(request, access, "geojson"), content_type="application/geo+json")
+    body, tag = await visible_positions(request, access, "geojson")
+    if tag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+        return web.bytes(b"", status=304, headers={"ETag": tag})
+    response = web.bytes(body, content_type="application/geo+json", headers={"ETag": tag})
+    response.enable_compression()
+    return response
 
 
 def unknown_marker(marker_id: str) -> NotFound:

@@ -8,6 +8,8 @@
   var geofenceRefreshMs = {{ this.geofence_refresh_ms }};
   var eventSource = {{ this.events|tojson }};
   var eventsShown = {{ this.events_shown }};
+  // The push feed (Server-Sent Events, web/live.py), or null: then the page polls `source`.
+  var liveSource = {{ this.live|tojson }};
   var renderer = L.canvas({ padding: 0.5 });
   // A Map, not an object: a marker id is whatever a device chose, and ids such as
   // "__proto__" or "constructor" would otherwise read or replace the object's own members.
@@ -56,6 +58,33 @@
       return box;
     };
   }
+  function place(id, at, p) {
+    var m = markers.get(id);
+    if (!m) {
+      var layer = L.circleMarker(at, Object.assign({ renderer: renderer, radius: 6 }, style(p)));
+      m = { layer: layer, props: p };
+      markers.set(id, m);
+      layer.bindPopup(popup(id));
+      layer.addTo(map);
+    } else {
+      m.props = p;
+      m.layer.setLatLng(at);
+      m.layer.setStyle(style(p));
+      if (m.layer.isPopupOpen()) m.layer.setPopupContent(popup(id)());
+    }
+  }
+  function remove(id) {
+    var m = markers.get(id);
+    if (m) { map.removeLayer(m.layer); markers.delete(id); }
+  }
+  function drawn(bounds, how) {
+    if (!fitted && bounds.length) {
+      fitted = true;
+      map.fitBounds(L.latLngBounds(bounds).pad(0.05), { maxZoom: 15 });
+    }
+    window.tracker.updates += 1;
+    status.el.textContent = markers.size + " markers, " + how + " " + new Date().toLocaleTimeString();
+  }
   function draw(collection) {
     var seen = new Set();
     var bounds = [];
@@ -64,29 +93,10 @@
       var at = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
       seen.add(id);
       bounds.push(at);
-      var m = markers.get(id);
-      if (!m) {
-        var layer = L.circleMarker(at, Object.assign({ renderer: renderer, radius: 6 }, style(p)));
-        m = { layer: layer, props: p };
-        markers.set(id, m);
-        layer.bindPopup(popup(id));
-        layer.addTo(map);
-      } else {
-        m.props = p;
-        m.layer.setLatLng(at);
-        m.layer.setStyle(style(p));
-        if (m.layer.isPopupOpen()) m.layer.setPopupContent(popup(id)());
-      }
+      place(id, at, p);
     });
-    markers.forEach(function (m, id) {
-      if (!seen.has(id)) { map.removeLayer(m.layer); markers.delete(id); }
-    });
-    if (!fitted && bounds.length) {
-      fitted = true;
-      map.fitBounds(L.latLngBounds(bounds).pad(0.05), { maxZoom: 15 });
-    }
-    window.tracker.updates += 1;
-    status.el.textContent = bounds.length + " markers, updated " + new Date().toLocaleTimeString();
+    markers.forEach(function (m, id) { if (!seen.has(id)) remove(id); });
+    drawn(bounds, "updated");
   }
   function refresh() {
     fetch(source, { cache: "no-store" })
@@ -99,6 +109,55 @@
       })
       .then(draw)
       .catch(function (e) { status.el.textContent = "update failed: " + e.message + "; retrying"; });
+  }
+  function poll(notice) {
+    if (window.tracker.polling) return;
+    window.tracker.polling = true;
+    if (notice) {
+      var box = L.DomUtil.create("div", "tracker-fallback", map.getContainer());
+      box.style.cssText = "position:absolute;top:10px;left:50px;z-index:1000;background:#fce5cd;padding:4px 8px;" +
+        "font:12px sans-serif;border-radius:3px";
+      box.textContent = notice;
+    }
+    refresh();
+    setInterval(refresh, refreshMs);
+  }
+
+  // --- the push feed: a snapshot, then only what changed --------------------------------
+
+  function props(row) {
+    return { marker_id: row[0], lat: row[1], lon: row[2], time: new Date(row[3]).toISOString(), speed: row[4],
+             heading: row[5], battery: row[6], moving: row[7], source: row[8] };
+  }
+  function apply(body, snapshot) {
+    var bounds = [], seen = snapshot ? new Set() : null;
+    body.m.forEach(function (row) {
+      var p = props(row), at = [p.lat, p.lon];
+      if (seen) seen.add(p.marker_id);
+      bounds.push(at);
+      place(p.marker_id, at, p);
+    });
+    body.r.forEach(remove);
+    if (seen) markers.forEach(function (m, id) { if (!seen.has(id)) remove(id); });
+    drawn(bounds, "live");
+  }
+  function listen() {
+    var feed = new EventSource(liveSource);
+    var opened = false;
+    window.tracker.feed = feed;
+    feed.addEventListener("snapshot", function (e) { opened = true; apply(JSON.parse(e.data), true); });
+    feed.addEventListener("update", function (e) { apply(JSON.parse(e.data), false); });
+    feed.onerror = function () {
+      // A dropped connection reconnects by itself (with Last-Event-ID); a refused one does not.
+      if (feed.readyState === EventSource.CLOSED) {
+        poll("live updates unavailable: refreshing every " + Math.round(refreshMs / 1000) + " s instead");
+      } else {
+        status.el.textContent = "live updates interrupted; reconnecting";
+      }
+    };
+    setTimeout(function () {
+      if (!opened) { feed.close(); poll("live updates unavailable: refreshing every " + Math.round(refreshMs / 1000) + " s instead"); }
+    }, 10000);
   }
 
   // --- events: what each row says ---------------------------------------------------
@@ -330,8 +389,7 @@
     setInterval(load, refreshMs);
   }
 
-  refresh();
-  setInterval(refresh, refreshMs);
+  if (liveSource && window.EventSource) listen(); else poll(null);
   if (geofenceSource) startGeofences();
   if (eventSource) startEvents();
 })();

@@ -1,0 +1,172 @@
+"""The live feed on two real workers: a viewer on one worker gets, within 2 s, the positions of
+markers on the other's partitions, and keeps getting them on the same connection after that
+worker is killed with kill -9; a viewer that stops reading is dropped; the GeoJSON list
+answers 304 to its own ETag and is gzipped."""
+import gzip
+import http.client
+import socket
+import threading
+import time
+import urllib.parse
+
+import orjson
+import pytest
+
+from tracker.testing import wait_for
+
+MARKERS = 40
+
+
+class Feed:
+    """An SSE client in a thread: every position it was sent, with when it arrived."""
+
+    def __init__(self, worker, token: str, path: str = "/api/live") -> None:
+        url = urllib.parse.urlsplit(worker.url)
+        self.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        self.connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        self.response = self.connection.getresponse()
+        assert self.response.status == 200, self.response.read()
+        assert self.response.getheader("Content-Type") == "text/event-stream"
+        self.seen: dict[tuple[str, int], float] = {}  # (marker, time ms) -> arrival
+        self.events: list[str] = []
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        event = None
+        try:
+            for line in self.response:
+                line = line.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                    self.events.append(event)
+                elif line.startswith("data: "):
+                    for row in orjson.loads(line[6:])["m"]:
+                        self.seen.setdefault((row[0], row[3]), time.monotonic())
+        except (OSError, ValueError):
+            pass
+        self.closed = True
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def positions(t: int, prefix: str = "live-"):
+    return [(f"{prefix}{i:02d}".encode(), orjson.dumps({"marker_id": f"{prefix}{i:02d}", "lat": 45 + i * 0.01,
+                                                        "lon": 14.0, "time": t}))
+            for i in range(MARKERS)]
+
+
+@pytest.fixture(scope="module")
+def workers(stack):
+    # a small bound for the viewer that stops reading (the default is 4 MiB)
+    running = [stack.worker(TRACKER_WORKER_ID=f"live-{i}", TRACKER_LIVE_CLIENT_BUFFER="65536").start()
+               for i in range(2)]
+    for worker in running:
+        worker.wait_ready()
+    return running
+
+
+def arrived(feed: Feed, t: int) -> set[str]:
+    return {marker for marker, time_ms in feed.seen if time_ms == t * 1000}
+
+
+def test_a_viewer_gets_every_partitions_changes_and_survives_a_dead_worker(stack, workers, figures):
+    a, b = workers
+    feed = Feed(a, stack.admin_token)
+    wait_for(lambda: "snapshot" in feed.events, 10, "the first snapshot")
+    t = int(time.time())
+    sent = time.monotonic()
+    stack.send(positions(t))
+    wait_for(lambda: len(arrived(feed, t)) == MARKERS, 10, "every marker on the feed")
+    lags = sorted(feed.seen[(f"live-{i:02d}", t * 1000)] - sent for i in range(MARKERS))
+    assert lags[-1] <= 2.0, lags
+    assert b.health()["partitions"], "the other worker owns partitions, so some markers came through it"
+    figures.append(("live: produce -> on the feed of another worker, slowest of 40", f"{lags[-1] * 1000:.0f} ms"))
+
+    b.kill()
+    t2 = t + 1
+    stack.send(positions(t2))
+    wait_for(lambda: len(arrived(feed, t2)) == MARKERS, 60, "every marker after the kill, on the same connection")
+    assert not feed.closed and feed.events.count("snapshot") == 1
+    feed.close()
+    b.start()
+    b.wait_ready()
+
+
+def test_a_reconnecting_viewer_gets_only_what_it_missed(stack, workers):
+    a = workers[0]
+    url = urllib.parse.urlsplit(a.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("GET", "/api/live", headers={"Authorization": f"Bearer {stack.admin_token}"})
+    response = connection.getresponse()
+    last_id = None
+    for line in response:
+        if line.startswith(b"id: "):
+            last_id = line[4:].strip().decode()
+            break
+    connection.close()
+    t = int(time.time()) + 2
+    stack.send(positions(t)[:3])
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+    wait_for(lambda: all(a.get(f"/api/markers/live-0{i}")[1].get("time", "").startswith(stamp) for i in range(3)),
+             20, "the new fixes in latest")
+    time.sleep(1.5)  # a tick
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("GET", "/api/live", headers={"Authorization": f"Bearer {stack.admin_token}",
+                                                     "Last-Event-ID": last_id})
+    response = connection.getresponse()
+    lines = []
+    for line in response:
+        lines.append(line)
+        if line.startswith(b"data: "):
+            break
+    connection.close()
+    assert b"event: update\n" in lines
+    rows = orjson.loads(lines[-1][6:])["m"]
+    assert {row[0] for row in rows} == {"live-00", "live-01", "live-02"}
+
+
+def test_a_viewer_that_stops_reading_is_dropped(stack, workers):
+    a = workers[0]
+    url = urllib.parse.urlsplit(a.url)
+    sock = socket.create_connection((url.hostname, url.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(f"GET /api/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {stack.admin_token}\r\n\r\n".encode())
+    time.sleep(1.0)
+
+    def dropped() -> float:
+        text = a.get("/metrics")[1]
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("tracker_live_viewers_dropped_total"))
+
+    before = dropped()
+    base = int(time.time()) - 3_600
+    for step in range(90):  # ~300 KB a second for a reader that never reads, past the socket buffers
+        stack.send([(f"flood-{i}".encode(), orjson.dumps({"marker_id": f"flood-{i}", "lat": 45.0, "lon": 14.0,
+                                                          "time": base + step}))
+                    for i in range(5_000)])
+        if dropped() > before:
+            break
+        time.sleep(0.2)
+    assert dropped() > before, "the worker kept queueing for a client that does not read"
+    sock.close()
+
+
+def test_the_geojson_list_has_an_etag_and_is_gzipped(stack, workers):
+    url = urllib.parse.urlsplit(workers[0].url)
+
+    def get(**headers):
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        connection.request("GET", "/api/markers.geojson", headers={"Authorization": f"Bearer {stack.admin_token}",
+                                                                   **headers})
+        response = connection.getresponse()
+        answer = response.status, response.headers, response.read()
+        connection.close()
+        return answer
+
+    status, headers, body = get(**{"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert orjson.loads(gzip.decompress(body))["type"] == "FeatureCollection"
+    status, _, body = get(**{"If-None-Match": headers["ETag"]})
+    assert status == 304 and not body

@@ -1,0 +1,82 @@
+"""The live feed's hub without a broker: ticks hold only what changed, a reconnecting client
+gets what it missed (or a snapshot when that is gone), a viewer sees only what it may,
+and one that stops reading is dropped at a bound instead of growing memory."""
+import orjson
+import pytest
+
+from tracker import live_hub
+from tracker.live_hub import LiveHub, Viewer
+from tracker.settings import settings
+
+
+class Record:
+    def __init__(self, marker_id, fix):
+        self.key = marker_id.encode()
+        self.value = None if fix is None else orjson.dumps(fix)
+
+
+def fix(marker_id, t_ms, lat=45.0, lon=14.0):
+    return [marker_id, t_ms * 1000, lat, lon, 3.0, 90.0, None, None, 80.0, None, None, t_ms * 1000, 120.0, True]
+
+
+def everything(marker_id, lat, lon):
+    return True
+
+
+def data(message: bytes) -> dict:
+    return orjson.loads(message.split(b"data: ", 1)[1])
+
+
+@pytest.fixture()
+def hub():
+    return LiveHub(settings, "changelog", 1.0)
+
+
+def test_a_tick_holds_only_the_markers_that_changed(hub):
+    viewer = Viewer(everything)
+    hub._take([Record("a", fix("a", 1)), Record("b", fix("b", 1))])
+    hub.tick()
+    hub.subscribe(viewer)
+    hub._take([Record("a", fix("a", 2, lat=46.0)), Record("a", fix("a", 1))])  # the older one is ignored
+    hub.tick()
+    message = viewer.queue.popleft()
+    assert message.startswith(b"id: 2\nevent: update\n")
+    assert data(message) == {"m": [["a", 46.0, 14.0, 2, 3.0, 90.0, 80.0, True, None]], "r": []}
+    hub._take([Record("b", None)])
+    hub.tick()
+    assert data(viewer.queue.popleft()) == {"m": [], "r": ["b"]}
+
+
+def test_a_client_that_reconnects_gets_what_it_missed_or_a_snapshot(hub, monkeypatch):
+    for t in range(1, 4):
+        hub._take([Record(f"m{t}", fix(f"m{t}", t))])
+        hub.tick()
+    assert sorted(hub.missed(1)) == ["m2", "m3"]
+    assert hub.missed(3) == {}
+    monkeypatch.setattr(live_hub, "KEPT_SECONDS", -1)
+    hub._take([Record("m4", fix("m4", 4))])
+    hub.tick()
+    assert hub.missed(1) is None  # forgotten: the caller sends a snapshot
+    assert sorted(r[0] for r in data(hub.snapshot(everything))["m"]) == ["m1", "m2", "m3", "m4"]
+
+
+def test_a_viewer_sees_only_the_markers_it_may(hub):
+    viewer = Viewer(lambda marker_id, lat, lon: marker_id.startswith("van"))
+    hub.subscribe(viewer)
+    hub._take([Record("van-1", fix("van-1", 1)), Record("car-1", fix("car-1", 1))])
+    hub.tick()
+    assert [r[0] for r in data(viewer.queue.popleft())["m"]] == ["van-1"]
+    hub._take([Record("car-1", fix("car-1", 2))])
+    hub.tick()
+    assert not viewer.queue  # nothing for it: no message at all
+
+
+def test_a_viewer_that_stops_reading_is_dropped_at_the_bound(hub, monkeypatch):
+    monkeypatch.setattr(live_hub, "CLIENT_BUFFER_BYTES", 10_000)
+    viewer = Viewer(everything)
+    hub.subscribe(viewer)
+    for t in range(1, 200):
+        hub._take([Record(f"m{i}", fix(f"m{i}", t)) for i in range(5)])
+        hub.tick()
+        assert viewer.queued_bytes <= 10_000
+    assert viewer.dropped and not viewer.queue

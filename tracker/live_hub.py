@@ -1,0 +1,214 @@
+"""Every marker's newest position in memory on every worker, and the feed of changes that the
+live map's viewers get (``web/live.py``).
+
+The hub reads the ``latest`` table's changelog with a consumer of its own (no group: every
+partition, from the beginning, so it holds every marker whichever worker owns it, and goes
+on across rebalances and a dead worker's partitions moving). Every ``TRACKER_LIVE_INTERVAL``
+the markers that changed since the last tick become one numbered tick, offered to each
+viewer (filtered by what it may see and its bbox) and kept for ``KEPT_SECONDS``, so that a
+viewer reconnecting with ``Last-Event-ID`` gets what it missed, or a fresh snapshot when
+that is older.
+
+A viewer's queue is bounded in bytes (``TRACKER_LIVE_CLIENT_BUFFER``, 4 MiB): a viewer that
+stops reading is dropped when its queue is full, rather than growing the worker's memory.
+
+A row is a compact JSON array: ``[marker_id, lat, lon, time_ms, speed, heading, battery,
+moving, source]`` (unknown values null).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Callable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust import Service
+
+from tracker.metrics import LIVE_DROPPED, LIVE_VIEWERS
+from tracker.settings import Settings, settings
+
+log = logging.getLogger(__name__)
+
+#: How long ticks are kept for viewers that reconnect.
+KEPT_SECONDS = 60.0
+#: The most a viewer's unsent messages may hold.
+CLIENT_BUFFER_BYTES = settings.live_client_buffer
+
+Row = list
+#: marker id -> row, or None for a marker removed
+Changes = dict[str, "Row | None"]
+
+
+def row_of(fix: list) -> Row:
+    """A ``latest`` value (``tables.latest``) as a feed row."""
+    return [fix[0], fix[2], fix[3], fix[1] // 1000, fix[4], fix[5], fix[8], fix[13] if len(fix) > 13 else None,
+            fix[9]]
+
+
+class Viewer:
+    """One connected viewer: what it may see, and its queue of encoded messages."""
+
+    def __init__(self, keep: Callable[[str, float, float], bool]) -> None:
+        self.keep = keep
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.wake = asyncio.Event()
+        self.dropped = False
+
+    def offer(self, seq: int, changes: Changes) -> None:
+        if self.dropped:
+            return
+        message = encode_update(seq, changes, self.keep)
+        if message is None:
+            return
+        if self.queued_bytes + len(message) > CLIENT_BUFFER_BYTES:
+            self.dropped = True  # too slow: it reconnects and starts again from a snapshot
+            self.queue.clear()
+            self.queued_bytes = 0
+            LIVE_DROPPED.inc()
+        else:
+            self.queue.append(message)
+            self.queued_bytes += len(message)
+        self.wake.set()
+
+    async def next(self, timeout: float) -> bytes | None:
+        """The next message, or None after ``timeout`` seconds without one."""
+        if not self.queue:
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        if not self.queue:
+            return None
+        message = self.queue.popleft()
+        self.queued_bytes -= len(message)
+        return message
+
+
+def encode_update(seq: int, changes: Changes, keep: Callable[[str, float, float], bool],
+                  event: str = "update") -> bytes | None:
+    """An SSE message of the changes ``keep`` lets through (None if none)."""
+    rows, removed = [], []
+    for marker_id, row in changes.items():
+        if row is None:
+            if keep(marker_id, None, None):
+                removed.append(marker_id)
+        elif keep(marker_id, row[1], row[2]):
+            rows.append(row)
+    if not rows and not removed and event == "update":
+        return None
+    return (f"id: {seq}\nevent: {event}\ndata: ".encode() + orjson.dumps({"m": rows, "r": removed}) + b"\n\n")
+
+
+class LiveHub(Service):
+    def __init__(self, config: Settings, changelog: str, interval: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.config, self.changelog, self.interval = config, changelog, interval
+        self.positions: dict[str, Row] = {}
+        self.pending: Changes = {}
+        self.seq = 0
+        self.ticks: deque[tuple[int, float, Changes]] = deque()
+        self.viewers: set[Viewer] = set()
+        self.loaded = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def on_start(self) -> None:
+        self.add_future(self._read_forever())
+        self.add_future(self._tick_forever())
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.config.bootstrap_servers, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    max_partition_fetch_bytes=4 * 1024 * 1024)
+        await consumer.start()
+        partitions = [TopicPartition(self.changelog, p) for p in range(self.config.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        return consumer
+
+    async def _read_forever(self) -> None:
+        while not self.should_stop:
+            try:
+                if self._consumer is None:
+                    self._consumer = await self._start_consumer()
+                    ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+                    self._loading = {tp: end for tp, end in ends.items() if end > 0}
+                    if not self._loading:
+                        self.loaded.set()
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the feed must outlive a broker hiccup
+                log.warning("live: reading %s failed (%r); starting again in 1 s", self.changelog, exc)
+                if self._consumer is not None:
+                    await self._consumer.stop()
+                    self._consumer = None
+                await asyncio.sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                self._take(records)
+                if not self.loaded.is_set() and tp in self._loading and records[-1].offset + 1 >= self._loading[tp]:
+                    del self._loading[tp]
+                    if not self._loading:
+                        self.loaded.set()
+            await asyncio.sleep(0)
+
+    def _take(self, records) -> None:
+        positions, pending = self.positions, self.pending
+        for record in records:
+            marker_id = record.key.decode()
+            if record.value is None:
+                if positions.pop(marker_id, None) is not None:
+                    pending[marker_id] = None
+                continue
+            row = row_of(orjson.loads(record.value))
+            current = positions.get(marker_id)
+            if current is None or row[3] >= current[3]:
+                positions[marker_id] = pending[marker_id] = row
+
+    async def _tick_forever(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(self.interval)
+            self.tick()
+
+    def tick(self) -> None:
+        """Number the changes since the last tick, keep them and offer them to the viewers."""
+        now = time.monotonic()
+        while self.ticks and now - self.ticks[0][1] > KEPT_SECONDS:
+            self.ticks.popleft()
+        if not self.pending:
+            return
+        self.seq += 1
+        changes, self.pending = self.pending, {}
+        self.ticks.append((self.seq, now, changes))
+        for viewer in list(self.viewers):
+            viewer.offer(self.seq, changes)
+
+    def snapshot(self, keep: Callable[[str, float, float], bool]) -> bytes:
+        return encode_update(self.seq, {m: r for m, r in self.positions.items()}, keep, event="snapshot")
+
+    def missed(self, since: int) -> Changes | None:
+        """The changes after tick ``since``, merged; None if some are no longer kept."""
+        if since > self.seq or (self.ticks and self.ticks[0][0] > since + 1) or (not self.ticks and since < self.seq):
+            return None
+        merged: Changes = {}
+        for seq, _, changes in self.ticks:
+            if seq > since:
+                merged.update(changes)
+        return merged
+
+    def subscribe(self, viewer: Viewer) -> None:
+        self.viewers.add(viewer)
+        LIVE_VIEWERS.set(len(self.viewers))
+
+    def unsubscribe(self, viewer: Viewer) -> None:
+        self.viewers.discard(viewer)
+        LIVE_VIEWERS.set(len(self.viewers))
