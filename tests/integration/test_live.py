@@ -43,7 +43,7 @@ class Feed:
                 elif line.startswith("data: "):
                     for row in orjson.loads(line[6:])["m"]:
                         self.seen.setdefault((row[0], row[3]), time.monotonic())
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):  # AttributeError: http.client, once closed
             pass
         self.closed = True
 
