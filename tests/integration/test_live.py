@@ -59,8 +59,10 @@ def positions(t: int, prefix: str = "live-"):
 
 @pytest.fixture(scope="module")
 def workers(stack):
-    # a small bound for the viewer that stops reading (the default is 4 MiB)
-    running = [stack.worker(TRACKER_WORKER_ID=f"live-{i}", TRACKER_LIVE_CLIENT_BUFFER="65536").start()
+    # a small bound for the viewer that stops reading (the default is 4 MiB); messages every
+    # 0.5 s (the default 1 s alone takes half of the 2 s the test allows on a busy machine)
+    running = [stack.worker(TRACKER_WORKER_ID=f"live-{i}", TRACKER_LIVE_CLIENT_BUFFER="65536",
+                            TRACKER_LIVE_INTERVAL="0.5").start()
                for i in range(2)]
     for worker in running:
         worker.wait_ready()
