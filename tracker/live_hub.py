@@ -193,7 +193,7 @@ class LiveHub(Service):
             viewer.offer(self.seq, changes)
 
     def snapshot(self, keep: Callable[[str, float, float], bool]) -> bytes:
-        return encode_update(self.seq, {m: r for m, r in self.positions.items()}, keep, event="snapshot")
+        return encode_update(self.seq, self.positions, keep, event="snapshot")
 
     def missed(self, since: int) -> Changes | None:
         """The changes after tick ``since``, merged; None if some are no longer kept."""
