@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import orjson
 
 from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
-from tracker.position import OPTIONAL_RANGES, format_micros, micros_of
+from tracker.position import OPTIONAL_RANGES, display_name, format_micros, micros_of
 
 latest = marker_table("latest", help="Newest fix of every marker.")
 
@@ -53,6 +53,7 @@ def position_of(fix: list) -> dict[str, Any]:
         "heading": heading, "altitude": altitude, "accuracy": accuracy, "battery": battery,
         "source": source, "attributes": attributes, "received_at": format_micros(received),
         "odometer": fix[12] if len(fix) > 12 else None, "moving": fix[13] if len(fix) > 13 else None,
+        "name": display_name(attributes),
     }
 
 

@@ -13,7 +13,7 @@ A viewer's queue is bounded in bytes (``TRACKER_LIVE_CLIENT_BUFFER``, 4 MiB): a 
 stops reading is dropped when its queue is full, rather than growing the worker's memory.
 
 A row is a compact JSON array: ``[marker_id, lat, lon, time_ms, speed, heading, battery,
-moving, source]`` (unknown values null).
+moving, source, name]`` (unknown values null; ``name`` from ``tracker.position.display_name``).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust import Service
 
 from tracker.metrics import LIVE_DROPPED, LIVE_VIEWERS
+from tracker.position import display_name
 from tracker.settings import Settings, settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ Changes = dict[str, "Row | None"]
 def row_of(fix: list) -> Row:
     """A ``latest`` value (``tables.latest``) as a feed row."""
     return [fix[0], fix[2], fix[3], fix[1] // 1000, fix[4], fix[5], fix[8], fix[13] if len(fix) > 13 else None,
-            fix[9]]
+            fix[9], display_name(fix[10])]
 
 
 class Viewer:

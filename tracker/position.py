@@ -124,6 +124,22 @@ class Position:
         return orjson.dumps(self.to_dict())
 
 
+#: The attributes that name a marker for people, first found wins: ``name`` (a tracker's
+#: name from its gateway), ``device`` (the OwnTracks app's device name).
+NAME_ATTRIBUTES = ("name", "device")
+
+
+def display_name(attributes: Mapping[str, Any] | None) -> str | None:
+    """What the map shows as a marker's name, from its fix's attributes (None if none)."""
+    if not attributes:
+        return None
+    for key in NAME_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``; microseconds only when there are some."""
     text = moment.astimezone(timezone.utc).isoformat()

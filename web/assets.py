@@ -7,16 +7,19 @@ same files from a public CDN instead.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from tracker.settings import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-VENDOR = Path(__file__).resolve().parent / "static" / "vendor"
+STATIC = Path(__file__).resolve().parent / "static"
+VENDOR = STATIC / "vendor"
 NPM_PREFIX = ROOT / ".cache" / "npm"
 CDN = "https://cdn.jsdelivr.net/npm"
 
@@ -52,6 +55,7 @@ TIMEDIMENSION_CSS = Asset(
     "leaflet.timedimension_css", "leaflet-timedimension", "1.1.1",
     "dist/leaflet.timedimension.control.css",
 )
+SUPERCLUSTER = Asset("supercluster", "supercluster", "9.1.0", "dist/supercluster.min.js")
 #: Leaflet's default marker icons, found relative to leaflet.css.
 LEAFLET_IMAGES = [
     Asset(f"leaflet_{name}", "leaflet", "1.9.4", f"dist/images/{name}")
@@ -59,16 +63,41 @@ LEAFLET_IMAGES = [
 ]
 
 ALL = [LEAFLET_JS, LEAFLET_CSS, JQUERY, JQUERY_UI, ISO8601, MOMENT, TIMEDIMENSION_JS,
-       TIMEDIMENSION_CSS, *LEAFLET_IMAGES]
+       TIMEDIMENSION_CSS, SUPERCLUSTER, *LEAFLET_IMAGES]
+
+
+@dataclass(frozen=True)
+class OwnAsset:
+    """A file of this project under ``web/static``, served by the worker whatever
+    ``TRACKER_MAP_ASSETS`` says; its URL carries a hash of its content, so that a browser
+    holding an older copy (they are cached for a day) asks again after a change."""
+
+    name: str
+    path: str
+
+    @property
+    def url(self) -> str:
+        return f"/static/{self.path}?v={_content_hash(self.path)}"
+
+
+@lru_cache(maxsize=None)
+def _content_hash(path: str) -> str:
+    return hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:12]
+
+
+MARKER_LAYER = OwnAsset("tracker_marker_layer", "tracker/marker_layer.js")
+MARKER_LIST = OwnAsset("tracker_marker_list", "tracker/marker_list.js")
+CLUSTER_WORKER = OwnAsset("tracker_cluster_worker", "tracker/cluster_worker.js")
+REPLAY_BUTTONS = OwnAsset("tracker_replay_buttons", "tracker/replay_buttons.css")
 
 #: What each kind of page loads, as Folium's (name, url) pairs.
-MAP_JS = [LEAFLET_JS]
+MAP_JS = [LEAFLET_JS, MARKER_LAYER, MARKER_LIST]
 MAP_CSS = [LEAFLET_CSS]
 REPLAY_JS = [JQUERY, JQUERY_UI, ISO8601, TIMEDIMENSION_JS, MOMENT]
-REPLAY_CSS = [TIMEDIMENSION_CSS]
+REPLAY_CSS = [TIMEDIMENSION_CSS, REPLAY_BUTTONS]
 
 
-def pairs(assets: list[Asset]) -> list[tuple[str, str]]:
+def pairs(assets: list[Asset | OwnAsset]) -> list[tuple[str, str]]:
     return [(asset.name, asset.url) for asset in assets]
 
 

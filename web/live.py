@@ -4,7 +4,7 @@ Server-Sent Events (``tracker.live_hub``).
 The first message (``event: snapshot``) holds every marker the caller may see (within
 ``bbox`` when given); then an ``event: update`` at most every ``TRACKER_LIVE_INTERVAL``
 seconds holds the markers whose position changed since (``m``) and those removed (``r``).
-``data`` is ``{"m": [[marker_id, lat, lon, time_ms, speed, heading, battery, moving, source], …],
+``data`` is ``{"m": [[marker_id, lat, lon, time_ms, speed, heading, battery, moving, source, name], …],
 "r": [marker_id, …]}``; each message has an ``id``. A client that reconnects with
 ``Last-Event-ID`` gets the changes it missed as one update, or a fresh snapshot when they
 are older than the worker keeps. A comment line every 15 s keeps idle connections open. A

@@ -3,9 +3,11 @@ with the day's trips and stops: ``?day=YYYY-MM-DD`` picks the day, ``web/track_p
 
 Both pages are Folium maps whose JavaScript and CSS come from ``web/assets.py`` (served by
 the worker, or from a CDN). The live map draws the markers itself on a canvas from
-``/api/markers.geojson`` and polls it, so it needs no reload and stays smooth with 10,000
-markers; it also draws the geofences (a layer that can be switched off) and lists the
-newest events in a panel. Every device string, marker id and geofence name goes into the
+the push feed ``/api/live`` (polling ``/api/markers.geojson`` only when the feed fails),
+as dots or, where many are in view, clusters computed in a Web Worker, so it stays smooth
+with 100,000 markers; a side panel lists them (search, sort, status counts, follow), the
+URL's hash keeps the view; it also draws the geofences (a layer that can be switched off)
+and lists the newest events in a panel. Every device string, marker id and geofence name goes into the
 page as text, never as HTML.
 
 Folium (with branca, numpy and its Jinja templates) is imported on the first map request,
@@ -35,6 +37,7 @@ MAX_REPLAY_POINTS = 2_000
 GEOFENCE_REFRESH_SECONDS = 30.0  # geofences change rarely
 EVENTS_SHOWN = 50
 MAX_LISTED = 500  # trips and stops listed on the track page
+INDIVIDUAL_MARKERS = 3_000  # drawn one by one up to this many in view; clustered past it
 
 
 @cache
@@ -46,15 +49,20 @@ def _live_markers_template():
 
 def live_markers(source: str, refresh_seconds: float, stale_after: float, *, geofences: str | None = None,
                  events: str | None = None, geofence_refresh_seconds: float = GEOFENCE_REFRESH_SECONDS,
-                 events_shown: int = EVENTS_SHOWN, live: str | None = None):
-    """A map element that draws and refreshes every marker from the GeoJSON endpoint.
+                 events_shown: int = EVENTS_SHOWN, live: str | None = None, marker_list: bool = False,
+                 keep_view: bool = False, track_links: bool = False):
+    """A map element that draws every marker (``web/static/tracker/marker_layer.js``: dots,
+    or clusters where many are in view) and keeps them up to date from the GeoJSON endpoint.
 
     Opt-in, for pages whose viewer has an account (never a share link): ``geofences``, the
     URL of a geofence FeatureCollection drawn as a layer that can be switched off and is
     fetched again every ``geofence_refresh_seconds``; ``events``, the URL of
     ``{"events": [...]}`` polled with the markers and listed newest first in a panel;
     ``live``, the URL of the push feed (``web/live.py``), used instead of polling ``source``
-    (which remains the fallback when the feed cannot be opened, with a notice).
+    (which remains the fallback when the feed cannot be opened, with a notice);
+    ``marker_list``, the side panel listing the markers (``marker_list.js``); ``keep_view``,
+    the view and the followed marker in the URL's hash; ``track_links``, links to each
+    marker's track page.
     """
     from branca.element import MacroElement
 
@@ -69,6 +77,13 @@ def live_markers(source: str, refresh_seconds: float, stale_after: float, *, geo
     element.events = events
     element.events_shown = int(events_shown)
     element.live = live
+    element.offline_after = settings.offline_after
+    element.moving_speed = settings.motion_speed
+    element.marker_list = marker_list
+    element.keep_view = keep_view
+    element.track_links = track_links
+    element.layer_options = {"worker": assets.CLUSTER_WORKER.url, "supercluster": assets.SUPERCLUSTER.url,
+                             "individualMax": INDIVIDUAL_MARKERS}
     return element
 
 
@@ -93,7 +108,8 @@ async def live_map(web, request):
     await require_page(request)
     fmap = base_map("Live map")
     live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after,
-                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}", live="/api/live").add_to(fmap)
+                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}", live="/api/live",
+                 marker_list=True, keep_view=True, track_links=True).add_to(fmap)
     return web.html(render(fmap))
 
 

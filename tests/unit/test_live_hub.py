@@ -15,8 +15,17 @@ class Record:
         self.value = None if fix is None else orjson.dumps(fix)
 
 
-def fix(marker_id, t_ms, lat=45.0, lon=14.0):
-    return [marker_id, t_ms * 1000, lat, lon, 3.0, 90.0, None, None, 80.0, None, None, t_ms * 1000, 120.0, True]
+def fix(marker_id, t_ms, lat=45.0, lon=14.0, attributes=None):
+    return [marker_id, t_ms * 1000, lat, lon, 3.0, 90.0, None, None, 80.0, None, attributes, t_ms * 1000, 120.0, True]
+
+
+def test_a_row_carries_the_devices_name_from_its_attributes():
+    from tracker.live_hub import row_of
+
+    assert row_of(fix("a", 1, attributes={"device": "Pixel", "tid": "px"}))[9] == "Pixel"
+    assert row_of(fix("a", 1, attributes={"name": "Van 3", "device": "Pixel"}))[9] == "Van 3"
+    assert row_of(fix("a", 1, attributes={"name": 12}))[9] is None
+    assert row_of(fix("a", 1))[9] is None
 
 
 def everything(marker_id, lat, lon):
@@ -41,7 +50,7 @@ def test_a_tick_holds_only_the_markers_that_changed(hub):
     hub.tick()
     message = viewer.queue.popleft()
     assert message.startswith(b"id: 2\nevent: update\n")
-    assert data(message) == {"m": [["a", 46.0, 14.0, 2, 3.0, 90.0, 80.0, True, None]], "r": []}
+    assert data(message) == {"m": [["a", 46.0, 14.0, 2, 3.0, 90.0, 80.0, True, None, None]], "r": []}
     hub._take([Record("b", None)])
     hub.tick()
     assert data(viewer.queue.popleft()) == {"m": [], "r": ["b"]}

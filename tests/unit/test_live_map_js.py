@@ -31,14 +31,14 @@ def collection(ids: list[str], moved: dict[str, tuple[float, float]] | None = No
     return orjson.dumps({"type": "FeatureCollection", "features": features})
 
 
-def live_map_html(**options) -> str:
+def live_map_html(refresh_seconds: float = 0.2, **options) -> str:
     from web import assets
     from web.map import base_map, live_markers, render
 
     if assets.missing():
         pytest.fail("the map's JavaScript is missing: run `python -m web.assets fetch` (make install)")
     fmap = base_map("Live map")
-    live_markers(SOURCE, refresh_seconds=0.2, stale_after=300, **options).add_to(fmap)
+    live_markers(SOURCE, refresh_seconds=refresh_seconds, stale_after=300, **options).add_to(fmap)
     return render(fmap)
 
 
@@ -103,11 +103,7 @@ def wait_for_refresh(page, after: int) -> int:
     return page.evaluate("() => window.tracker.updates")
 
 
-DRAWN = """() => {
-    const drawn = [];
-    window.tracker.map.eachLayer(layer => { if (layer instanceof L.CircleMarker) drawn.push(layer); });
-    return drawn.length;
-}"""
+DRAWN = "() => window.tracker.layer.drawnIds().length"
 
 
 def test_every_marker_is_drawn_whatever_its_id(live_map):
@@ -118,19 +114,18 @@ def test_every_marker_is_drawn_whatever_its_id(live_map):
     assert page.evaluate("() => window.tracker.markers.size") == MARKERS
     assert page.evaluate(DRAWN) == MARKERS
     assert page.evaluate("""names => names.every(id => window.tracker.markers.has(id)
-        && window.tracker.map.hasLayer(window.tracker.markers.get(id).layer))""", MEMBER_NAMES)
-    assert page.evaluate("() => ({}).layer === undefined && ({}).props === undefined")
+        && window.tracker.layer.drawnIds().includes(id))""", MEMBER_NAMES)
+    assert page.evaluate("() => ({}).lat === undefined && ({}).id === undefined")
     assert page.evaluate("() => document.querySelector('.tracker-status').textContent").startswith("1000 markers")
 
 
 def test_refreshes_keep_move_and_remove_those_markers(live_map):
     page, server = live_map
     updates = wait_for_refresh(page, 0)
-    server.body = collection(IDS, moved={"__proto__": (46.5, 15.5), "constructor": (44.5, 13.5)})
+    server.body = collection(IDS, moved={"__proto__": (45.305, 14.205), "constructor": (45.055, 14.055)})
     page.wait_for_function("""() => {
-        const p = window.tracker.markers.get('__proto__').layer.getLatLng();
-        const c = window.tracker.markers.get('constructor').layer.getLatLng();
-        return p.lat === 46.5 && p.lng === 15.5 && c.lat === 44.5 && c.lng === 13.5;
+        const p = window.tracker.markers.get('__proto__'), c = window.tracker.markers.get('constructor');
+        return p.lat === 45.305 && p.lon === 14.205 && c.lat === 45.055 && c.lon === 14.055;
     }""", timeout=15_000)
     updates = wait_for_refresh(page, updates)
     assert page.evaluate("() => window.tracker.markers.size") == MARKERS
@@ -267,7 +262,7 @@ def test_the_panel_lists_events_newest_first_as_text_and_leads_to_the_marker(ful
     assert page.evaluate("() => document.querySelector('.tracker-event').marked === true")
 
     # A row centres the map on its marker where it is now (constructor: see collection()).
-    at = page.evaluate("() => window.tracker.markers.get('constructor').layer.getLatLng()")
+    at = page.evaluate("() => { const m = window.tracker.markers.get('constructor'); return {lat: m.lat, lng: m.lon}; }")
     page.locator(".tracker-event-text", has_text="speeding").click()
     page.wait_for_function(CENTRED_ON, arg=at, timeout=5_000)
     assert page.evaluate("() => window.tracker.map.getZoom()") >= 14
@@ -315,11 +310,12 @@ def test_geofences_are_drawn_under_the_markers_and_can_be_hidden(full_map):
         {"id": 2, "circle": False, "polygon": True, "radius": None, "drawn": True, "tooltip": HOSTILE},
         {"id": 3, "circle": False, "polygon": True, "radius": None, "drawn": True, "tooltip": "Islands"},
     ]
-    # Drawn first on the markers' canvas, so a marker on a geofence stays on top.
+    # Under the markers' canvas, so a marker on a geofence stays on top.
     wait_for_refresh(page, 0)
-    assert page.evaluate("""() => { const first = window.tracker.geofences.getLayers()[0];
-        return first._renderer === window.tracker.markers.get('phone-0001').layer._renderer
-            && window.tracker.geofences.getLayers().some(l => l._renderer._drawFirst.layer === l); }""")
+    assert page.evaluate("""() => { const map = window.tracker.map, z = pane => Number(getComputedStyle(pane).zIndex);
+        return window.tracker.geofences.getLayers().every(l => map.getPane('overlayPane').contains(l._renderer._container))
+            && z(map.getPane('trackerMarkers')) > z(map.getPane('overlayPane'))
+            && map.getPane('trackerMarkers').contains(document.querySelector('canvas.tracker-markers')); }""")
 
     # Switched off in the layer control: not drawn, and not fetched while hidden.
     page.hover(".leaflet-control-layers")

@@ -2,20 +2,32 @@
   var map = {{ this._parent.get_name() }};
   var source = {{ this.source|tojson }};
   var refreshMs = {{ this.refresh_ms }};
-  var staleAfter = {{ this.stale_after }};
-  // Optional layers, each null unless the page asked for it (a share link has neither).
+  var staleAfterMs = {{ this.stale_after }} * 1000;
+  var offlineAfterMs = {{ this.offline_after }} * 1000;
+  var movingSpeed = {{ this.moving_speed }};
+  // Optional parts, each null or false unless the page asked for it (a share link has none).
   var geofenceSource = {{ this.geofences|tojson }};
   var geofenceRefreshMs = {{ this.geofence_refresh_ms }};
   var eventSource = {{ this.events|tojson }};
   var eventsShown = {{ this.events_shown }};
   // The push feed (Server-Sent Events, web/live.py), or null: then the page polls `source`.
   var liveSource = {{ this.live|tojson }};
-  var renderer = L.canvas({ padding: 0.5 });
+  var withList = {{ this.marker_list|tojson }};      // the side panel listing the markers
+  var keepView = {{ this.keep_view|tojson }};        // the view (and followed marker) in the URL's hash
+  var trackLinks = {{ this.track_links|tojson }};    // popups link to /map/{id}
+  var renderer = L.canvas({ padding: 0.5 });  // the geofences'
   // A Map, not an object: a marker id is whatever a device chose, and ids such as
   // "__proto__" or "constructor" would otherwise read or replace the object's own members.
+  // A marker: {id, lat, lon, t (fix time, ms), speed, heading, battery, moving, source, name}.
   var markers = new Map();
   var fitted = false;
-  window.tracker = { map: map, markers: markers, updates: 0, describeEvent: describeEvent };
+  var followed = null, popupId = null;
+  var popup = L.popup({ autoPan: false, offset: [0, -4] });
+  var layer = new L.TrackerMarkers(markers, statusOf, {{ this.layer_options|tojson }}).addTo(map);
+  var list = null;
+  window.tracker = { map: map, markers: markers, layer: layer, updates: 0, describeEvent: describeEvent,
+                     openPopup: openPopup, popupId: function () { return popupId; }, follow: follow,
+                     following: function () { return followed; }, statusOf: statusOf };
 
   var status = L.control({ position: "bottomleft" });
   status.onAdd = function () {
@@ -25,15 +37,15 @@
   };
   status.addTo(map);
 
-  function age(p) { return Math.max(0, Math.round((Date.now() - Date.parse(p.time)) / 1000)); }
-  function isStale(p) { return age(p) > staleAfter; }
+  function statusOf(m) {
+    var age = Date.now() - m.t;
+    if (age > offlineAfterMs) return "offline";
+    if (age > staleAfterMs) return "stale";
+    if (m.moving === true || (m.moving !== false && typeof m.speed === "number" && m.speed > movingSpeed)) return "moving";
+    return "stopped";
+  }
   function fmt(value, unit, scale, digits) {
     return value === null || value === undefined ? "unknown" : (value * scale).toFixed(digits) + unit;
-  }
-  function style(p) {
-    return isStale(p)
-      ? { color: "#555", fillColor: "#aaa", fillOpacity: 0.6, weight: 1 }
-      : { color: "#0b5394", fillColor: "#3d85c6", fillOpacity: 0.9, weight: 1 };
   }
   function line(parent, label, value) {
     var row = document.createElement("div");
@@ -43,60 +55,138 @@
     row.appendChild(document.createTextNode(value));
     parent.appendChild(row);
   }
-  function popup(id) {
+  function popupBox(m) {
     // Built from text nodes: whatever a device sent is shown as text, never parsed as HTML.
-    return function () {
-      var p = markers.get(id).props;
-      var box = document.createElement("div");
-      box.className = "tracker-popup";
-      line(box, "marker", p.marker_id);
-      line(box, "fix", p.time + " (" + age(p) + " s ago)" + (isStale(p) ? ", stale" : ""));
-      line(box, "speed", fmt(p.speed, " km/h", 3.6, 1));
-      line(box, "heading", fmt(p.heading, "\u00b0", 1, 0));
-      line(box, "battery", fmt(p.battery, " %", 1, 0));
-      if (p.source) line(box, "source", p.source);
-      return box;
-    };
-  }
-  function place(id, at, p) {
-    var m = markers.get(id);
-    if (!m) {
-      var layer = L.circleMarker(at, Object.assign({ renderer: renderer, radius: 6 }, style(p)));
-      m = { layer: layer, props: p };
-      markers.set(id, m);
-      layer.bindPopup(popup(id));
-      layer.addTo(map);
-    } else {
-      m.props = p;
-      m.layer.setLatLng(at);
-      m.layer.setStyle(style(p));
-      if (m.layer.isPopupOpen()) m.layer.setPopupContent(popup(id)());
+    var box = document.createElement("div"), age = Math.max(0, Math.round((Date.now() - m.t) / 1000));
+    box.className = "tracker-popup";
+    line(box, "marker", m.id);
+    if (typeof m.name === "string") line(box, "name", m.name);
+    line(box, "fix", new Date(m.t).toISOString() + " (" + age + " s ago), " + statusOf(m));
+    line(box, "speed", fmt(m.speed, " km/h", 3.6, 1));
+    line(box, "heading", fmt(m.heading, "\u00b0", 1, 0));
+    line(box, "battery", fmt(m.battery, " %", 1, 0));
+    if (m.source) line(box, "source", m.source);
+    var actions = L.DomUtil.create("div", "tracker-popup-actions", box);
+    var toggle = L.DomUtil.create("button", "tracker-follow", actions);
+    toggle.type = "button";
+    toggle.textContent = followed === m.id ? "stop following" : "follow";
+    toggle.setAttribute("aria-pressed", followed === m.id ? "true" : "false");
+    toggle.addEventListener("click", function () { follow(followed === m.id ? null : m.id); });
+    if (trackLinks) {
+      var link = L.DomUtil.create("a", "tracker-track-link", actions);
+      link.href = "/map/" + encodeURIComponent(m.id);
+      link.textContent = "track";
+      link.style.marginLeft = "8px";
     }
+    return box;
   }
-  function remove(id) {
+  function openPopup(id) {
     var m = markers.get(id);
-    if (m) { map.removeLayer(m.layer); markers.delete(id); }
+    if (!m) return false;
+    popupId = id;
+    popup.setLatLng([m.lat, m.lon]).setContent(popupBox(m)).openOn(map);
+    return true;
   }
-  function drawn(bounds, how) {
-    if (!fitted && bounds.length) {
+  map.on("popupclose", function (e) { if (e.popup === popup) popupId = null; });
+  layer.on("markerclick", function (e) { openPopup(e.id); });
+
+  /** Keep the map centred on a marker as it moves (null: stop). Dragging the map stops it. */
+  function follow(id) {
+    followed = id !== null && markers.has(id) ? id : null;
+    if (followed !== null) {
+      var m = markers.get(followed);
+      map.setView([m.lat, m.lon], map.getZoom(), { animate: false });
+    }
+    if (popupId !== null) openPopup(popupId);  // its button says what it does now
+    if (list) list.update(false);
+    saveView();
+  }
+  map.on("dragstart", function () { if (followed !== null) follow(null); });
+
+  function focus(id) {
+    var m = markers.get(id);
+    if (!m) return;
+    map.setView([m.lat, m.lon], Math.max(map.getZoom(), 15), { animate: false });
+    openPopup(id);
+  }
+
+  // --- the view in the URL: #zoom/lat/lon, and /marker when one is followed ------------
+
+  var wanted = null;  // a followed marker named by the URL, until it is known
+  function saveView() {
+    if (!keepView) return;
+    var c = map.getCenter(), z = map.getZoom();
+    var hash = "#" + z + "/" + c.lat.toFixed(5) + "/" + c.lng.toFixed(5) +
+      (followed !== null ? "/" + encodeURIComponent(followed) : wanted !== null ? "/" + encodeURIComponent(wanted) : "");
+    if (window.location.hash !== hash) history.replaceState(null, "", hash);
+  }
+  function readView() {
+    var parts = window.location.hash.slice(1).split("/");
+    var z = Number(parts[0]), lat = Number(parts[1]), lon = Number(parts[2]);
+    if (parts.length < 3 || !isFinite(z) || !isFinite(lat) || !isFinite(lon) || Math.abs(lat) > 90) return false;
+    map.setView([lat, lon], Math.max(0, Math.min(z, map.getMaxZoom() || 19)), { animate: false });
+    if (parts.length > 3 && parts[3]) {
+      try { wanted = decodeURIComponent(parts.slice(3).join("/")); } catch (e) { wanted = null; }
+    }
+    return true;
+  }
+  if (keepView) {
+    fitted = readView();
+    map.on("moveend", saveView);
+  }
+
+  // --- the markers: drawn by the layer, listed by the panel ------------------------------
+
+  function drawn(how, box, membership) {
+    if (!fitted && box) {
       fitted = true;
-      map.fitBounds(L.latLngBounds(bounds).pad(0.05), { maxZoom: 15 });
+      map.fitBounds([[box[0], box[1]], [box[2], box[3]]], { maxZoom: 15, padding: [20, 20], animate: false });
     }
+    if (wanted !== null && markers.has(wanted)) { var id = wanted; wanted = null; follow(id); }
+    if (followed !== null) {
+      var f = markers.get(followed);
+      if (!f) follow(null);
+      else if (!map.getCenter().equals([f.lat, f.lon], 1e-9)) map.panTo([f.lat, f.lon], { animate: false });
+    }
+    if (popupId !== null) {
+      var m = markers.get(popupId);
+      if (!m) map.closePopup(popup);
+      else popup.setLatLng([m.lat, m.lon]).setContent(popupBox(m));
+    }
+    layer.changed();
+    if (list) list.update(membership);
     window.tracker.updates += 1;
     status.el.textContent = markers.size + " markers, " + how + " " + new Date().toLocaleTimeString();
   }
+  /** Puts a marker where it is now; true if it is new. */
+  function place(m) {
+    var known = markers.has(m.id);
+    markers.set(m.id, m);
+    return !known;
+  }
+  function extend(box, m) {
+    if (!box) return [m.lat, m.lon, m.lat, m.lon];
+    if (m.lat < box[0]) box[0] = m.lat;
+    if (m.lon < box[1]) box[1] = m.lon;
+    if (m.lat > box[2]) box[2] = m.lat;
+    if (m.lon > box[3]) box[3] = m.lon;
+    return box;
+  }
+  function fromFeature(f) {
+    var p = f.properties;
+    return { id: p.marker_id, lat: f.geometry.coordinates[1], lon: f.geometry.coordinates[0], t: Date.parse(p.time),
+             speed: p.speed, heading: p.heading, battery: p.battery, moving: p.moving, source: p.source, name: p.name };
+  }
   function draw(collection) {
-    var seen = new Set();
-    var bounds = [];
+    var seen = new Set(), box = null, membership = false;
     collection.features.forEach(function (f) {
-      var p = f.properties, id = p.marker_id;
-      var at = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
-      seen.add(id);
-      bounds.push(at);
-      place(id, at, p);
+      var m = fromFeature(f);
+      seen.add(m.id);
+      box = extend(box, m);
+      membership = place(m) || membership;
     });
-    markers.forEach(function (m, id) { if (!seen.has(id)) remove(id); });
-    drawn(bounds, "updated");
+    markers.forEach(function (m, id) { if (!seen.has(id)) { markers.delete(id); membership = true; } });
+    drawn("updated", box, membership);
   }
   function refresh() {
     fetch(source, { cache: "no-store" })
@@ -115,8 +205,8 @@
     window.tracker.polling = true;
     if (notice) {
       var box = L.DomUtil.create("div", "tracker-fallback", map.getContainer());
-      box.style.cssText = "position:absolute;top:10px;left:50px;z-index:1000;background:#fce5cd;padding:4px 8px;" +
-        "font:12px sans-serif;border-radius:3px";
+      box.style.cssText = "position:absolute;bottom:30px;left:50%;transform:translateX(-50%);z-index:1000;" +
+        "background:#fce5cd;padding:4px 8px;font:12px sans-serif;border-radius:3px";
       box.textContent = notice;
     }
     refresh();
@@ -125,39 +215,41 @@
 
   // --- the push feed: a snapshot, then only what changed --------------------------------
 
-  function props(row) {
-    return { marker_id: row[0], lat: row[1], lon: row[2], time: new Date(row[3]).toISOString(), speed: row[4],
-             heading: row[5], battery: row[6], moving: row[7], source: row[8] };
+  function fromRow(row) {
+    return { id: row[0], lat: row[1], lon: row[2], t: row[3], speed: row[4], heading: row[5], battery: row[6],
+             moving: row[7], source: row[8], name: row[9] };
   }
   function apply(body, snapshot) {
-    var bounds = [], seen = snapshot ? new Set() : null;
-    body.m.forEach(function (row) {
-      var p = props(row), at = [p.lat, p.lon];
-      if (seen) seen.add(p.marker_id);
-      bounds.push(at);
-      place(p.marker_id, at, p);
-    });
-    body.r.forEach(remove);
-    if (seen) markers.forEach(function (m, id) { if (!seen.has(id)) remove(id); });
-    drawn(bounds, "live");
+    var box = null, seen = snapshot ? new Set() : null, membership = false, rows = body.m;
+    for (var i = 0; i < rows.length; i++) {
+      var m = fromRow(rows[i]);
+      if (seen) seen.add(m.id);
+      if (snapshot) box = extend(box, m);
+      membership = place(m) || membership;
+    }
+    body.r.forEach(function (id) { membership = markers.delete(id) || membership; });
+    if (seen) markers.forEach(function (m, id) { if (!seen.has(id)) { markers.delete(id); membership = true; } });
+    drawn("live", box, membership);
   }
   function listen() {
     var feed = new EventSource(liveSource);
     var opened = false;
+    var fallback = "live updates unavailable: refreshing every " + Math.round(refreshMs / 1000) + " s instead";
     window.tracker.feed = feed;
     feed.addEventListener("snapshot", function (e) { opened = true; apply(JSON.parse(e.data), true); });
     feed.addEventListener("update", function (e) { apply(JSON.parse(e.data), false); });
     feed.onerror = function () {
       // A dropped connection reconnects by itself (with Last-Event-ID); a refused one does not.
-      if (feed.readyState === EventSource.CLOSED) {
-        poll("live updates unavailable: refreshing every " + Math.round(refreshMs / 1000) + " s instead");
-      } else {
-        status.el.textContent = "live updates interrupted; reconnecting";
-      }
+      if (feed.readyState === EventSource.CLOSED) poll(fallback);
+      else status.el.textContent = "live updates interrupted; reconnecting";
     };
-    setTimeout(function () {
-      if (!opened) { feed.close(); poll("live updates unavailable: refreshing every " + Math.round(refreshMs / 1000) + " s instead"); }
-    }, 10000);
+    setTimeout(function () { if (!opened) { feed.close(); poll(fallback); } }, 10000);
+  }
+
+  if (withList) {
+    list = new L.Control.TrackerMarkerList({ markers: markers, statusOf: statusOf, focus: focus, follow: follow,
+                                             following: function () { return followed; } }).addTo(map);
+    window.tracker.list = list;
   }
 
   // --- events: what each row says ---------------------------------------------------
@@ -319,11 +411,11 @@
       if (!e) return;
       Array.prototype.forEach.call(list.children, function (r) { r.classList.toggle("selected", r === row); });
       var m = markers.get(e.marker_id);
-      var at = m ? m.layer.getLatLng()
+      var at = m ? L.latLng(m.lat, m.lon)
         : e.position && typeof e.position.lat === "number" ? L.latLng(e.position.lat, e.position.lon) : null;
       if (!at) return;
-      map.closePopup();  // another marker's open popup would pan the map back to itself
-      if (m) map.once("moveend", function () { if (markers.get(e.marker_id) === m) m.layer.openPopup(); });
+      map.closePopup();
+      if (m) map.once("moveend", function () { if (markers.has(e.marker_id)) openPopup(e.marker_id); });
       map.setView(at, Math.max(map.getZoom(), 14));
     }
     function row(e, index) {
