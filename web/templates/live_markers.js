@@ -26,7 +26,7 @@
   var layer = new L.TrackerMarkers(markers, statusOf, {{ this.layer_options|tojson }}).addTo(map);
   var list = null;
   window.tracker = { map: map, markers: markers, layer: layer, updates: 0, describeEvent: describeEvent,
-                     openPopup: openPopup, popupId: function () { return popupId; }, follow: follow,
+                     openPopup: openPopup, focus: focus, popupId: function () { return popupId; }, follow: follow,
                      following: function () { return followed; }, statusOf: statusOf };
 
   var status = L.control({ position: "bottomleft" });
