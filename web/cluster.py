@@ -180,9 +180,10 @@ async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list
 
 
 POSITION_KEYS = frozenset(("marker_id", "lat", "lon", "time", "speed", "heading", "altitude", "accuracy",
-                           "battery", "source", "attributes", "received_at", "odometer", "moving"))
-#: What a peer of the version before the journeys stage sends.
-_POSITION_KEYS_BEFORE_JOURNEYS = POSITION_KEYS - {"odometer", "moving"}
+                           "battery", "source", "attributes", "received_at", "odometer", "moving", "name"))
+#: What peers of earlier versions send, during a rolling upgrade: before the display name,
+#: and before the journeys stage.
+_EARLIER_POSITION_KEYS = (POSITION_KEYS - {"name"}, POSITION_KEYS - {"name", "odometer", "moving"})
 _MEASURES = ("speed", "heading", "altitude", "accuracy", "battery")
 
 
@@ -202,7 +203,7 @@ def _iso(value: Any) -> bool:
 
 def valid_position(row: Any) -> bool:
     """Whether a peer's row has exactly the shape this worker's own rows have."""
-    return (isinstance(row, dict) and (row.keys() == POSITION_KEYS or row.keys() == _POSITION_KEYS_BEFORE_JOURNEYS)
+    return (isinstance(row, dict) and (row.keys() == POSITION_KEYS or row.keys() in _EARLIER_POSITION_KEYS)
             and isinstance(row["marker_id"], str) and STORED_MARKER_ID.fullmatch(row["marker_id"]) is not None
             and _number(row["lat"]) and -90 <= row["lat"] <= 90
             and _number(row["lon"]) and -180 <= row["lon"] <= 180
@@ -211,7 +212,8 @@ def valid_position(row: Any) -> bool:
             and (row["source"] is None or isinstance(row["source"], str))
             and (row["attributes"] is None or isinstance(row["attributes"], dict))
             and (row.get("odometer") is None or _number(row["odometer"]))
-            and (row.get("moving") is None or isinstance(row["moving"], bool)))
+            and (row.get("moving") is None or isinstance(row["moving"], bool))
+            and (row.get("name") is None or isinstance(row["name"], str)))
 
 
 def feature_collection(positions: list[dict], stale_after: float) -> dict[str, Any]:

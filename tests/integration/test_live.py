@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import zlib
 
 import orjson
 import pytest
@@ -21,22 +22,34 @@ MARKERS = 40
 class Feed:
     """An SSE client in a thread: every position it was sent, with when it arrived."""
 
-    def __init__(self, worker, token: str, path: str = "/api/live") -> None:
+    def __init__(self, worker, token: str, path: str = "/api/live", gzipped: bool = False) -> None:
         url = urllib.parse.urlsplit(worker.url)
         self.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-        self.connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        headers = {"Authorization": f"Bearer {token}", **({"Accept-Encoding": "gzip"} if gzipped else {})}
+        self.connection.request("GET", path, headers=headers)
         self.response = self.connection.getresponse()
         assert self.response.status == 200, self.response.read()
         assert self.response.getheader("Content-Type") == "text/event-stream"
+        assert self.response.getheader("Content-Encoding") == ("gzip" if gzipped else None)
+        self.gzipped = gzipped
         self.seen: dict[tuple[str, int], float] = {}  # (marker, time ms) -> arrival
         self.events: list[str] = []
         self.closed = False
         threading.Thread(target=self._read, daemon=True).start()
 
+    def _lines(self):
+        if not self.gzipped:
+            yield from self.response
+            return
+        inflate, pending = zlib.decompressobj(16 + zlib.MAX_WBITS), b""
+        while chunk := self.response.read1(65536):  # each message is flushed: it inflates whole
+            *lines, pending = (pending + inflate.decompress(chunk)).split(b"\n")
+            yield from (line + b"\n" for line in lines)
+
     def _read(self) -> None:
         event = None
         try:
-            for line in self.response:
+            for line in self._lines():
                 line = line.decode().rstrip("\n")
                 if line.startswith("event: "):
                     event = line[7:]
@@ -86,6 +99,16 @@ def test_a_viewer_gets_the_changes_of_every_workers_partitions_within_2_s(stack,
     assert lags[-1] <= 2.0, lags
     assert b.health()["partitions"], "the other worker owns partitions, so some markers came through it"
     figures.append(("live: produce -> on the feed of another worker, slowest of 40", f"{lags[-1] * 1000:.0f} ms"))
+    feed.close()
+
+
+def test_a_gzipped_feed_delivers_each_message_as_it_is_sent(stack, workers):
+    feed = Feed(workers[0], stack.admin_token, gzipped=True)
+    wait_for(lambda: "snapshot" in feed.events, 10, "the first snapshot")
+    t = int(time.time()) + 2
+    stack.send(positions(t, prefix="gz-"))
+    wait_for(lambda: len({m for m, ms in feed.seen if ms == t * 1000 and m.startswith("gz-")}) == MARKERS, 10,
+             "every marker on the gzipped feed")
     feed.close()
 
 

@@ -14,7 +14,16 @@ ROW = {"marker_id": "car-1", "lat": 45.5, "lon": 14.25, "time": "2026-11-28T07:0
        "attributes": None, "received_at": "2026-11-28T07:00:01.5Z"}
 
 
+NOW_ROW = {**ROW, "odometer": 1200.5, "moving": True, "name": "Van 3"}
+
+
 def test_a_position_is_accepted():
+    assert valid_position(NOW_ROW)
+
+
+def test_the_rows_of_earlier_peers_are_accepted_during_an_upgrade():
+    """Before the display name; before the journeys stage."""
+    assert valid_position({key: value for key, value in NOW_ROW.items() if key != "name"})
     assert valid_position(ROW)
 
 
@@ -26,10 +35,10 @@ def test_a_marker_id_stored_before_the_first_character_rule_still_passes():
 @pytest.mark.parametrize("change", [
     {"marker_id": "<script>"}, {"marker_id": 7}, {"lat": 91}, {"lon": "14"}, {"lat": float("nan")},
     {"time": "yesterday"}, {"received_at": None}, {"speed": "fast"}, {"battery": True}, {"source": 5},
-    {"attributes": [1]}, {"extra": 1},
+    {"attributes": [1]}, {"extra": 1}, {"name": 3}, {"moving": "yes"},
 ])
 def test_anything_else_is_refused(change):
-    assert not valid_position({**ROW, **change})
+    assert not valid_position({**NOW_ROW, **change})
 
 
 @pytest.mark.parametrize("row", [None, [], "html", {"marker_id": "car-1"}])
