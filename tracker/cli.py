@@ -17,7 +17,7 @@ import orjson
 
 from tracker.permissions import ROLES
 from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_position
-from tracker import journeys_cli
+from tracker import gateways_cli, journeys_cli
 from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from tracker.commands import Producer as _producer
 from tracker.commands import table as _table
@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _account_commands(commands)
     journeys_cli.add_commands(commands)
+    gateways_cli.add_commands(commands)
 
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(title="db commands")

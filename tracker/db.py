@@ -62,6 +62,15 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 COMMENT ON TABLE devices IS 'Phones and trackers allowed to report over HTTP; device_id is their marker id';
 COMMENT ON COLUMN devices.secret_sha256 IS 'SHA-256 of the device secret; the secret itself is shown once and never stored';
+CREATE TABLE IF NOT EXISTS gateways (
+    name         text        PRIMARY KEY,
+    token_sha256 bytea       NOT NULL UNIQUE,
+    prefix       text        NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE gateways IS 'Servers that forward positions for many devices (a Traccar server): POST /ingest/traccar';
+COMMENT ON COLUMN gateways.token_sha256 IS 'SHA-256 of the gateway token; the token itself is shown once and never stored';
+COMMENT ON COLUMN gateways.prefix IS 'the marker ids it may report for start with this (empty: any)';
 CREATE TABLE IF NOT EXISTS users (
     user_id       bigserial   PRIMARY KEY,
     name          text        NOT NULL UNIQUE,

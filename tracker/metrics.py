@@ -42,5 +42,8 @@ WEBHOOK_LAG_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 INGEST_REQUESTS = Counter(
     "tracker_ingest_requests", "Requests to the phone endpoints", ["endpoint", "status"])
+NO_FIX = Counter(
+    "tracker_positions_without_fix", "Forwarded positions a tracker sent without a GPS fix (valid: false), not stored",
+    ["source"])
 CLUSTER_SCANS = Counter(
     "tracker_cluster_scans", "Cluster-wide reads of latest (this worker's rows and every peer's); viewers share them")

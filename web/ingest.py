@@ -1,4 +1,5 @@
-"""Phones as clients: ``/ingest/osmand`` (Traccar Client) and ``/ingest/owntracks``.
+"""Phones as clients: ``/ingest/osmand`` (Traccar Client) and ``/ingest/owntracks``; and a
+Traccar server as a gateway for its hardware trackers: ``/ingest/traccar``.
 
 Both convert what the app sends to the topic's contract, validate it with the one
 validation function, produce it to ``gps.positions`` keyed by marker id, and answer 200
@@ -11,6 +12,9 @@ password. No credential: 401 ``missing_credential``. A secret no device has, and
 of another device, get the same 401 ``bad_credential``, so that guessing cannot tell which
 device ids exist. While Postgres is down, secrets it confirmed in the last ten minutes are
 still accepted (``tracker.devices.SecretLookup``).
+
+A gateway (``tracker gateways add``) sends ``Authorization: Bearer TOKEN``; it may report
+for any device, or only for marker ids with its prefix (403 ``outside_prefix`` otherwise).
 
 A body has ``BODY_READ_SECONDS`` to arrive, whole: a client that trickles it (one of many
 that could hold every connection of the worker open) gets 408.
@@ -30,9 +34,10 @@ from faust.web import View
 from tracker.app import app
 from tracker.db import DATABASE_ERRORS
 from tracker.devices import SecretLookup
-from tracker.metrics import INGEST_REQUESTS
+from tracker.gateways import GatewayLookup
+from tracker.metrics import INGEST_REQUESTS, NO_FIX
 from tracker.position import InvalidPosition, parse_position
-from tracker.protocols import osmand, owntracks
+from tracker.protocols import osmand, owntracks, traccar
 from tracker.resources import database
 from tracker.settings import settings
 from tracker.topics import positions_topic
@@ -46,6 +51,7 @@ BODY_READ_SECONDS = 10.0
 LOOKUP_SECONDS = 2.0
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="tracker"'}
 secrets = SecretLookup(partial(database.connection, timeout=LOOKUP_SECONDS))
+gateway_tokens = GatewayLookup(partial(database.connection, timeout=LOOKUP_SECONDS))
 
 
 def _invalid(error: InvalidPosition) -> BadRequest:
@@ -195,6 +201,51 @@ class OwnTracksIngest(View):
     async def post(self, request):
         await _counted("owntracks", _owntracks(request))
         return self.bytes(b"[]", content_type="application/json")
+
+
+async def _traccar(request: aioweb.Request) -> None:
+    gateway = await _gateway(request)
+    try:
+        payload = orjson.loads(await _body(request))
+    except orjson.JSONDecodeError:
+        raise BadRequest("not_json", "the body is not valid JSON") from None
+    try:
+        record = traccar.convert(payload)
+    except traccar.NoFix:
+        NO_FIX.labels(traccar.SOURCE).inc()
+        return  # accepted (Traccar would send it again otherwise), not stored
+    except InvalidPosition as exc:
+        raise _invalid(exc) from None
+    if gateway is not None and not gateway.may_report(record["marker_id"]):
+        raise Forbidden("outside_prefix", f"gateway {gateway.name!r} may only report marker ids starting with "
+                                          f"{gateway.prefix!r}, not {record['marker_id']!r}")
+    await _publish([record])
+
+
+async def _gateway(request: aioweb.Request):
+    """The gateway whose token the request carries (None when ingestion needs no credential)."""
+    if not settings.ingest_auth:
+        return None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing_credential", "send the gateway's token: Authorization: Bearer TOKEN",
+                           headers={"WWW-Authenticate": 'Bearer realm="tracker"'})
+    try:
+        gateway = await gateway_tokens.gateway_for(token.strip())
+    except DATABASE_ERRORS:
+        raise Unavailable("registry_unavailable", "the gateway registry (Postgres) cannot be reached; retry") from None
+    if gateway is None:
+        raise Unauthorized("bad_credential", "no gateway has this token", headers={"WWW-Authenticate": 'Bearer realm="tracker"'})
+    return gateway
+
+
+@app.page("/ingest/traccar")
+class TraccarIngest(View):
+    """A Traccar server's forwarded positions (``forward.type=json``), one per POST."""
+
+    async def post(self, request):
+        await _counted("traccar", _traccar(request))
+        return self.text("OK")
 
 
 async def _counted(endpoint: str, handling) -> None:

@@ -97,7 +97,14 @@
       var m = markers.get(followed);
       map.setView([m.lat, m.lon], map.getZoom(), { animate: false });
     }
-    if (popupId !== null) openPopup(popupId);  // its button says what it does now
+    // The popup's button says what it does now. Changed in place: this may run inside that
+    // button's click, which the map must still find came from the popup (a replaced button
+    // is detached, and the map would take the click as its own and close the popup).
+    var toggle = popup.getElement() && popup.getElement().querySelector(".tracker-follow");
+    if (toggle) {
+      toggle.textContent = followed !== null && followed === popupId ? "stop following" : "follow";
+      toggle.setAttribute("aria-pressed", followed !== null && followed === popupId ? "true" : "false");
+    }
     if (list) list.update(false);
     saveView();
   }

@@ -1,0 +1,85 @@
+"""Traccar as a protocol gateway: the JSON a Traccar server forwards for every position it
+decodes (``forward.type=json`` over HTTP, or ``forward.type=kafka``), whatever the tracker.
+
+``{"position": {...}, "device": {...}}`` in Traccar's own model: ``position.latitude``,
+``longitude``, ``altitude`` (m), ``speed`` (knots), ``course`` (degrees), ``accuracy`` (m),
+``fixTime`` (ISO 8601 with an offset), ``valid`` (false: the tracker had no GPS fix) and
+``attributes``; ``device.uniqueId`` (the tracker's own id, an IMEI mostly) and
+``device.name``.
+
+- The marker id is ``device.uniqueId`` with the spaces around it removed; one that breaks
+  the marker-id rules is refused with the reason (``tracker.position.MARKER_ID_RULE``).
+- ``valid: false`` is not a position: ``convert`` says so (``NoFix``) and the caller counts
+  it; it reaches neither ``latest`` nor history.
+- Attributes we understand become fields: ``batteryLevel`` (%) the battery. ``motion``,
+  ``ignition``, ``odometer`` (m), ``sat``, ``hdop``, ``charge``, ``alarm`` and ``event`` are
+  kept under their names (``ALLOWED``); the rest is dropped (see
+  ``tracker.protocols.allowed_attributes``). ``device.name`` becomes the ``name``
+  attribute, which the map shows as the marker's name.
+- A ``fixTime`` of 0 or 1970 (some trackers before their first fix) is refused by the
+  usual validation, as a time too far in the past is anywhere else.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_time
+from tracker.protocols import allowed_attributes, number
+
+SOURCE = "traccar"
+KNOT = 1852 / 3600  # m/s
+#: Traccar's position attributes kept, under their own names.
+ALLOWED = ("motion", "ignition", "odometer", "sat", "hdop", "charge", "alarm", "event")
+MAX_NAME = 128
+
+
+class NoFix(Exception):
+    """A forwarded position the tracker sent without a GPS fix (``valid: false``)."""
+
+
+def marker_id_of(device: Any) -> str:
+    if not isinstance(device, dict):
+        raise InvalidPosition("missing_field", "device is required: an object with uniqueId")
+    unique_id = device.get("uniqueId")
+    if not isinstance(unique_id, str) or not unique_id.strip():
+        raise InvalidPosition("missing_field", "device.uniqueId is required")
+    marker_id = unique_id.strip()
+    if MARKER_ID_PATTERN.fullmatch(marker_id) is None:
+        raise InvalidPosition("bad_marker_id", f"device.uniqueId {marker_id[:70]!r} is not a valid marker id: "
+                                               f"{MARKER_ID_RULE}")
+    return marker_id
+
+
+def convert(body: Any) -> dict[str, Any]:
+    """One forwarded position as a ``gps.positions`` record; ``NoFix`` for ``valid: false``."""
+    if not isinstance(body, dict):
+        raise InvalidPosition("wrong_type", 'expected {"position": {...}, "device": {...}}')
+    position, device = body.get("position"), body.get("device")
+    if not isinstance(position, dict):
+        raise InvalidPosition("missing_field", "position is required: an object")
+    marker_id = marker_id_of(device)
+    if position.get("valid") is False:
+        raise NoFix(marker_id)
+    if position.get("fixTime") in (None, ""):
+        raise InvalidPosition("missing_field", "position.fixTime is required")
+    raw = position.get("attributes")
+    attributes = raw if isinstance(raw, dict) else {}
+    speed = number(position.get("speed"), "speed")
+    accuracy = number(position.get("accuracy"), "accuracy")
+    kept = allowed_attributes(attributes, ALLOWED)
+    name = device.get("name")
+    if isinstance(name, str) and name.strip():
+        kept["name"] = name.strip()[:MAX_NAME]
+    return {
+        "marker_id": marker_id,
+        "lat": number(position.get("latitude"), "latitude"),
+        "lon": number(position.get("longitude"), "longitude"),
+        "time": format_time(parse_time(position["fixTime"], max_future=None)),
+        "speed": None if speed is None else speed * KNOT,
+        "heading": number(position.get("course"), "course"),
+        "altitude": number(position.get("altitude"), "altitude"),
+        "accuracy": accuracy or None,  # Traccar writes 0 for "not reported"
+        "battery": number(attributes.get("batteryLevel"), "batteryLevel"),
+        "source": SOURCE,
+        "attributes": kept or None,
+    }
