@@ -17,7 +17,7 @@ from psycopg.rows import class_row, scalar_row
 
 from tracker.credentials import token_hash
 from tracker.db import create_schema
-from tracker.outage_cache import OutageCache
+from tracker.outage_cache import TokenLookup
 
 
 def new_secret() -> str:
@@ -91,7 +91,7 @@ class Registry:
             return await cur.fetchall()
 
 
-class SecretLookup:
+class SecretLookup(TokenLookup):
     """Which device a secret belongs to, for the ingestion endpoints: answers fresh for
     ``ttl`` seconds, and through a Postgres outage for up to ``outage_grace`` seconds after
     Postgres last gave them, so phones go on reporting (to Kafka, which needs no database).
@@ -99,11 +99,9 @@ class SecretLookup:
 
     def __init__(self, connection, ttl: float = 5.0, max_entries: int = 10_000,
                  outage_grace: float = 600.0, retry_after: float = 2.0, clock=time.monotonic) -> None:
-        self.cache = OutageCache(connection, ttl, outage_grace, retry_after, max_entries, clock)
+        super().__init__(connection, _device_of, ttl, outage_grace, retry_after, max_entries, clock)
 
-    async def device_for(self, secret: str) -> str | None:
-        digest = secret_hash(secret)
-        return await self.cache.get(digest, lambda conn: _device_of(conn, digest))
+    device_for = TokenLookup.owner
 
 
 async def _device_of(conn: psycopg.AsyncConnection, digest: bytes) -> str | None:

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from tracker.credentials import new_token, token_hash
-from tracker.outage_cache import OutageCache
+from tracker.outage_cache import TokenLookup
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,14 @@ async def listing(conn: psycopg.AsyncConnection) -> list[Gateway]:
         return await cur.fetchall()
 
 
-class GatewayLookup:
+class GatewayLookup(TokenLookup):
     """Which gateway a token belongs to (None: none), cached like device secrets."""
 
     def __init__(self, connection, ttl: float = 5.0, max_entries: int = 1_000,
                  outage_grace: float = 600.0, retry_after: float = 2.0, clock=time.monotonic) -> None:
-        self.cache = OutageCache(connection, ttl, outage_grace, retry_after, max_entries, clock)
+        super().__init__(connection, _gateway_of, ttl, outage_grace, retry_after, max_entries, clock)
 
-    async def gateway_for(self, token: str) -> Gateway | None:
-        digest = token_hash(token)
-        return await self.cache.get(digest, lambda conn: _gateway_of(conn, digest))
+    gateway_for = TokenLookup.owner
 
 
 async def _gateway_of(conn: psycopg.AsyncConnection, digest: bytes) -> Gateway | None:

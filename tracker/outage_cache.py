@@ -26,6 +26,7 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, Hashable
 
 import psycopg
 
+from tracker.credentials import token_hash
 from tracker.db import UNAVAILABLE, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -111,3 +112,17 @@ class OutageCache:
         self.entries = {key: hit for key, hit in self.entries.items() if hit[1] is not None}
         if len(self.entries) >= self.max_entries:
             self.entries.clear()
+
+
+class TokenLookup:
+    """What a random credential (a device secret, a gateway token) belongs to, looked up by
+    its SHA-256 with ``query(connection, digest)`` through an ``OutageCache``."""
+
+    def __init__(self, connection, query: Callable[[psycopg.AsyncConnection, bytes], Awaitable[Any]], ttl: float,
+                 outage_grace: float, retry_after: float, max_entries: int, clock=time.monotonic) -> None:
+        self.query = query
+        self.cache = OutageCache(connection, ttl, outage_grace, retry_after, max_entries, clock)
+
+    async def owner(self, token: str) -> Any:
+        digest = token_hash(token)
+        return await self.cache.get(digest, lambda conn: self.query(conn, digest))
