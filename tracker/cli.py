@@ -17,7 +17,7 @@ import orjson
 
 from tracker.permissions import ROLES
 from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_position
-from tracker import gateways_cli, journeys_cli
+from tracker import gateways_cli, journeys_cli, mqtt_passwords
 from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from tracker.commands import Producer as _producer
 from tracker.commands import table as _table
@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     _account_commands(commands)
     journeys_cli.add_commands(commands)
     gateways_cli.add_commands(commands)
+    bridge = commands.add_parser("mqtt-bridge", help="OwnTracks over MQTT into gps.positions (runs until stopped)")
+    bridge.add_argument("--client-id", help="this bridge's MQTT client id, one per bridge (default: "
+                                            "tracker-bridge-<host name>); its session keeps what it has not acknowledged")
+    bridge.set_defaults(run=_mqtt_bridge)
 
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(title="db commands")
@@ -523,22 +527,32 @@ async def _webhooks_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _mqtt_bridge(args: argparse.Namespace) -> int:
+    from tracker import mqtt_bridge
+
+    return await mqtt_bridge.serve(settings, args.client_id)
+
+
 async def _devices_add(args: argparse.Namespace) -> int:
     if not MARKER_ID_PATTERN.fullmatch(args.device_id):
         raise CommandError(f"a device id is {MARKER_ID_RULE}", EXIT_USAGE)
     secret = await _on_registry(lambda registry: registry.add(args.device_id, args.name))
-    print(f"device {args.device_id} added; its secret (shown only now): {secret}")
+    mqtt = mqtt_passwords.set_password(args.device_id, secret)
+    print(f"device {args.device_id} added{' (also as an MQTT user)' if mqtt else ''}; "
+          f"its secret (shown only now): {secret}")
     return 0
 
 
 async def _devices_rotate(args: argparse.Namespace) -> int:
     secret = await _on_registry(lambda registry: registry.rotate(args.device_id))
+    mqtt_passwords.set_password(args.device_id, secret)
     print(f"device {args.device_id} has a new secret (shown only now; the old one stops working): {secret}")
     return 0
 
 
 async def _devices_remove(args: argparse.Namespace) -> int:
     await _on_registry(lambda registry: registry.remove(args.device_id))
+    mqtt_passwords.remove(args.device_id)
     print(f"device {args.device_id} removed")
     return 0
 

@@ -83,6 +83,13 @@ class Settings:
     topic_retention_hours: float
     live_interval: float
     live_client_buffer: int
+    traccar_topic: str | None
+    mqtt_url: str
+    mqtt_password: str | None
+    mqtt_password_file: str | None
+    mqtt_pid_file: str | None
+    mqtt_share_group: str
+    mqtt_session_expiry: int
 
     @property
     def dlq_topic(self) -> str:
@@ -154,6 +161,13 @@ class Settings:
             topic_retention_hours=_float(env, "TRACKER_TOPIC_RETENTION_HOURS", 168.0),
             live_interval=_float(env, "TRACKER_LIVE_INTERVAL", 1.0),
             live_client_buffer=_int(env, "TRACKER_LIVE_CLIENT_BUFFER", 4 * 1024 * 1024),
+            traccar_topic=env.get("TRACKER_TRACCAR_TOPIC") or None,
+            mqtt_url=_str(env, "TRACKER_MQTT_URL", "mqtt://tracker-bridge@127.0.0.1:1883"),
+            mqtt_password=env.get("TRACKER_MQTT_PASSWORD") or None,
+            mqtt_password_file=env.get("TRACKER_MQTT_PASSWORD_FILE") or None,
+            mqtt_pid_file=env.get("TRACKER_MQTT_PID_FILE") or None,
+            mqtt_share_group=_str(env, "TRACKER_MQTT_SHARE_GROUP", "tracker"),
+            mqtt_session_expiry=_int(env, "TRACKER_MQTT_SESSION_EXPIRY", 7 * 24 * 3600),
         )
 
 

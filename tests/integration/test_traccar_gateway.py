@@ -102,3 +102,35 @@ def test_gateways_cli_lists_and_removes(stack, gateway):
     assert cli(stack, "remove", "short-lived").returncode == 0
     wait_for(lambda: post(worker, fix("C-1", 1), token)[0] == 401, 15, "the removed gateway's token to stop working")
     assert cli(stack, "remove", "short-lived").returncode == 1
+
+
+def test_the_kafka_form_lands_through_the_adapter_and_bad_records_go_to_the_dlq(stack):
+    """``forward.type=kafka``: Traccar's JSON keyed by its numeric device id, on a topic of its own."""
+    import asyncio
+
+    from tracker.kafka import positions_producer
+
+    topic = f"{stack.settings.app_id}-traccar-in"
+    worker = stack.worker(TRACKER_TRACCAR_TOPIC=topic).start()
+    worker.wait_ready()
+    records = [(b"17", json.dumps(fix("kafka-tracker-1", minutes)).encode()) for minutes in (3, 2, 1)]
+    records += [(b"18", json.dumps(fix("kafka-no-lock", 1, position__valid=False)).encode()),
+                (b"19", json.dumps(fix("bad id", 1)).encode()),
+                (b"20", b"{not json")]
+
+    async def send():
+        producer = positions_producer(stack.settings)
+        await producer.start()
+        try:
+            for key, value in records:
+                await (await producer.send(topic, key=key, value=value))
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    wait_for(lambda: len(stored(stack, "kafka-tracker-1")) == 3, 90, "the forwarded positions in history")
+    letters = stack.read_topic(stack.settings.dlq_topic, expect=2, timeout=30)
+    reasons = sorted(letter["code"] for letter in letters if letter["source"]["topic"] == topic)
+    assert reasons == ["bad_marker_id", "not_json"]
+    assert stored(stack, "kafka-no-lock") == []
+    worker.stop()

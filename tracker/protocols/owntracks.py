@@ -18,6 +18,8 @@ from tracker.position import InvalidPosition, format_time, parse_time
 from tracker.protocols import allowed_attributes, known, number
 
 SOURCE = "owntracks"
+#: The other message types OwnTracks sends; over MQTT they are counted, not stored.
+OTHER_TYPES = ("transition", "waypoint", "waypoints", "lwt", "card", "cmd", "status", "steps", "beacon", "encrypted")
 #: Fields kept as attributes.
 ATTRIBUTES = ("tid", "t", "conn", "bs", "vac", "m", "p")
 

@@ -1,0 +1,82 @@
+"""traccar: positions a Traccar server forwards to Kafka (``forward.type=kafka``), read from
+``TRACKER_TRACCAR_TOPIC`` (off when unset) and sent on to ``gps.positions`` under their
+marker id, by the same converter as ``POST /ingest/traccar`` (``tracker/protocols/traccar.py``).
+
+Traccar keys its records by its own numeric device id; the marker id is the device's
+``uniqueId`` in the value. A record that is not a position (not JSON, no uniqueId, out of
+range...) goes to ``gps.positions.dlq`` with its reason; one without a GPS fix
+(``valid: false``) is counted and dropped. A consumer group of its own
+(``<app id>-traccar``); a slice's offsets are committed once every send of it is
+acknowledged (at least once: ``latest`` and the history ignore what they already have).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import orjson
+from aiokafka import TopicPartition
+
+from agents.intake import count_dead_letter
+from tracker.app import worker_service
+from tracker.consumer import GroupConsumer
+from tracker.dead_letters import dead_letter
+from tracker.kafka import ensure_topics
+from tracker.metrics import NO_FIX, POSITIONS_REJECTED
+from tracker.position import InvalidPosition, parse_position
+from tracker.protocols import traccar
+from tracker.resources import worker_producer
+from tracker.settings import settings
+
+log = logging.getLogger(__name__)
+
+
+def convert(value: bytes | None):
+    """A record's value as a validated ``Position``; ``traccar.NoFix`` or ``InvalidPosition``."""
+    try:
+        body = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        raise InvalidPosition("not_json", "the record is not valid JSON") from None
+    return parse_position(traccar.convert(body))
+
+
+class TraccarAdapter(GroupConsumer):
+    name = "traccar"
+
+    def __init__(self, topic: str, **kwargs) -> None:
+        super().__init__(settings, topic, f"{settings.app_id}-traccar", **kwargs)
+
+    async def on_start(self) -> None:
+        await ensure_topics(settings, {self.topic: {}})  # so the group can join before Traccar's first send
+        await worker_producer.ready()
+        await super().on_start()
+
+    async def handle(self, tp: TopicPartition, records: list) -> None:
+        epoch = self.epoch(tp)  # before any await: a rewind meanwhile must leave this slice behind
+        producer, sends, rejected_at = worker_producer.producer, [], datetime.now(timezone.utc)
+        for record in records:
+            try:
+                position = convert(record.value)
+            except traccar.NoFix:
+                NO_FIX.labels(traccar.SOURCE).inc()
+                continue
+            except InvalidPosition as error:
+                letter = dead_letter(record.value, error, rejected_at, record.topic, record.partition, record.offset)
+                sent = await producer.send(settings.dlq_topic, key=record.key, value=orjson.dumps(letter))
+                sent.add_done_callback(count_dead_letter)
+                sends.append(sent)
+                POSITIONS_REJECTED.labels(error.code).inc()
+                continue
+            sends.append(await producer.send(settings.topic, key=position.marker_id.encode(),
+                                              value=position.to_json()))
+        try:
+            await asyncio.gather(*sends)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the slice is read again
+            log.warning("traccar: a send for %s[%d] failed: %r", tp.topic, tp.partition, exc)
+            self.rewind(tp, epoch)
+            return
+        self.done(tp, epoch, records[0].offset, records[-1].offset + 1)
+
+
+adapter = worker_service(TraccarAdapter(settings.traccar_topic)) if settings.traccar_topic else None

@@ -1,0 +1,131 @@
+"""OwnTracks over MQTT on the real Mosquitto (``scripts/services``), Kafka and Postgres: devices
+registered with ``tracker devices add`` publish as themselves; ``tracker mqtt-bridge`` brings
+every location into history under the right marker id; the broker refuses a user publishing
+under another user's topic; a bridge killed with ``kill -9`` mid-stream loses nothing."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+
+from tracker.testing import ROOT, wait_for
+
+TRACKER = str(Path(sys.executable).with_name("tracker"))
+USERS = 10
+PER_USER = 100
+BASE_TST = int(time.time()) - 3600
+
+
+def broker() -> tuple[str, int]:
+    url = urlsplit(os.environ.get("TRACKER_MQTT_URL", ""))
+    if not url.hostname or not os.environ.get("TRACKER_MQTT_PASSWORD_FILE"):
+        pytest.fail("the MQTT tests need Mosquitto: run them under `eval \"$(scripts/services env)\"`")
+    return url.hostname, url.port or 1883
+
+
+def publisher(user: str, password: str):
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"phone-{user}", protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, password)
+    client.connect(*broker())
+    client.loop_start()
+    return client
+
+
+def location(i: int) -> bytes:
+    return orjson.dumps({"_type": "location", "lat": 45 + i * 1e-4, "lon": 14.0, "tst": BASE_TST + i, "acc": 8,
+                         "vel": 36, "batt": 80, "tid": "ph", "SSID": "home-wifi"})
+
+
+@pytest.fixture(scope="module")
+def mqtt(stack):
+    env = {**stack.env, "TRACKER_MQTT_SHARE_GROUP": stack.settings.app_id, "TRACKER_MQTT_SESSION_EXPIRY": "600"}
+    prefix = stack.settings.app_id[-8:]
+    users = {}
+    for i in range(USERS):
+        added = subprocess.run([TRACKER, "devices", "add", f"{prefix}-u{i}"], env=env, capture_output=True,
+                               text=True, timeout=60)
+        assert added.returncode == 0 and "also as an MQTT user" in added.stdout, added.stderr
+        users[f"{prefix}-u{i}"] = added.stdout.rsplit(" ", 1)[1].strip()
+    worker = stack.worker().start()
+    worker.wait_ready()
+    bridges = []
+
+    def start_bridge() -> subprocess.Popen:
+        bridge = subprocess.Popen([TRACKER, "mqtt-bridge", "--client-id", f"bridge-{prefix}"], env=env, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bridges.append(bridge)
+        time.sleep(1.0)  # connected and subscribed
+        return bridge
+
+    start_bridge()
+    yield users, start_bridge, bridges
+    for bridge in bridges:
+        bridge.kill()
+    for name in users:
+        subprocess.run([TRACKER, "devices", "remove", name], env=env, capture_output=True, timeout=60)
+
+
+def stored(stack, marker_id: str) -> int:
+    return stack.query("SELECT count(*) FROM positions WHERE marker_id = %s", marker_id)[0][0]
+
+
+def test_every_users_locations_land_under_its_marker_id(stack, mqtt):
+    users, _, _ = mqtt
+    clients = {name: publisher(name, secret) for name, secret in users.items()}
+    try:
+        pending = [client.publish(f"owntracks/{name}/pixel", location(i), qos=1)
+                   for name, client in clients.items() for i in range(PER_USER)]
+        for info in pending:
+            info.wait_for_publish(30)
+        wait_for(lambda: all(stored(stack, name) == PER_USER for name in users), 90,
+                 f"{USERS * PER_USER} locations in history")
+    finally:
+        for client in clients.values():
+            client.disconnect()
+    name = next(iter(users))
+    speed, attributes, source = stack.query(
+        "SELECT speed, attributes, source FROM positions WHERE marker_id = %s LIMIT 1", name)[0]
+    assert speed == pytest.approx(10.0) and source == "owntracks"
+    assert attributes == {"tid": "ph", "device": "pixel"}  # SSID dropped, the phone's name kept
+
+
+def test_the_broker_refuses_a_user_publishing_under_anothers_topic(stack, mqtt):
+    users, _, _ = mqtt
+    (mallory, secret), (victim, _) = list(users.items())[:2]
+    before = stored(stack, victim)
+    client = publisher(mallory, secret)
+    try:
+        info = client.publish(f"owntracks/{victim}/pixel", location(PER_USER + 5), qos=1)
+        info.wait_for_publish(10)
+        assert info.rc == 0
+        own = client.publish(f"owntracks/{mallory}/pixel", location(PER_USER + 5), qos=1)
+        own.wait_for_publish(10)
+    finally:
+        client.disconnect()
+    wait_for(lambda: stored(stack, mallory) == PER_USER + 1, 30, "the publisher's own location")
+    assert stored(stack, victim) == before
+
+
+def test_a_bridge_killed_mid_stream_loses_nothing(stack, mqtt):
+    users, start_bridge, bridges = mqtt
+    name, secret = list(users.items())[2]
+    before = stored(stack, name)
+    client = publisher(name, secret)
+    count = 2_000
+    try:
+        for i in range(count):
+            client.publish(f"owntracks/{name}/pixel", location(1_000 + i), qos=1)
+        wait_for(lambda: stored(stack, name) > before + 100, 60, "the stream under way")
+        bridges[-1].kill()  # SIGKILL: nothing flushed, nothing acknowledged on the way out
+        bridges[-1].wait()
+        time.sleep(1)
+        start_bridge()
+        wait_for(lambda: stored(stack, name) == before + count, 120, "every location after the restart")
+    finally:
+        client.disconnect()

@@ -1,0 +1,176 @@
+"""``tracker mqtt-bridge``: OwnTracks over MQTT into ``gps.positions``.
+
+The bridge subscribes to ``owntracks/+/+`` as a *shared* subscription
+(``$share/<TRACKER_MQTT_SHARE_GROUP>/owntracks/+/+``), so several bridges split the messages
+between them, with QoS 1 and a persistent session (``--client-id``, one per bridge, kept by
+the broker for ``TRACKER_MQTT_SESSION_EXPIRY`` seconds while the bridge is away: restart a
+bridge under the same id, or its share of the messages waits there). Each message is
+acknowledged to the broker only once Kafka has acknowledged what it became: a bridge killed
+at any moment loses nothing, because the broker delivers again what was not acknowledged
+(and the history ignores a position it already holds).
+
+- ``owntracks/<user>/<device>``: the MQTT user is the device id (``tracker devices add``),
+  the marker id; the broker's ACL lets a user publish only under its own name, so the
+  topic's user can be trusted. ``<device>`` (the phone's name in the app) is kept as the
+  ``device`` attribute, as the HTTP endpoint keeps ``X-Limit-D``.
+- ``_type: location`` is converted by ``tracker.protocols.owntracks``, the code the HTTP
+  endpoint uses; a message that is not a valid position goes to ``gps.positions.dlq`` with
+  its reason. Other types (``transition``, ``waypoint``, ``lwt``, ``card``, ...) are
+  acknowledged and counted (``tracker_mqtt_messages_total{type}``), not stored.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import orjson
+
+from tracker.dead_letters import dead_letter
+from tracker.kafka import positions_producer
+from tracker.position import MARKER_ID_PATTERN, InvalidPosition, parse_position
+from tracker.protocols import owntracks
+from tracker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOPIC_FILTER = "owntracks/+/+"
+#: Messages the broker may have in flight to one bridge (its Receive Maximum, MQTT 5).
+IN_FLIGHT = 1000
+PROGRESS_SECONDS = 10.0
+
+
+class Bridge:
+    def __init__(self, config: Settings, client_id: str) -> None:
+        self.config, self.client_id = config, client_id
+        self.counts: Counter[str] = Counter()
+        self.connected = threading.Event()
+        self._queue: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = None
+
+    def _connect(self):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.packettypes import PacketTypes
+
+        url = urlsplit(self.config.mqtt_url)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                             manual_ack=True)
+        if url.username:
+            client.username_pw_set(url.username, self.config.mqtt_password)
+        if url.scheme == "mqtts":
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda *args: self.connected.clear()
+        client.on_message = self._on_message
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.config.mqtt_session_expiry  # unacknowledged messages wait for it
+        properties.ReceiveMaximum = IN_FLIGHT
+        client.connect_async(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883),
+                             keepalive=30, clean_start=False, properties=properties)
+        client.loop_start()
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("mqtt-bridge: the broker refused the connection: %s", reason_code)
+            return
+        client.subscribe(f"$share/{self.config.mqtt_share_group}/{TOPIC_FILTER}", qos=1)
+        self.connected.set()
+
+    def _on_message(self, client, userdata, message) -> None:  # paho's thread
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
+
+    def _ack(self, message) -> None:
+        self._client.ack(message.mid, message.qos)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop, self._queue = asyncio.get_running_loop(), asyncio.Queue()
+        producer = positions_producer(self.config)
+        await producer.start()
+        self._client = self._connect()
+        in_flight: set[asyncio.Future] = set()
+        shown = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    message = await asyncio.wait_for(self._queue.get(), 0.5)
+                except asyncio.TimeoutError:
+                    message = None
+                if message is not None:
+                    sent = await self._forward(producer, message)
+                    if sent is None:
+                        self._ack(message)
+                    else:
+                        in_flight.add(sent)
+                        sent.add_done_callback(lambda done, m=message: self._settle(done, m, in_flight))
+                if time.monotonic() - shown >= PROGRESS_SECONDS:
+                    shown = time.monotonic()
+                    self.progress()
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=10)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            await producer.stop()
+            self.progress()
+
+    def _settle(self, sent: asyncio.Future, message, in_flight: set) -> None:
+        in_flight.discard(sent)
+        if sent.cancelled() or sent.exception() is not None:
+            # Not acknowledged: the broker sends it again (after a reconnect); stop reading
+            # so that it does, rather than acknowledging later messages meanwhile.
+            log.error("mqtt-bridge: Kafka did not take a message (%r); reconnecting", sent.exception())
+            self.counts["kafka_failed"] += 1
+            self._client.reconnect()
+            return
+        self._ack(message)
+
+    async def _forward(self, producer, message) -> asyncio.Future | None:
+        """Produce what ``message`` becomes; its send future, or None when nothing is sent."""
+        parts = message.topic.split("/")
+        try:
+            if len(parts) != 3 or MARKER_ID_PATTERN.fullmatch(parts[1]) is None:
+                raise InvalidPosition("bad_topic", f"expected owntracks/<device id>/<phone>, got {message.topic[:80]!r}")
+            try:
+                body = orjson.loads(message.payload)
+            except orjson.JSONDecodeError:
+                raise InvalidPosition("not_json", "the message is not valid JSON") from None
+            if not owntracks.is_location(body):
+                kind = body.get("_type") if isinstance(body, dict) and isinstance(body.get("_type"), str) else "?"
+                self.counts[kind if kind in owntracks.OTHER_TYPES else "other"] += 1
+                return None
+            record = owntracks.from_location(body, parts[1])
+            record["attributes"] = {**(record["attributes"] or {}), "device": parts[2][:256]}
+            position = parse_position(record)
+        except InvalidPosition as error:
+            self.counts["rejected"] += 1
+            letter = dead_letter(message.payload, error, datetime.now(timezone.utc), message.topic, -1, message.mid)
+            return await producer.send(self.config.dlq_topic, key=parts[1].encode() if len(parts) > 1 else None,
+                                       value=orjson.dumps(letter))
+        self.counts["location"] += 1
+        return await producer.send(self.config.topic, key=position.marker_id.encode(), value=position.to_json())
+
+    def progress(self) -> None:
+        print("mqtt-bridge: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.counts.items()))
+              if self.counts else "mqtt-bridge: no messages yet", file=sys.stderr, flush=True)
+
+
+async def serve(config: Settings, client_id: str | None) -> int:
+    bridge = Bridge(config, client_id or f"tracker-bridge-{socket.gethostname()}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"mqtt-bridge: {config.mqtt_url} {TOPIC_FILTER} (shared, group {config.mqtt_share_group}) -> {config.topic}",
+          file=sys.stderr, flush=True)
+    await bridge.run(stop)
+    return 0
