@@ -46,6 +46,7 @@ bench-viewers: install services
 
 bench-ingest: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.ingest_osmand
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.mqtt_bridge
 
 bench: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.pipeline $(BENCH_ARGS)

@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -52,7 +52,9 @@ class Bridge:
         self.config, self.client_id = config, client_id
         self.counts: Counter[str] = Counter()
         self.connected = threading.Event()
-        self._queue: asyncio.Queue | None = None
+        self._inbox: deque = deque()  # filled by paho's thread, emptied by the event loop
+        self._waking = False
+        self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = None
 
@@ -87,13 +89,17 @@ class Bridge:
         self.connected.set()
 
     def _on_message(self, client, userdata, message) -> None:  # paho's thread
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
+        # One wake-up of the event loop per burst, not per message.
+        self._inbox.append(message)
+        if not self._waking:
+            self._waking = True
+            self._loop.call_soon_threadsafe(self._arrived.set)
 
     def _ack(self, message) -> None:
         self._client.ack(message.mid, message.qos)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop, self._queue = asyncio.get_running_loop(), asyncio.Queue()
+        self._loop, self._arrived = asyncio.get_running_loop(), asyncio.Event()
         producer = positions_producer(self.config)
         await producer.start()
         self._client = self._connect()
@@ -102,10 +108,13 @@ class Bridge:
         try:
             while not stop.is_set():
                 try:
-                    message = await asyncio.wait_for(self._queue.get(), 0.5)
+                    await asyncio.wait_for(self._arrived.wait(), 0.5)
                 except asyncio.TimeoutError:
-                    message = None
-                if message is not None:
+                    pass
+                self._arrived.clear()
+                self._waking = False
+                while self._inbox:
+                    message = self._inbox.popleft()
                     sent = await self._forward(producer, message)
                     if sent is None:
                         self._ack(message)

@@ -44,7 +44,9 @@ def location(i: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def mqtt(stack):
-    env = {**stack.env, "TRACKER_MQTT_SHARE_GROUP": stack.settings.app_id, "TRACKER_MQTT_SESSION_EXPIRY": "600"}
+    broker()
+    env = {**stack.env, **{k: v for k, v in os.environ.items() if k.startswith("TRACKER_MQTT_")},
+           "TRACKER_MQTT_SHARE_GROUP": stack.settings.app_id, "TRACKER_MQTT_SESSION_EXPIRY": "600"}
     prefix = stack.settings.app_id[-8:]
     users = {}
     for i in range(USERS):
