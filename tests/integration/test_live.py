@@ -132,7 +132,15 @@ def test_a_viewer_keeps_receiving_on_the_same_connection_after_a_worker_is_kille
         except AssertionError:
             # Which part stalled: the pipeline (the fixes are not in `latest`) or the feed?
             in_latest = [m for m in missing() if (a.get(f"/api/markers/{m}")[1] or {}).get("time") is not None]
+            settings = stack.settings
+            stages = {  # each stage's committed offsets against the ends of what it reads
+                "intake": (stack.committed("-intake", settings.topic), stack.end_offsets(settings.topic)),
+                "latest": (stack.committed("", settings.batches_topic), stack.end_offsets(settings.batches_topic)),
+                "history": (stack.committed("-history", settings.batches_topic),
+                            stack.end_offsets(settings.batches_topic)),
+            }
             raise AssertionError(f"missing on the feed: {missing()}; of them in latest: {in_latest}; "
+                                 f"committed/end per stage: {stages}; "
                                  f"A's partitions: {a.health()}\n{a.log_tail(60)}") from None
         assert not feed.closed and feed.events.count("snapshot") == 1
     finally:
