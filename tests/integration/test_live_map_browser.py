@@ -62,6 +62,7 @@ def test_the_list_search_and_a_click_lead_to_the_right_marker(page):
         const p = map.latLngToContainerPoint([m.lat, m.lon]), size = map.getSize();
         return Math.abs(p.x - size.x / 2) <= 1 && Math.abs(p.y - size.y / 2) <= 1; }""")
     ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(400)  # the popup's fade-in
     page.screenshot(path=str(ARTIFACTS / "map-panel.png"))
     assert page.errors == []
 

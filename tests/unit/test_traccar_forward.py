@@ -1,6 +1,7 @@
 """What a Traccar server forwards (``forward.type=json``; the same JSON over Kafka), as its
 ``PositionForwarderJson`` builds it: ``{"position": Position, "device": Device}`` serialised by
-its Jackson mapper (ISO 8601 times with an offset, nulls written out, speed in knots)."""
+its Jackson mapper (ISO 8601 times with an offset, nulls written out, speed in knots; the
+position's ``id`` is still 0, it is forwarded before it is stored)."""
 from datetime import datetime, timezone
 
 import orjson
@@ -14,13 +15,13 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 #: One forwarded position of a GT06 tracker, field for field as Traccar writes it.
 SAMPLE = orjson.loads(b"""{
   "position": {
-    "id": 81234, "attributes": {"sat": 9, "ignition": true, "motion": true, "batteryLevel": 76,
+    "id": 0, "attributes": {"sat": 9, "ignition": true, "motion": true, "batteryLevel": 76,
                                 "odometer": 1534217.0, "distance": 12.36, "totalDistance": 1534217.35,
                                 "alarm": "overspeed", "event": 0, "power": 12.4, "ip": "203.0.113.7",
                                 "result": "xyz"},
     "deviceId": 17, "protocol": "gt06", "serverTime": "2026-11-28T10:15:31.512+00:00",
     "deviceTime": "2026-11-28T10:15:30.000+00:00", "fixTime": "2026-11-28T11:15:30.000+01:00",
-    "outdated": false, "valid": true, "latitude": 45.815011, "longitude": 15.981919, "altitude": 122.0,
+    "valid": true, "latitude": 45.815011, "longitude": 15.981919, "altitude": 122.0,
     "speed": 27.0, "course": 271.0, "address": null, "accuracy": 0.0, "network": null, "geofenceIds": null
   },
   "device": {
