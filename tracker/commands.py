@@ -21,6 +21,7 @@ async def on_database(action):
     from tracker.accounts import AccountError
     from tracker.db import create_schema
     from tracker.devices import DeviceExists, UnknownDevice
+    from tracker.gateways import GatewayError
 
     try:
         conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
@@ -29,7 +30,7 @@ async def on_database(action):
         raise CommandError(f"cannot reach Postgres: {first_line(exc)}", EXIT_UNAVAILABLE) from None
     try:
         return await action(conn)
-    except AccountError as exc:
+    except (AccountError, GatewayError) as exc:
         raise CommandError(str(exc)) from None
     except psycopg.DataError as exc:
         raise CommandError(f"refused by Postgres: {first_line(exc)}", EXIT_USAGE) from None

@@ -3,51 +3,38 @@ devices (``POST /ingest/traccar``)."""
 from __future__ import annotations
 
 import argparse
+import re
 
 from tracker import gateways
-from tracker.commands import EXIT_USAGE, CommandError, on_database
+from tracker.commands import EXIT_USAGE, CommandError, on_database, table
 from tracker.position import MARKER_ID_PATTERN
 
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NAME_RULE = "1 to 64 characters of A-Z a-z 0-9 _ . -"
 
 
 async def add(args: argparse.Namespace) -> int:
-    if not args.name or len(args.name) > 64 or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in args.name):
+    if NAME.fullmatch(args.name) is None:
         raise CommandError(f"a gateway name is {NAME_RULE}", EXIT_USAGE)
     if args.prefix and MARKER_ID_PATTERN.fullmatch(args.prefix) is None:
         raise CommandError(f"--prefix {args.prefix!r} cannot begin a marker id", EXIT_USAGE)
-    token = await _run(lambda conn: gateways.add(conn, args.name, args.prefix or ""))
+    token = await on_database(lambda conn: gateways.add(conn, args.name, args.prefix or ""))
     scope = f"marker ids starting with {args.prefix!r}" if args.prefix else "any marker id"
     print(f"gateway {args.name} added, may report for {scope}; its token (shown only now): {token}")
     return 0
 
 
 async def remove(args: argparse.Namespace) -> int:
-    await _run(lambda conn: gateways.remove(conn, args.name))
+    await on_database(lambda conn: gateways.remove(conn, args.name))
     print(f"gateway {args.name} removed")
     return 0
 
 
 async def listing(args: argparse.Namespace) -> int:
-    found = await _run(gateways.listing)
-    if not found:
-        print("no gateways")
-        return 0
-    width = max(len(g.name) for g in found)
-    print(f"{'gateway':<{width}}  {'prefix':<16}  added")
-    for g in found:
-        print(f"{g.name:<{width}}  {(g.prefix or '(any)'):<16}  {g.created_at:%Y-%m-%d %H:%M:%S}")
+    found = await on_database(gateways.listing)
+    table(("gateway", "prefix", "added"),
+          [(g.name, g.prefix or "(any)", f"{g.created_at:%Y-%m-%d %H:%M:%S}") for g in found], "no gateways")
     return 0
-
-
-async def _run(action):
-    async def run(conn):
-        try:
-            return await action(conn)
-        except gateways.GatewayError as exc:
-            raise CommandError(str(exc)) from None
-
-    return await on_database(run)
 
 
 def add_commands(commands) -> None:

@@ -25,7 +25,6 @@ import logging
 import signal
 import socket
 import sys
-import threading
 import time
 from collections import Counter, deque
 from datetime import datetime, timezone
@@ -51,7 +50,6 @@ class Bridge:
     def __init__(self, config: Settings, client_id: str) -> None:
         self.config, self.client_id = config, client_id
         self.counts: Counter[str] = Counter()
-        self.connected = threading.Event()
         self._inbox: deque = deque()  # filled by paho's thread, emptied by the event loop
         self._waking = False
         self._arrived: asyncio.Event | None = None
@@ -71,7 +69,6 @@ class Bridge:
         if url.scheme == "mqtts":
             client.tls_set()
         client.on_connect = self._on_connect
-        client.on_disconnect = lambda *args: self.connected.clear()
         client.on_message = self._on_message
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.config.mqtt_session_expiry  # unacknowledged messages wait for it
@@ -86,7 +83,6 @@ class Bridge:
             log.error("mqtt-bridge: the broker refused the connection: %s", reason_code)
             return
         client.subscribe(f"$share/{self.config.mqtt_share_group}/{TOPIC_FILTER}", qos=1)
-        self.connected.set()
 
     def _on_message(self, client, userdata, message) -> None:  # paho's thread
         # One wake-up of the event loop per burst, not per message.

@@ -41,7 +41,7 @@ from tracker.protocols import osmand, owntracks, traccar
 from tracker.resources import database
 from tracker.settings import settings
 from tracker.topics import positions_topic
-from web.auth import basic_credentials
+from web.auth import basic_credentials, bearer_token
 from web.errors import ApiError, BadRequest, Forbidden, RequestTimeout, TooLarge, Unauthorized, Unavailable
 
 BROKER_ACK_TIMEOUT = 10.0
@@ -226,12 +226,12 @@ async def _gateway(request: aioweb.Request):
     """The gateway whose token the request carries (None when ingestion needs no credential)."""
     if not settings.ingest_auth:
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if token is None:
         raise Unauthorized("missing_credential", "send the gateway's token: Authorization: Bearer TOKEN",
                            headers={"WWW-Authenticate": 'Bearer realm="tracker"'})
     try:
-        gateway = await gateway_tokens.gateway_for(token.strip())
+        gateway = await gateway_tokens.gateway_for(token)
     except DATABASE_ERRORS:
         raise Unavailable("registry_unavailable", "the gateway registry (Postgres) cannot be reached; retry") from None
     if gateway is None:
