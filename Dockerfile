@@ -24,7 +24,7 @@ RUN python -m web.assets fetch && pip install --no-deps .
 FROM python:3.11-slim
 ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 RUN useradd --system --create-home --uid 10001 tracker \
- && mkdir -p /data && chown tracker /data
+ && mkdir -p /data /passwords && chown tracker /data /passwords
 COPY --from=build /opt/venv /opt/venv
 USER tracker
 WORKDIR /home/tracker

@@ -15,12 +15,16 @@ Nothing may leave the loop with an exception, because ``take_events`` acknowledg
 events when it is left: Kafka errors are retried until they pass, and anything else
 stops the worker without acknowledging (``tracker.app.fatal``), so the events are read
 again after a restart. Offsets Faust's consumer skipped are read again first
-(``tracker.continuity``).
+(``tracker.continuity``); a partition it stopped delivering is fetched again
+(``tracker.partition_guard``).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+
+from faust.types import TP
+from faust.types.tuples import ack_lock
 
 from agents import events as events_stage
 from agents import journeys as journeys_stage
@@ -30,6 +34,7 @@ from tracker import batches
 from tracker.app import app, fatal
 from tracker.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
+from tracker.partition_guard import CHECK_SECONDS, PartitionGuard
 from tracker.resources import agent_progress, batches_offsets, worker_producer
 from tracker.settings import settings
 from tracker.topics import batches_topic
@@ -42,13 +47,64 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 128
 WITHIN_SECONDS = 0.02
 
-continuity = Continuity(batches_offsets.committed, batches_offsets.read, "latest")
+def acknowledge_in_faust(generation, partition: int, offsets: range) -> None:
+    """Count records ``tracker.continuity`` read again as acknowledged by Faust's consumer,
+    so that its commit of the partition can pass them (it never delivered them). Not after
+    a rebalance: the partition's bookkeeping then starts again from the group's commit."""
+    consumer, tp = app.consumer, TP(settings.batches_topic, partition)
+    if generation != app.consumer_generation_id or tp not in consumer.assignment():
+        return
+    with ack_lock:
+        committed = consumer._committed_offset.get(tp)
+        acked, index = consumer._acked[tp], consumer._acked_index[tp]
+        for offset in offsets:
+            if (committed is None or offset >= committed) and offset not in index:
+                index.add(offset)
+                acked.append(offset)
+
+
+continuity = Continuity(batches_offsets.committed, batches_offsets.read, "latest", acknowledge_in_faust)
+
+
+def owned_partitions() -> list[int] | None:
+    """The partitions of the batches topic this worker consumes; None while they may move."""
+    if app.rebalancing or app.in_recovery or not app.consumer.flow_active:
+        return None
+    return sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == settings.batches_topic)
+
+
+async def fetch_again(partition: int, offset: int) -> str:
+    """Make Faust's consumer fetch ``partition`` again from ``offset``; what it had made of it."""
+    consumer, tp = app.consumer, TP(settings.batches_topic, partition)
+    found = (f"active {tp in consumer._active_partitions}, paused {tp in consumer._paused_partitions}, "
+             f"buffered {tp in consumer._buffered_partitions}, fetch position {await consumer.position(tp)}")
+    consumer.resume_partitions([tp])
+    await consumer.seek_wait({tp: offset})
+    return found
+
+
+async def fetch_position(partition: int) -> int | None:
+    return await app.consumer.position(TP(settings.batches_topic, partition))
+
+
+partition_guard = PartitionGuard(owned_partitions, batches_offsets.committed, batches_offsets.end_offsets,
+                                 fetch_again, fetch_position, agent_progress.next_offset,
+                                 agent_progress.idle_seconds)
+
+
+@app.timer(CHECK_SECONDS)
+async def guard_partitions() -> None:
+    try:
+        await partition_guard.check()
+    except Exception:  # noqa: BLE001 - a check that failed is tried again at the next tick
+        log.exception("latest: cannot check the partitions' progress")
 
 
 @app.agent(batches_topic, name="latest")
 async def track_latest(stream):
     writer = None
     async for events in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
+        agent_progress.working()
         try:
             if writer is None:
                 writer = LatestWriter((await worker_producer.ready()).send_many)
@@ -58,6 +114,7 @@ async def track_latest(stream):
                     await apply_fixes(writer, fixes, generation)
                 if forgets:
                     await forget(writer, forgets)
+            continuity.processed()
             agent_progress.processed(events)
         except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
             fatal("latest: stopped in the middle of a batch")

@@ -38,6 +38,7 @@ class Group:
     name: str
     markers: list[str]
     members: list[str]
+    friends: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,13 @@ async def revoke_grant(conn: psycopg.AsyncConnection, group: str, grants: list[t
                 [(group_id, marker, is_prefix) for marker, is_prefix in grants])
 
 
+async def set_friends(conn: psycopg.AsyncConnection, group: str, friends: bool) -> None:
+    """Whether the group's phones see each other in OwnTracks (``tracker.friends``)."""
+    cur = await conn.execute("UPDATE marker_groups SET friends = %s WHERE name = %s", (friends, group))
+    if cur.rowcount == 0:
+        raise AccountError(f"no group {group!r}")
+
+
 async def add_members(conn: psycopg.AsyncConnection, group: str, users: list[str]) -> None:
     group_id = await _group_id(conn, group)
     cur = await conn.execute("SELECT name, user_id FROM users WHERE name = ANY(%s)", (users,))
@@ -222,11 +230,11 @@ async def list_groups(conn: psycopg.AsyncConnection) -> list[Group]:
         "       coalesce((SELECT array_agg(ARRAY[gm.marker_id, gm.is_prefix::text] ORDER BY gm.marker_id) "
         "                 FROM group_markers gm WHERE gm.group_id = g.group_id), '{}'), "
         "       coalesce((SELECT array_agg(u.name ORDER BY u.name) FROM group_members m "
-        "                 JOIN users u USING (user_id) WHERE m.group_id = g.group_id), '{}') "
+        "                 JOIN users u USING (user_id) WHERE m.group_id = g.group_id), '{}'), g.friends "
         "FROM marker_groups g ORDER BY g.name")
     return [Group(group_id, name, [format_grant(marker, is_prefix == "true") for marker, is_prefix in markers],
-                  members)
-            for group_id, name, markers, members in await cur.fetchall()]
+                  members, friends)
+            for group_id, name, markers, members, friends in await cur.fetchall()]
 
 
 # -- API tokens ----------------------------------------------------------------------------

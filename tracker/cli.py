@@ -159,6 +159,11 @@ def _account_commands(commands) -> None:
     members.add_argument("users", nargs="+", metavar="USER")
     members.add_argument("--remove", action="store_true")
     members.set_defaults(run=_groups_members)
+    friends = groups.add_parser("friends", help="let the group's phones see each other in OwnTracks "
+                                                "(or stop it with --off)")
+    friends.add_argument("name")
+    friends.add_argument("--off", action="store_true")
+    friends.set_defaults(run=_groups_friends)
 
     tokens = commands.add_parser("tokens", help="API tokens for programs").add_subparsers(title="tokens commands")
     add = tokens.add_parser("add", help="make a token for a user and print it (once)")
@@ -392,12 +397,21 @@ async def _groups_members(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _groups_friends(args: argparse.Namespace) -> int:
+    from tracker import accounts
+
+    await _on_database(lambda conn: accounts.set_friends(conn, args.name, not args.off))
+    print(f"group {args.name}: its phones {'no longer see' if args.off else 'see'} each other in OwnTracks")
+    return 0
+
+
 async def _groups_list(args: argparse.Namespace) -> int:
     from tracker import accounts
 
     groups = await _on_database(accounts.list_groups)
-    _table(("group", "markers", "members"),
-           [(g.name, " ".join(g.markers) or "-", ", ".join(g.members) or "-") for g in groups], "no groups")
+    _table(("group", "markers", "members", "friends"),
+           [(g.name, " ".join(g.markers) or "-", ", ".join(g.members) or "-", "yes" if g.friends else "no")
+            for g in groups], "no groups")
     return 0
 
 

@@ -6,12 +6,15 @@ that would lose fixes. ``Continuity`` knows, per partition, the next offset the 
 see: at the first event of a consumer generation, the offset the group had committed;
 after that, one past the last event. An event past that offset means records were
 skipped: they are read again directly from the broker and handled before the event, so
-nothing is acknowledged that was not processed.
+nothing is acknowledged that was not processed. Once their batch is processed they are
+acknowledged in Faust's consumer too (``Continuity.processed``): its commit of a partition
+stops for good at the first offset it has not seen acknowledged.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Awaitable, Callable
 
@@ -28,16 +31,22 @@ log = logging.getLogger(__name__)
 CommittedOffsets = Callable[[], Awaitable[dict[int, int]]]
 #: read(partition, start, end) -> the values of the records at offsets [start, end)
 ReadRange = Callable[[int, int, int], Awaitable[list[bytes]]]
+#: acknowledge(generation, partition, offsets): count records read again as processed
+Acknowledge = Callable[[object, int, range], None]
 
 REREAD_TIMEOUT = 60.0
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class Continuity:
-    def __init__(self, committed: CommittedOffsets, read: ReadRange, name: str = "latest") -> None:
+    def __init__(self, committed: CommittedOffsets, read: ReadRange, name: str = "latest",
+                 acknowledge: Acknowledge | None = None) -> None:
         self.name = name
         self.committed = committed
         self.read = read
+        self.acknowledge = acknowledge
+        #: (generation, partition, offsets) read again for the batch in hand
+        self._reread: list[tuple[object, int, range]] = []
         self.generation: object = None
         self._next: dict[int, int] = {}
         self._start: dict[int, int] | None = None
@@ -61,7 +70,18 @@ class Continuity:
                     self.name, partition, expected, offset - 1)
         values = await self.read(partition, expected, offset)
         self.reread_records += len(values)
+        self._reread.append((generation, partition, range(expected, offset)))
         return values
+
+    def processed(self) -> None:
+        """The batch in hand is done: the records read again for it count as acknowledged
+        (``acknowledge``), as Faust counts the events it delivered. Faust's commit of a
+        partition stops at the first offset it has not seen acknowledged, and it never
+        delivered these."""
+        reread, self._reread = self._reread, []
+        if self.acknowledge is not None:
+            for generation, partition, offsets in reread:
+                self.acknowledge(generation, partition, offsets)
 
 
     async def values_by_partition(self, generation: object, events) -> dict[int, list[bytes]]:
@@ -158,8 +178,18 @@ class AgentProgress:
         self.offsets = offsets
         #: partition -> the next offset the agent has yet to process
         self.next_offset: dict[int, int] = {}
+        #: time.monotonic() when the agent last finished a batch; None while it works on one
+        self.processed_at: float | None = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """How long the agent has been waiting for records (0 while it works on a batch)."""
+        return 0.0 if self.processed_at is None else time.monotonic() - self.processed_at
+
+    def working(self) -> None:
+        self.processed_at = None
 
     def processed(self, records) -> None:
+        self.processed_at = time.monotonic()
         for record in records:
             message = record.message
             self.next_offset[message.partition] = max(self.next_offset.get(message.partition, 0),

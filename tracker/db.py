@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS marker_groups (
     name       text        NOT NULL UNIQUE,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE marker_groups ADD COLUMN IF NOT EXISTS friends boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN marker_groups.friends IS 'the group''s phones see each other''s latest positions in OwnTracks (tracker.friends)';
 CREATE TABLE IF NOT EXISTS group_markers (
     group_id  bigint  NOT NULL REFERENCES marker_groups ON DELETE CASCADE,
     marker_id text    NOT NULL,

@@ -189,8 +189,8 @@ async def send_all(producer, topic: str, key: bytes, values: Iterable[bytes], to
     acknowledged all; progress on stderr about once a second. (records acknowledged,
     seconds taken)"""
     from aiokafka.errors import KafkaError
-    from aiokafka.partitioner import murmur2
 
+    from tracker.intake import partition_of
     from tracker.kafka import batch_sender
     from tracker.sender import _progress
 
@@ -213,7 +213,7 @@ async def send_all(producer, topic: str, key: bytes, values: Iterable[bytes], to
 
     try:
         partitions = sorted(await producer.partitions_for(topic))
-        partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+        partition = partitions[partition_of(key, len(partitions))]
         send = batch_sender(producer)
         while chunk := [(key, value) for value in islice(values, CHUNK)]:
             pending.extend(await send(topic, partition, chunk))

@@ -34,6 +34,11 @@ class Verdict:
     misplaced: list[tuple[bytes, bytes, int]] = field(default_factory=list)
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (and Faust's ``table_route``) picks for ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class Judge:
     """Judges records of a topic with ``partitions`` partitions."""
 
@@ -47,7 +52,7 @@ class Judge:
         if partition is None:
             if len(self._partition_of) >= PARTITION_CACHE_SIZE:
                 self._partition_of.clear()
-            partition = self._partition_of[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+            partition = self._partition_of[key] = partition_of(key, self.partitions)
         return partition
 
     def judge(self, partition: int, records: Sequence[Any], now_ms: int) -> Verdict:

@@ -16,7 +16,9 @@ at any moment loses nothing, because the broker delivers again what was not ackn
 - ``_type: location`` is converted by ``tracker.protocols.owntracks``, the code the HTTP
   endpoint uses; a message that is not a valid position goes to ``gps.positions.dlq`` with
   its reason. Other types (``transition``, ``waypoint``, ``lwt``, ``card``, ...) are
-  acknowledged and counted (``tracker_mqtt_messages_total{type}``), not stored.
+  acknowledged and counted (the counts are printed every 10 s), not stored.
+- Friends' positions the workers publish under each phone's name (``tracker.mqtt_friends``,
+  marked with the user property ``tracker: friend``) are acknowledged and counted, not stored.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import orjson
 
 from tracker.dead_letters import dead_letter
 from tracker.kafka import positions_producer
+from tracker.mqtt_friends import MARK
 from tracker.position import MARKER_ID_PATTERN, InvalidPosition, parse_position
 from tracker.protocols import owntracks
 from tracker.settings import Settings
@@ -142,6 +145,9 @@ class Bridge:
     async def _forward(self, producer, message) -> asyncio.Future | None:
         """Produce what ``message`` becomes; its send future, or None when nothing is sent."""
         parts = message.topic.split("/")
+        if is_friend_message(message):
+            self.counts["friend"] += 1  # published by a worker (tracker.mqtt_friends), already stored
+            return None
         try:
             if len(parts) != 3 or MARKER_ID_PATTERN.fullmatch(parts[1]) is None:
                 raise InvalidPosition("bad_topic", f"expected owntracks/<device id>/<phone>, got {message.topic[:80]!r}")
@@ -169,7 +175,16 @@ class Bridge:
               if self.counts else "mqtt-bridge: no messages yet", file=sys.stderr, flush=True)
 
 
+def is_friend_message(message) -> bool:
+    properties = getattr(message, "properties", None)
+    return MARK in (getattr(properties, "UserProperty", None) or ())
+
+
 async def serve(config: Settings, client_id: str | None) -> int:
+    from tracker import mqtt_passwords
+
+    if mqtt_passwords.ensure_bridge_user():  # a password file shared with the broker (docker compose)
+        print("mqtt-bridge: its user written to the broker's password file", file=sys.stderr, flush=True)
     bridge = Bridge(config, client_id or f"tracker-bridge-{socket.gethostname()}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -90,6 +90,7 @@ class Settings:
     mqtt_pid_file: str | None
     mqtt_share_group: str
     mqtt_session_expiry: int
+    mqtt_friends: bool
 
     @property
     def dlq_topic(self) -> str:
@@ -168,6 +169,7 @@ class Settings:
             mqtt_pid_file=env.get("TRACKER_MQTT_PID_FILE") or None,
             mqtt_share_group=_str(env, "TRACKER_MQTT_SHARE_GROUP", "tracker"),
             mqtt_session_expiry=_int(env, "TRACKER_MQTT_SESSION_EXPIRY", 7 * 24 * 3600),
+            mqtt_friends=_choice(env, "TRACKER_MQTT_FRIENDS", "off", ("on", "off")) == "on",
         )
 
 

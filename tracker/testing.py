@@ -212,6 +212,28 @@ class Stack:
         ends = self.end_offsets(topic) if ends is None else ends
         return all(committed.get(p, 0) >= end for p, end in ends.items())
 
+    def pipeline_behind(self) -> dict[str, dict[int, tuple[int, int]]]:
+        """The pipeline's stages that have not committed all they read: stage -> partition ->
+        (committed, end). Empty when the intake, ``latest`` and the history are caught up."""
+        stages = {"intake": ("-intake", self.settings.topic), "latest": ("", self.settings.batches_topic),
+                  "history": ("-history", self.settings.batches_topic)}
+        behind = {}
+        for stage, (group_suffix, topic) in stages.items():
+            committed = self.committed(group_suffix, topic)
+            late = {p: (committed.get(p, 0), end) for p, end in self.end_offsets(topic).items()
+                    if committed.get(p, 0) < end}
+            if late:
+                behind[stage] = late
+        return behind
+
+    def wait_pipeline_committed(self, timeout: float) -> None:
+        """Wait until every stage has committed all it read; fail naming the partitions behind."""
+        deadline = time.monotonic() + timeout
+        while behind := self.pipeline_behind():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"after {timeout:.0f} s, stages behind (partition: (committed, end)): {behind}")
+            time.sleep(0.2)
+
     @property
     def changelog_topic(self) -> str:
         return f"{self.name}-latest-changelog"

@@ -16,6 +16,9 @@ still accepted (``tracker.devices.SecretLookup``).
 A gateway (``tracker gateways add``) sends ``Authorization: Bearer TOKEN``; it may report
 for any device, or only for marker ids with its prefix (403 ``outside_prefix`` otherwise).
 
+OwnTracks is answered with the phone's friends (``tracker.friends``): for each, a
+``location`` and a ``card`` (its name), which the app shows on its map and list.
+
 A body has ``BODY_READ_SECONDS`` to arrive, whole: a client that trickles it (one of many
 that could hold every connection of the worker open) gets 408.
 """
@@ -34,6 +37,7 @@ from faust.web import View
 from tracker.app import app
 from tracker.db import DATABASE_ERRORS
 from tracker.devices import SecretLookup
+from tracker.friends import FriendLookup, friends
 from tracker.gateways import GatewayLookup
 from tracker.metrics import INGEST_REQUESTS, NO_FIX
 from tracker.position import InvalidPosition, parse_position
@@ -43,6 +47,7 @@ from tracker.settings import settings
 from tracker.topics import positions_topic
 from web.auth import basic_credentials, bearer_token
 from web.errors import ApiError, BadRequest, Forbidden, RequestTimeout, TooLarge, Unauthorized, Unavailable
+from web.live import hub
 
 BROKER_ACK_TIMEOUT = 10.0
 #: How long a request's body may take to arrive, in all.
@@ -51,6 +56,7 @@ BODY_READ_SECONDS = 10.0
 LOOKUP_SECONDS = 2.0
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="tracker"'}
 secrets = SecretLookup(partial(database.connection, timeout=LOOKUP_SECONDS))
+friend_lookup = FriendLookup(partial(database.connection, timeout=LOOKUP_SECONDS))
 gateway_tokens = GatewayLookup(partial(database.connection, timeout=LOOKUP_SECONDS))
 
 
@@ -162,7 +168,8 @@ app.page("/ingest/osmand/{token}", name="osmand_ingest_token")(
 )
 
 
-async def _owntracks(request: aioweb.Request) -> None:
+async def _owntracks(request: aioweb.Request) -> str | None:
+    """Store what an OwnTracks phone posted; the marker id it proved it is, if it did."""
     body = await _body(request)
     credentials = basic_credentials(request.headers.get("Authorization", ""))
     limit_user = request.headers.get("X-Limit-U")
@@ -173,14 +180,16 @@ async def _owntracks(request: aioweb.Request) -> None:
         await _authenticate(marker_id, secret, BASIC_CHALLENGE)
         if limit_user and limit_user != marker_id:
             raise Forbidden("wrong_device", f"X-Limit-U names {limit_user!r}, not {marker_id!r}")
+        proven = marker_id
     else:
         marker_id = (credentials[0] if credentials else None) or limit_user
+        proven = None
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("not_json", "the body is not valid JSON") from None
     if not owntracks.is_location(payload):
-        return  # waypoints, transitions, cards...: accepted, not stored
+        return proven  # waypoints, transitions, cards...: accepted, not stored
     marker_id = marker_id or (payload.get("tid") if isinstance(payload.get("tid"), str) else None)
     if not marker_id:
         raise BadRequest("missing_field", "no device id: send HTTP Basic or X-Limit-U")
@@ -192,15 +201,29 @@ async def _owntracks(request: aioweb.Request) -> None:
     if device_name:
         record["attributes"] = {**(record["attributes"] or {}), "device": device_name[:256]}
     await _publish([record])
+    return proven
+
+
+async def _friends_of(marker_id: str | None) -> list[dict[str, Any]]:
+    """What the phone shows as friends (``tracker.friends``): none for a phone that did not
+    prove who it is, and none rather than an error while Postgres cannot say."""
+    if marker_id is None:
+        return []
+    try:
+        access = await friend_lookup.access(marker_id)
+    except DATABASE_ERRORS:
+        return []
+    return [message for row in friends(access, hub.positions) for message in owntracks.friend_messages(row)]
 
 
 @app.page("/ingest/owntracks")
 class OwnTracksIngest(View):
-    """OwnTracks in HTTP mode: POST JSON, answered with a JSON array."""
+    """OwnTracks in HTTP mode: POST JSON, answered with a JSON array of the phone's friends'
+    newest positions and names."""
 
     async def post(self, request):
-        await _counted("owntracks", _owntracks(request))
-        return self.bytes(b"[]", content_type="application/json")
+        marker_id = await _counted("owntracks", _owntracks(request))
+        return self.bytes(orjson.dumps(await _friends_of(marker_id)), content_type="application/json")
 
 
 async def _traccar(request: aioweb.Request) -> None:
@@ -248,11 +271,12 @@ class TraccarIngest(View):
         return self.text("OK")
 
 
-async def _counted(endpoint: str, handling) -> None:
-    """Await ``handling``, counting the request by its outcome."""
+async def _counted(endpoint: str, handling):
+    """Await ``handling``, counting the request by its outcome; what it returned."""
     try:
-        await handling
+        result = await handling
     except ApiError as error:
         INGEST_REQUESTS.labels(endpoint, error.code).inc()
         raise
     INGEST_REQUESTS.labels(endpoint, 200).inc()
+    return result

@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import struct
+import sys
 import subprocess
 import threading
 import time
@@ -25,6 +26,8 @@ from tracker.testing import ROOT, free_port, run_sync, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVICES = {"kafka", "postgres", "worker-1", "worker-2", "simulator", "nginx"}
+#: Services of the `mqtt` profile, started only with `--profile mqtt`.
+MQTT_SERVICES = {"mosquitto", "mqtt-bridge"}
 #: What .env holds (placeholders for the tests; real ones are generated, see .env.example).
 REQUIRED_SECRETS = ("POSTGRES_SUPERUSER_PASSWORD", "TRACKER_DB_PASSWORD", "TRACKER_CLUSTER_SECRET")
 TEST_ENV = {"POSTGRES_SUPERUSER_PASSWORD": "superpw0", "TRACKER_DB_PASSWORD": "trackerpw0",
@@ -56,18 +59,24 @@ def compose_config(tmp_path, values):
                            "config"], capture_output=True, text=True, cwd=tmp_path, env=env)
 
 
-def test_compose_file_is_accepted_and_has_the_six_services(tmp_path):
+def test_compose_file_is_accepted_and_has_the_six_services_and_the_mqtt_profile(tmp_path):
     result = compose_config(tmp_path, TEST_ENV)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
-    assert set(config["services"]) == SERVICES
+    default = {name for name, service in config["services"].items() if not service.get("profiles")}
+    assert default == SERVICES and set(config["services"]) == SERVICES | MQTT_SERVICES
     assert config["volumes"].keys() >= {"kafka_data", "postgres_data"}
     assert "TrackingNetwork" in config["networks"]
     for name, service in config["services"].items():
         assert "TrackingNetwork" in service["networks"], name
     assert config["services"]["kafka"]["image"].startswith("apache/kafka:")
     assert any(p["published"] in (4200, "4200") for p in config["services"]["nginx"]["ports"])
-    assert [name for name, service in config["services"].items() if service.get("ports")] == ["nginx"]
+    assert sorted(name for name, service in config["services"].items() if service.get("ports")) \
+        == ["mosquitto", "nginx"]
+    bridge = config["services"]["mqtt-bridge"]["environment"]
+    assert bridge["TRACKER_MQTT_URL"] == "mqtt://tracker-bridge@mosquitto:1883"
+    assert bridge["TRACKER_MQTT_PASSWORD_FILE"] == config["services"]["worker-1"]["environment"][
+        "TRACKER_MQTT_PASSWORD_FILE"], "the bridge and the workers write different password files"
     for worker in ("worker-1", "worker-2"):
         service = config["services"][worker]
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
@@ -99,12 +108,15 @@ def test_compose_file_publishes_only_nginx_and_holds_no_secret():
     """Read without Docker: what Compose would publish and pass, before interpolation."""
     config = _compose_yaml()
     services = config["services"]
-    assert set(services) == SERVICES
+    assert set(services) == SERVICES | MQTT_SERVICES
+    assert {name for name, service in services.items() if service.get("profiles")} == MQTT_SERVICES
+    assert all(services[name]["profiles"] == ["mqtt"] for name in MQTT_SERVICES)
     for name, service in services.items():
-        if name != "nginx":
+        if name not in ("nginx", "mosquitto"):
             assert "ports" not in service, f"{name} is published to the host"
         assert service.get("network_mode") is None and service["networks"] == ["TrackingNetwork"], name
     assert services["nginx"]["ports"] == ["4200:80"]
+    assert services["mosquitto"]["ports"] == ["8883:8883"], "Mosquitto publishes more than its TLS port"
     kafka = services["kafka"]["environment"]
     assert "localhost" not in kafka["KAFKA_ADVERTISED_LISTENERS"]
 
@@ -113,7 +125,7 @@ def test_compose_file_publishes_only_nginx_and_holds_no_secret():
         for key, value in (service.get("environment") or {}).items():
             value = str(value)
             interpolated.update(m.group(1) for m in re.finditer(r"\$\{([A-Z][A-Z0-9_]*)", value))
-            if SECRET_NAME.search(key):
+            if SECRET_NAME.search(key) and not key.endswith("_FILE"):  # a _FILE is where one is kept
                 assert INTERPOLATION.match(value), f"{name}: {key} holds a literal value"
             for url in re.finditer(r"://[^/:@\s]+:(?P<password>[^@\s/]*)@", _placeholders(value)):
                 assert re.fullmatch(r"__[A-Z0-9_]+__", url.group("password")), \
@@ -151,6 +163,75 @@ def test_compose_file_publishes_only_nginx_and_holds_no_secret():
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
     assert ignored.returncode == 0, ".env is not in .gitignore"
     assert ".env" in (ROOT / ".dockerignore").read_text().split()
+
+
+# --- docker/mosquitto ------------------------------------------------------------------------
+
+def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrites_it():
+    """docker/mosquitto/run.sh and mosquitto.conf on Debian's Mosquitto, with the container's
+    paths moved to a folder of the test and the TLS listener left out: a device added with the
+    tracker's own password writer can log in two seconds later, and not once removed."""
+    import paho.mqtt.client as mqtt
+
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.path.exists(mosquitto):
+        pytest.fail("Mosquitto is expected (scripts/system-packages installs it)")
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="tracker-mosquitto-"))
+    tmp_path.chmod(0o755)  # the broker drops to a user of its own, which must reach the files
+    passwords = tmp_path / "passwords"
+    passwords.mkdir(mode=0o755)
+    port = free_port()
+    conf = (ROOT / "docker/mosquitto/mosquitto.conf").read_text().split("\nlistener 1883")[0]
+    conf = conf.replace("/passwords/", f"{passwords}/").replace("/mosquitto/config/acl", str(ROOT / "docker/mosquitto/acl"))
+    conf = conf.replace("persistence true", "persistence false") + f"\nlistener {port} 127.0.0.1\n"
+    (tmp_path / "mosquitto.conf").write_text(conf)
+    script = (ROOT / "docker/mosquitto/run.sh").read_text()
+    script = script.replace("/mosquitto/config/mosquitto.conf", str(tmp_path / "mosquitto.conf"))
+    script = script.replace("/passwords", str(passwords)).replace("mosquitto -c", f"{mosquitto} -c")
+    (tmp_path / "run.sh").write_text(script)
+    env = {**os.environ, "TRACKER_MQTT_PASSWORD_FILE": str(passwords / "passwd")}
+    env.pop("TRACKER_MQTT_PID_FILE", None)
+    broker = subprocess.Popen(["sh", str(tmp_path / "run.sh")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def change(call):
+        code = f"from tracker import mqtt_passwords; mqtt_passwords.{call}"
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=30)
+
+    def logs_in(password):
+        """True if the broker lets phone-1 in, False if it refuses, None if it is not up."""
+        answers = []
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.username_pw_set("phone-1", password)
+        client.on_connect = lambda c, userdata, flags, reason, properties: answers.append(not reason.is_failure)
+        try:
+            client.connect("127.0.0.1", port)
+        except OSError:
+            return None
+        client.loop_start()
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not answers:
+                time.sleep(0.02)
+            return answers[0] if answers else None
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    try:
+        wait_for(lambda: logs_in("s3cret") is False, 10, "the broker up, refusing an unknown user")
+        change("set_password('phone-1', 's3cret')")
+        wait_for(lambda: logs_in("s3cret"), 10, "the new device let in")
+        assert logs_in("wrong") is False
+        change("remove('phone-1')")
+        wait_for(lambda: logs_in("s3cret") is False, 10, "the removed device refused")
+    finally:
+        broker.terminate()
+        output = broker.communicate(timeout=10)[0].decode(errors="replace")
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert broker.returncode == 0, output
+    assert "Reloading config" in output
 
 
 # --- docker/postgres-init.sh ----------------------------------------------------------------

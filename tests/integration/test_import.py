@@ -19,13 +19,6 @@ def run(stack, *args):
     return subprocess.run([TRACKER, *map(str, args)], env=stack.env, capture_output=True, text=True, timeout=60)
 
 
-def all_committed(stack) -> bool:
-    """The intake, the history sink and ``latest`` (Faust's own group) have read everything."""
-    topic, batches = stack.settings.topic, stack.settings.batches_topic
-    return all(stack.caught_up(group, source) for group, source in
-               (("-intake", topic), ("-history", batches), ("", batches)))
-
-
 def test_import_stores_every_point_with_its_own_time_and_latest_stays_on_the_newer_fix(stack):
     paths = [GPX_DIR / name for name in NAMES]
     if not all(path.exists() for path in paths):
@@ -49,7 +42,7 @@ def test_import_stores_every_point_with_its_own_time_and_latest_stays_on_the_new
 
     wait_for(lambda: stack.query("SELECT count(*) FROM positions WHERE marker_id = 'imp-1'")[0][0] > len(expected),
              30, f"{len(expected) + 1} rows of imp-1 in positions", interval=0.2)
-    wait_for(lambda: all_committed(stack), 30, "the worker to read everything", interval=0.2)
+    stack.wait_pipeline_committed(30)
     rows = stack.query("SELECT fix_time, lat, lon, source FROM positions WHERE marker_id = 'imp-1' AND source <> 'now'")
     assert {fix_time: (lat, lon) for fix_time, lat, lon, _ in rows} == expected
     assert len(rows) == len(expected) and {source for *_, source in rows} == {"import"}

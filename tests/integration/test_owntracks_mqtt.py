@@ -1,11 +1,13 @@
 """OwnTracks over MQTT on the real Mosquitto (``scripts/services``), Kafka and Postgres: devices
 registered with ``tracker devices add`` publish as themselves; ``tracker mqtt-bridge`` brings
 every location into history under the right marker id; the broker refuses a user publishing
-under another user's topic; a bridge killed with ``kill -9`` mid-stream loses nothing."""
+under another user's topic; a bridge killed with ``kill -9`` mid-stream loses nothing; a
+phone in a friends group gets its friends' positions published under its own name."""
 import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,7 +68,7 @@ def mqtt(stack):
         return bridge
 
     start_bridge()
-    yield users, start_bridge, bridges
+    yield users, start_bridge, bridges, env
     for bridge in bridges:
         bridge.kill()
     for name in users:
@@ -78,7 +80,7 @@ def stored(stack, marker_id: str) -> int:
 
 
 def test_every_users_locations_land_under_its_marker_id(stack, mqtt):
-    users, _, _ = mqtt
+    users, *_ = mqtt
     clients = {name: publisher(name, secret) for name, secret in users.items()}
     try:
         pending = [client.publish(f"owntracks/{name}/pixel", location(i), qos=1)
@@ -98,7 +100,7 @@ def test_every_users_locations_land_under_its_marker_id(stack, mqtt):
 
 
 def test_the_broker_refuses_a_user_publishing_under_anothers_topic(stack, mqtt):
-    users, _, _ = mqtt
+    users, *_ = mqtt
     (mallory, secret), (victim, _) = list(users.items())[:2]
     before = stored(stack, victim)
     client = publisher(mallory, secret)
@@ -115,7 +117,7 @@ def test_the_broker_refuses_a_user_publishing_under_anothers_topic(stack, mqtt):
 
 
 def test_a_bridge_killed_mid_stream_loses_nothing(stack, mqtt):
-    users, start_bridge, bridges = mqtt
+    users, start_bridge, bridges, _ = mqtt
     name, secret = list(users.items())[2]
     before = stored(stack, name)
     client = publisher(name, secret)
@@ -131,3 +133,51 @@ def test_a_bridge_killed_mid_stream_loses_nothing(stack, mqtt):
         wait_for(lambda: stored(stack, name) == before + count, 120, "every location after the restart")
     finally:
         client.disconnect()
+
+
+def test_a_phone_gets_its_friends_published_under_its_own_name(stack, mqtt):
+    users, _, _, env = mqtt
+    anna, bob, eve = list(users)[5:8]
+    truck = f"{anna}-truck"  # a marker that reports some other way: no MQTT user of its own
+
+    def cli(*args):
+        result = subprocess.run([TRACKER, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    group = f"friends-{anna}"
+    cli("groups", "add", group)
+    cli("groups", "grant", group, anna, bob, truck)
+    cli("groups", "friends", group)
+    worker = stack.worker(**{k: v for k, v in env.items() if k.startswith("TRACKER_MQTT_")},
+                          TRACKER_MQTT_FRIENDS="on").start()
+    worker.wait_ready()
+    for name in (bob, eve):
+        client = publisher(name, users[name])
+        client.publish(f"owntracks/{name}/pixel", location(3_500), qos=1).wait_for_publish(10)
+        client.disconnect()
+    stack.send([(truck.encode(), orjson.dumps({"marker_id": truck, "lat": 46.5, "lon": 15.5,
+                                               "time": datetime.fromtimestamp(BASE_TST + 3_500, timezone.utc).isoformat(), "attributes": {"name": "Van"}}))])
+    before = stored(stack, anna)
+
+    seen: dict[str, dict | None] = {}
+    phone = publisher(anna, users[anna])
+    phone.on_message = lambda client, userdata, message: seen.__setitem__(
+        message.topic, orjson.loads(message.payload) if message.payload else None)
+    phone.subscribe([("owntracks/+/+", 1), ("owntracks/+/+/info", 1)])
+    try:
+        friend, van = f"owntracks/{anna}/friend.{bob}", f"owntracks/{anna}/friend.{truck}"
+        wait_for(lambda: seen.get(friend) and seen.get(van) and seen.get(van + "/info"), 60,
+                 "the friends' locations and cards on the phone")
+        assert (seen[friend]["_type"], seen[friend]["lat"], seen[friend]["tst"]) == \
+            ("location", 45 + 3_500 * 1e-4, BASE_TST + 3_500)
+        assert (seen[van]["lat"], seen[van + "/info"]["name"]) == (46.5, "Van")
+        assert not any(eve in topic for topic in seen), "someone outside the group was published to the phone"
+        assert not any(topic.startswith(f"owntracks/{bob}/") for topic in seen), "the broker let the phone read another user"
+        time.sleep(2)
+        assert stored(stack, anna) == before, "the bridge stored a friend message as the phone's own position"
+
+        cli("groups", "friends", group, "--off")
+        wait_for(lambda: friend in seen and seen[friend] is None, 30, "the friend removed from the phone")
+    finally:
+        phone.disconnect()
+        worker.stop()

@@ -274,3 +274,55 @@ def test_a_body_that_arrives_in_pieces_is_read_whole(stack, phones):
     assert response.status == 200, response.read()
     wait_for(lambda: stack.query("SELECT count(*) FROM positions WHERE marker_id = 'traccar-1' "
                                  "AND lon = 13.0")[0][0] == 150, 30, "all 150 positions of the batch")
+
+
+def test_the_phones_of_a_friends_group_see_each_other_in_the_answer(stack, phones):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tracker = str(Path(sys.executable).with_name("tracker"))
+
+    def cli(*args):
+        result = subprocess.run([tracker, *args], env=stack.env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    secrets = {}
+    for name in ("fam-anna", "fam-bob", "fam-carl", "outsider"):
+        secrets[name] = cli("devices", "add", name).rsplit(" ", 1)[1].strip()
+    cli("groups", "add", "family")
+    cli("groups", "grant", "family", "fam-anna", "fam-bob", "fam-carl")
+    worker = phones[0]
+
+    def post(device, lat, tst, name):
+        body = {"_type": "location", "lat": lat, "lon": 2.0, "tst": tst, "vel": 18, "batt": 80}
+        headers = {**basic(device, secrets[device]), "Content-Type": "application/json", "X-Limit-D": name}
+        status, reply = request(worker, "/ingest/owntracks", "POST", json.dumps(body).encode(), headers)
+        assert status == 200, reply
+        return json.loads(reply)
+
+    post("fam-bob", 45.1, NOW - 30, "Bob")
+    post("fam-carl", 45.2, NOW - 20, "Carl")
+    post("outsider", 45.3, NOW - 10, "Eve")
+    wait_for(lambda: all(worker.get(f"/api/markers/{m}")[0] == 200 for m in ("fam-bob", "fam-carl", "outsider")),
+             30, "the three fixes in latest")
+    assert post("fam-anna", 45.0, NOW - 5, "Anna") == [], "a group without friends on shares nothing with its phones"
+
+    assert "family" in cli("groups", "friends", "family")
+    assert "yes" in next(line for line in cli("groups", "list").splitlines() if line.startswith("family"))
+
+    def friends_of_anna():
+        reply = post("fam-anna", 45.0, NOW - 4, "Anna")
+        return reply if {m["topic"] for m in reply} == {"owntracks/fam-carl/fam-carl", "owntracks/fam-bob/fam-bob"} \
+            else None
+
+    reply = wait_for(friends_of_anna, 30, "Anna's friends in the answer (the group cache lasts 10 s)", interval=1)
+    assert reply[0] == {"_type": "location", "topic": "owntracks/fam-carl/fam-carl", "tid": "CA", "lat": 45.2,
+                        "lon": 2.0, "tst": NOW - 20, "vel": 18, "batt": 80}, "the newest fix first, as OwnTracks has it"
+    assert {"_type": "card", "topic": "owntracks/fam-bob/fam-bob", "tid": "BO", "name": "Bob"} in reply
+    assert all(m["topic"] != "owntracks/outsider/outsider" for m in reply), "no one outside the group"
+    assert post("outsider", 45.3, NOW - 3, "Eve") == []
+    cli("groups", "friends", "family", "--off")
+    wait_for(lambda: post("fam-anna", 45.0, NOW - 2, "Anna") == [], 30, "no friends once the group stops it",
+             interval=1)

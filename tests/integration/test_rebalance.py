@@ -52,12 +52,6 @@ def assert_history_exact(stack):
     assert set(rows) == DATA.expected_rows
 
 
-def all_committed(stack) -> bool:
-    topic, batches = stack.settings.topic, stack.settings.batches_topic
-    return all(stack.caught_up(group, source) for group, source in
-               (("-intake", topic), ("-history", batches), ("", batches)))
-
-
 @pytest.fixture(scope="module")
 def streamed(stack, figures):
     first, second = stack.worker().start(), stack.worker().start()
@@ -81,7 +75,7 @@ def test_a_worker_joining_mid_stream_changes_no_answer(stack, streamed):
     for worker in streamed:
         assert_every_marker_right(worker)
     assert_history_exact(stack)
-    wait_for(lambda: all_committed(stack), 60, "every consumer group to commit all it read")
+    stack.wait_pipeline_committed(60)
 
 
 def test_after_a_kill_the_survivors_answer_for_every_marker(stack, streamed, figures):

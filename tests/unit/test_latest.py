@@ -159,3 +159,22 @@ async def test_a_new_generation_starts_from_the_committed_offset(changelog):
     await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:06Z")], first_offset=13), generation=1)
     await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:07Z")], first_offset=9), generation=2)
     assert reads == [(10, 12)]
+
+
+async def test_records_read_again_count_as_acknowledged_once_their_batch_is_processed(changelog):
+    acknowledged = []
+
+    async def committed():
+        return {3: 10}
+
+    async def read(partition, start, end):
+        return [next(batches.encode([fix("m1", "2026-01-01T10:00:04Z")]))] * (end - start)
+
+    continuity = Continuity(committed, read, acknowledge=lambda *ack: acknowledged.append(ack))
+    writer = LatestWriter(changelog.send_many)
+    await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:05Z")], first_offset=12), generation=1)
+    assert acknowledged == [], "acknowledged before the batch was done"
+    continuity.processed()
+    assert acknowledged == [(1, 3, range(10, 12))]
+    continuity.processed()
+    assert len(acknowledged) == 1, "acknowledged twice"

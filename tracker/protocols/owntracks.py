@@ -45,3 +45,32 @@ def from_location(body: dict[str, Any], marker_id: str) -> dict[str, Any]:
         "source": SOURCE,
         "attributes": allowed_attributes(body, ATTRIBUTES) or None,
     }
+
+
+def friend_topic(marker_id: str) -> str:
+    """The topic a friend is known by on the phone (its user and device are its marker id)."""
+    return f"owntracks/{marker_id}/{marker_id}"
+
+
+def tracker_id(marker_id: str, name: str | None) -> str:
+    """The two characters the app shows on a friend's pin: of its name, else of its id."""
+    letters = [c for c in (name or marker_id) if c.isalnum()] or list(marker_id)
+    return "".join(letters[:2]).upper()
+
+
+def friend_messages(row: list, topic: str | None = None) -> list[dict[str, Any]]:
+    """A friend's newest fix (a ``tracker.live_hub`` row) as the app takes it: a
+    ``location``, then a ``card`` with its name, both naming ``topic`` (by default
+    ``friend_topic``, for an HTTP answer)."""
+    marker_id, lat, lon, time_ms, speed, heading, battery = row[:7]
+    name = row[9] if len(row) > 9 else None
+    topic, tid = topic or friend_topic(marker_id), tracker_id(marker_id, name)
+    location: dict[str, Any] = {"_type": "location", "topic": topic, "tid": tid, "lat": lat, "lon": lon,
+                                "tst": time_ms // 1000}
+    if speed is not None:
+        location["vel"] = round(speed * 3.6)
+    if heading is not None:
+        location["cog"] = round(heading)
+    if battery is not None:
+        location["batt"] = round(battery)
+    return [location, {"_type": "card", "topic": topic, "tid": tid, "name": name or marker_id}]

@@ -1,0 +1,62 @@
+"""Friends over MQTT (``tracker.mqtt_friends``), when ``TRACKER_MQTT_FRIENDS=on``: once a
+second each worker publishes the friends of the phones whose marker ids fall in its
+partitions, from the newest rows its live hub holds. What each phone may see is read from
+Postgres every ``FRIENDS_TTL`` seconds; while Postgres is down, the last answer stands."""
+from __future__ import annotations
+
+import logging
+import time
+
+from agents.latest import owned_partitions
+from tracker.app import app
+from tracker.db import DATABASE_ERRORS
+from tracker.friends import FRIENDS_TTL, devices_access
+from tracker.intake import partition_of
+from tracker.mqtt_friends import FriendsPublisher, MqttPublisher
+from tracker.permissions import Access
+from tracker.resources import database
+from tracker.settings import settings
+from web.live import hub
+
+log = logging.getLogger(__name__)
+
+PUBLISH_SECONDS = 1.0
+
+
+class WorkerFriends:
+    def __init__(self) -> None:
+        self.publisher: FriendsPublisher | None = None
+        self.connection: MqttPublisher | None = None
+        self.phones: dict[str, Access] = {}
+        self.read_at = float("-inf")
+
+    async def tick(self) -> None:
+        owned = owned_partitions()
+        if owned is None or not hub.loaded.is_set():
+            return
+        if time.monotonic() - self.read_at >= FRIENDS_TTL:
+            try:
+                async with database.connection() as conn:
+                    self.phones = await devices_access(conn)
+                self.read_at = time.monotonic()
+            except DATABASE_ERRORS as exc:
+                log.warning("friends: cannot read the groups (%r); publishing from the last answer", exc)
+        if self.publisher is None:
+            client_id = f"tracker-friends-{settings.worker_id or app.conf.web_port}"
+            self.connection = MqttPublisher(settings.mqtt_url, settings.mqtt_password, client_id)
+            self.publisher = FriendsPublisher(self.connection.publish)
+        mine = set(owned)
+        phones = {user: access for user, access in self.phones.items()
+                  if partition_of(user.encode(), settings.topic_partitions) in mine}
+        self.publisher.update(phones, hub.positions)
+
+
+if settings.mqtt_friends:
+    worker_friends = WorkerFriends()
+
+    @app.timer(PUBLISH_SECONDS)
+    async def publish_friends() -> None:
+        try:
+            await worker_friends.tick()
+        except Exception:  # noqa: BLE001 - tried again at the next tick
+            log.exception("friends: cannot publish")
