@@ -15,8 +15,8 @@ Nothing may leave the loop with an exception, because ``take_events`` acknowledg
 events when it is left: Kafka errors are retried until they pass, and anything else
 stops the worker without acknowledging (``tracker.app.fatal``), so the events are read
 again after a restart. Offsets Faust's consumer skipped are read again first
-(``tracker.continuity``); a partition it stopped delivering is fetched again
-(``tracker.partition_guard``).
+(``tracker.continuity``); a partition it stopped delivering, and a changelog partition its
+recovery waits for in vain, are fetched again (``tracker.partition_guard``).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from tracker import batches
 from tracker.app import app, fatal
 from tracker.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
-from tracker.partition_guard import CHECK_SECONDS, PartitionGuard
+from tracker.partition_guard import CHECK_SECONDS, PartitionGuard, RecoveryGuard
 from tracker.resources import agent_progress, batches_offsets, worker_producer
 from tracker.settings import settings
 from tracker.topics import batches_topic
@@ -73,18 +73,34 @@ def owned_partitions() -> list[int] | None:
     return sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == settings.batches_topic)
 
 
+def known_position(tp: TP) -> int | None:
+    """Where Faust's consumer fetches ``tp`` next, as it stands (asking nothing, waiting for
+    nothing); None when it does not know yet."""
+    try:
+        state = app.consumer._thread._ensure_consumer()._subscription.subscription.assignment.state_value(tp)
+    except Exception:  # noqa: BLE001 - not started, or no assignment at this moment
+        return None
+    return state.position if state is not None and state.has_valid_position else None
+
+
 async def fetch_again(partition: int, offset: int) -> str:
     """Make Faust's consumer fetch ``partition`` again from ``offset``; what it had made of it."""
     consumer, tp = app.consumer, TP(settings.batches_topic, partition)
     found = (f"active {tp in consumer._active_partitions}, paused {tp in consumer._paused_partitions}, "
-             f"buffered {tp in consumer._buffered_partitions}, fetch position {await consumer.position(tp)}")
+             f"buffered {tp in consumer._buffered_partitions}, fetch position {known_position(tp)}")
     consumer.resume_partitions([tp])
     await consumer.seek_wait({tp: offset})
     return found
 
 
 async def fetch_position(partition: int) -> int | None:
-    return await app.consumer.position(TP(settings.batches_topic, partition))
+    return known_position(TP(settings.batches_topic, partition))
+
+
+async def read_changelog_again(tp: TP, offset: int) -> None:
+    """Make Faust's consumer fetch a changelog partition its recovery waits for again."""
+    app.consumer.resume_partitions([tp])
+    await app.consumer.seek_wait({tp: offset})
 
 
 partition_guard = PartitionGuard(owned_partitions, batches_offsets.committed, batches_offsets.end_offsets,
@@ -92,10 +108,16 @@ partition_guard = PartitionGuard(owned_partitions, batches_offsets.committed, ba
                                  agent_progress.idle_seconds)
 
 
+recovery_guard = RecoveryGuard(lambda: app.tables.recovery, read_changelog_again)
+
+
 @app.timer(CHECK_SECONDS)
 async def guard_partitions() -> None:
     try:
-        await partition_guard.check()
+        if app.in_recovery:
+            await recovery_guard.check()
+        else:
+            await partition_guard.check()
     except Exception:  # noqa: BLE001 - a check that failed is tried again at the next tick
         log.exception("latest: cannot check the partitions' progress")
 

@@ -13,13 +13,18 @@ that partition unmoved for ``STALL_SECONDS``, is made active again and its fetch
 set back to the first record not processed. When the consumer's fetch position is already
 past that record, the records were fetched and thrown away: ``DROPPED_SECONDS`` is enough.
 Records read twice are harmless: every stage after the batches topic is idempotent.
+
+The same can befall a table's changelog partition while Faust recovers the table from it
+after a rebalance: the recovery then waits for records that never come, and the worker
+never gets ready. ``RecoveryGuard`` fetches such a partition again from where the recovery
+stands, once nothing has arrived for it in ``RECOVERY_STALL_SECONDS``.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from tracker.metrics import PARTITION_RESTARTS
 
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
 STALL_SECONDS = 5.0
 DROPPED_SECONDS = 1.0
+RECOVERY_STALL_SECONDS = 10.0
 
 
 @dataclass
@@ -94,4 +100,39 @@ class PartitionGuard:
             self.restarts += 1
             self.behind[partition] = Behind(next_offset, now)
             restarted.append(partition)
+        return restarted
+
+
+@dataclass
+class RecoveryGuard:
+    #: () -> Faust's table recovery (``app.tables.recovery``)
+    recovery: Callable[[], Any]
+    #: (changelog partition, offset) -> make it fetched again from offset
+    restart: Callable[[Any, int], Awaitable[None]]
+    stall_seconds: float = RECOVERY_STALL_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    restarted_at: dict = field(default_factory=dict)
+    restarts: int = 0
+
+    async def check(self) -> list:
+        """Fetch again the changelog partitions the recovery has waited for in vain; those."""
+        recovery, now = self.recovery(), self.clock()
+        started = recovery._recovery_started_at
+        if not recovery.in_recovery or started is None:
+            self.restarted_at.clear()
+            return []
+        received = recovery._active_events_received_at
+        restarted = []
+        for tp, remaining in recovery.active_remaining().items():
+            last = max(received.get(tp, started), self.restarted_at.get(tp, started))
+            if remaining <= 0 or now - last < self.stall_seconds:
+                continue
+            offset = max(recovery.active_offsets[tp], 0)
+            await self.restart(tp, offset)
+            log.warning("recovery: %s partition %d got nothing for %.0f s with %d records to go; "
+                        "fetching it again from offset %d", tp.topic, tp.partition, now - last, remaining, offset)
+            PARTITION_RESTARTS.inc()
+            self.restarts += 1
+            self.restarted_at[tp] = now
+            restarted.append(tp)
         return restarted

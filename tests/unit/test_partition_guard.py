@@ -1,7 +1,12 @@
 """The partition guard: a partition of the batches topic whose records the idle ``latest``
 agent has not processed, and that has not moved for the stall time, is fetched again from
-the first record not processed; a partition that moves, or a busy agent, is left alone."""
-from tracker.partition_guard import PartitionGuard
+the first record not processed; a partition that moves, or a busy agent, is left alone. And
+a changelog partition Faust's recovery waits for in vain is read again."""
+from faust.types import TP
+
+from tracker.partition_guard import PartitionGuard, RecoveryGuard
+
+TP2, TP5 = TP("latest-changelog", 2), TP("latest-changelog", 5)
 
 
 class Cluster:
@@ -111,3 +116,55 @@ async def test_a_fetch_position_past_the_agent_is_no_stall_while_the_agent_works
     for _ in range(5):
         cluster.now += 2
         assert await guard.check() == []
+
+
+class Recovery:
+    """Faust's table recovery as the guard reads it."""
+
+    def __init__(self, now: float) -> None:
+        self.in_recovery = True
+        self._recovery_started_at = now
+        self._active_events_received_at: dict = {}
+        self.active_offsets = {TP2: -1, TP5: 800}
+        self.highwaters = {TP2: 727, TP5: 869}
+
+    def active_remaining(self):
+        return {tp: high - self.active_offsets[tp] for tp, high in self.highwaters.items()}
+
+
+def recovery_guard(recovery, clock):
+    restarted = []
+
+    async def restart(tp, offset):
+        restarted.append((tp, offset))
+
+    return RecoveryGuard(lambda: recovery, restart, stall_seconds=10, clock=lambda: clock[0]), restarted
+
+
+async def test_a_changelog_partition_the_recovery_waits_for_in_vain_is_read_again_from_where_it_stands():
+    clock = [100.0]
+    recovery = Recovery(now=100.0)
+    guard, restarted = recovery_guard(recovery, clock)
+    clock[0] = 105.0
+    recovery._active_events_received_at[TP5] = 104.0  # arriving
+    assert await guard.check() == []
+    clock[0] = 111.0
+    recovery._active_events_received_at[TP5] = 110.5
+    assert await guard.check() == [TP2]
+    assert restarted == [(TP2, 0)]  # nothing applied yet: from the start
+    clock[0] = 115.0
+    assert await guard.check() == [], "restarted again before the stall time"
+    clock[0] = 122.0
+    recovery._active_events_received_at[TP5] = 121.0
+    assert await guard.check() == [TP2]
+
+
+async def test_no_restart_outside_recovery_or_once_a_partition_is_done():
+    clock = [200.0]
+    recovery = Recovery(now=100.0)
+    recovery.active_offsets = {tp: high for tp, high in recovery.highwaters.items()}
+    guard, restarted = recovery_guard(recovery, clock)
+    assert await guard.check() == []
+    recovery.in_recovery = False
+    recovery.active_offsets[TP2] = -1
+    assert await guard.check() == [] and restarted == []
