@@ -550,6 +550,7 @@ async def _mqtt_bridge(args: argparse.Namespace) -> int:
 async def _devices_add(args: argparse.Namespace) -> int:
     if not MARKER_ID_PATTERN.fullmatch(args.device_id):
         raise CommandError(f"a device id is {MARKER_ID_RULE}", EXIT_USAGE)
+    mqtt_passwords.check_device_id(args.device_id)
     secret = await _on_registry(lambda registry: registry.add(args.device_id, args.name))
     mqtt = mqtt_passwords.set_password(args.device_id, secret)
     print(f"device {args.device_id} added{' (also as an MQTT user)' if mqtt else ''}; "
@@ -558,6 +559,7 @@ async def _devices_add(args: argparse.Namespace) -> int:
 
 
 async def _devices_rotate(args: argparse.Namespace) -> int:
+    mqtt_passwords.check_device_id(args.device_id)
     secret = await _on_registry(lambda registry: registry.rotate(args.device_id))
     mqtt_passwords.set_password(args.device_id, secret)
     print(f"device {args.device_id} has a new secret (shown only now; the old one stops working): {secret}")

@@ -8,10 +8,16 @@ old), so the broker never reads half of it. Then the broker is told to read it a
 SIGHUP to ``TRACKER_MQTT_PID_FILE`` when it is set (``scripts/services``); under docker
 compose, ``docker/mosquitto/run.sh`` notices the change within two seconds. Nothing
 happens when ``TRACKER_MQTT_PASSWORD_FILE`` is unset.
+
+The bridge's user name is reserved: no device may take it (whatever its case), since a
+device's password is its MQTT user's and the bridge's user reads every phone's topic. A
+device id with ``:`` cannot be a user of the file, so it is refused while MQTT is on.
+Writers (the bridge at start, ``tracker devices`` anywhere) take a lock beside the file.
 """
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import secrets
@@ -19,12 +25,15 @@ import signal
 import tempfile
 from urllib.parse import urlsplit
 
-from tracker.commands import EXIT_UNAVAILABLE, CommandError
+from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from tracker.settings import settings
 
 #: What mosquitto_passwd uses.
 ITERATIONS = 101
 SALT_BYTES = 12
+#: The bridge's user in scripts/services and docker-compose.yml, reserved even when
+#: TRACKER_MQTT_URL names another.
+BRIDGE_USER = "tracker-bridge"
 
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
@@ -33,12 +42,31 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
     return f"$7${ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+def reserved_users() -> set[str]:
+    """The bridge's user names, case-folded."""
+    return {name.casefold() for name in (BRIDGE_USER, urlsplit(settings.mqtt_url).username) if name}
+
+
+def check_device_id(device_id: str) -> None:
+    """Refuse a device id that cannot be a phone's MQTT user (one line, exit 2)."""
+    if device_id.casefold() in reserved_users():
+        raise CommandError(f"{device_id!r} is reserved for the MQTT bridge's user; choose another device id",
+                           EXIT_USAGE)
+    if settings.mqtt_password_file and ":" in device_id:
+        raise CommandError(f"{device_id!r}: a device id with ':' cannot be an MQTT user; choose another",
+                           EXIT_USAGE)
+
+
 def set_password(device_id: str, secret: str) -> bool:
     """Add or replace ``device_id``'s password; True if Mosquitto's file was changed."""
+    check_device_id(device_id)
     return _change(device_id, password_hash(secret))
 
 
 def remove(device_id: str) -> bool:
+    """Remove ``device_id``'s user (never the bridge's); True if the file was changed."""
+    if device_id.casefold() in reserved_users():
+        return False
     return _change(device_id, None)
 
 
@@ -54,7 +82,7 @@ def ensure_bridge_user() -> bool:
     entries = _read(settings.mqtt_password_file)
     if user in entries and _matches(entries[user], settings.mqtt_password):
         return False
-    return set_password(user, settings.mqtt_password)
+    return _change(user, password_hash(settings.mqtt_password))
 
 
 def _matches(entry: str, password: str) -> bool:
@@ -78,21 +106,27 @@ def _change(user: str, entry: str | None) -> bool:
     if not path:
         return False
     try:
-        entries = _read(path)
-        if entry is None:
-            entries.pop(user, None)
-        else:
-            entries[user] = entry
-        directory = os.path.dirname(os.path.abspath(path))
-        with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".passwd-", delete=False) as file:
-            file.write("".join(f"{name}:{value}\n" for name, value in sorted(entries.items())))
-        # The old file's mode, or readable by the broker, which runs as a user of its own.
-        os.chmod(file.name, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(file.name, path)
+        with open(f"{path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+            _write(path, user, entry)
     except OSError as exc:
         raise CommandError(f"cannot write Mosquitto's password file {path}: {exc}", EXIT_UNAVAILABLE) from None
     _reload()
     return True
+
+
+def _write(path: str, user: str, entry: str | None) -> None:
+    entries = _read(path)
+    if entry is None:
+        entries.pop(user, None)
+    else:
+        entries[user] = entry
+    directory = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".passwd-", delete=False) as file:
+        file.write("".join(f"{name}:{value}\n" for name, value in sorted(entries.items())))
+    # The old file's mode, or readable by the broker, which runs as a user of its own.
+    os.chmod(file.name, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+    os.replace(file.name, path)
 
 
 def _reload() -> None:

@@ -185,6 +185,10 @@ def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrit
     port = free_port()
     conf = (ROOT / "docker/mosquitto/mosquitto.conf").read_text().split("\nlistener 1883")[0]
     conf = conf.replace("/passwords/", f"{passwords}/").replace("/mosquitto/config/acl", str(ROOT / "docker/mosquitto/acl"))
+    plugin = tmp_path / "tracker_acl.so"
+    subprocess.run([str(ROOT / "scripts/services"), "mqtt-plugin", str(plugin)], check=True, timeout=60)
+    assert "plugin /usr/lib/tracker_acl.so" in conf, "the broker's config does not load the tracker's plugin"
+    conf = conf.replace("/usr/lib/tracker_acl.so", str(plugin))
     conf = conf.replace("persistence true", "persistence false") + f"\nlistener {port} 127.0.0.1\n"
     (tmp_path / "mosquitto.conf").write_text(conf)
     script = (ROOT / "docker/mosquitto/run.sh").read_text()
@@ -219,11 +223,29 @@ def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrit
             client.disconnect()
             client.loop_stop()
 
+    def subscribe_as(user, password, topic):
+        """The broker's answer to ``user`` subscribing to ``topic``, in words."""
+        answers = []
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.username_pw_set(user, password)
+        client.on_subscribe = lambda c, userdata, mid, reasons, properties: answers.extend(map(str, reasons))
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        try:
+            client.subscribe(topic, qos=1)
+            wait_for(lambda: answers, 5, f"the broker's answer to {topic}")
+            return answers[0]
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
     try:
         wait_for(lambda: logs_in("s3cret") is False, 10, "the broker up, refusing an unknown user")
         change("set_password('phone-1', 's3cret')")
         wait_for(lambda: logs_in("s3cret"), 10, "the new device let in")
         assert logs_in("wrong") is False
+        assert subscribe_as("phone-1", "s3cret", "$share/tracker/owntracks/+/+") == "Not authorized"
+        assert subscribe_as("phone-1", "s3cret", "owntracks/+/+") == "Granted QoS 1"  # the app's own
         change("remove('phone-1')")
         wait_for(lambda: logs_in("s3cret") is False, 10, "the removed device refused")
     finally:

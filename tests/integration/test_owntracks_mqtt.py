@@ -2,7 +2,9 @@
 registered with ``tracker devices add`` publish as themselves; ``tracker mqtt-bridge`` brings
 every location into history under the right marker id; the broker refuses a user publishing
 under another user's topic; a bridge killed with ``kill -9`` mid-stream loses nothing; a
-phone in a friends group gets its friends' positions published under its own name."""
+phone in a friends group gets its friends' positions published under its own name; a phone
+cannot join the bridge's shared subscription (and so cannot make the broker drop other
+phones' positions), nor take the bridge's user name."""
 import os
 import subprocess
 import sys
@@ -114,6 +116,43 @@ def test_the_broker_refuses_a_user_publishing_under_anothers_topic(stack, mqtt):
         client.disconnect()
     wait_for(lambda: stored(stack, mallory) == PER_USER + 1, 30, "the publisher's own location")
     assert stored(stack, victim) == before
+
+
+def test_a_phone_cannot_join_the_bridges_shared_subscription_and_drop_others_positions(stack, mqtt):
+    """A phone in the bridge's share group would be offered every second message and, not
+    allowed to read it, make the broker discard it (49 of 100 stored before the plugin)."""
+    users, _, _, env = mqtt
+    (intruder, intruder_secret), (victim, victim_secret) = list(users.items())[3:5]
+    answers = []
+    spy = publisher(intruder, intruder_secret)
+    spy.on_subscribe = lambda client, userdata, mid, reasons, properties: answers.extend(map(str, reasons))
+    spy.subscribe(f"$share/{env['TRACKER_MQTT_SHARE_GROUP']}/owntracks/+/+", qos=1)
+    client = publisher(victim, victim_secret)
+    try:
+        wait_for(lambda: answers, 10, "the broker's answer to the shared subscription")
+        assert answers == ["Not authorized"]
+        before = stored(stack, victim)
+        pending = [client.publish(f"owntracks/{victim}/pixel", location(5_000 + i), qos=1) for i in range(PER_USER)]
+        for info in pending:
+            info.wait_for_publish(30)
+        wait_for(lambda: stored(stack, victim) == before + PER_USER, 60, "every position of the other phone")
+    finally:
+        spy.disconnect()
+        client.disconnect()
+
+
+def test_no_device_may_take_the_bridges_user_name(stack, mqtt):
+    *_, env = mqtt
+    for name in ("tracker-bridge", "Tracker-Bridge"):
+        added = subprocess.run([TRACKER, "devices", "add", name], env=env, capture_output=True, text=True, timeout=60)
+        assert added.returncode == 2 and "reserved for the MQTT bridge" in added.stderr, added.stderr
+    added = subprocess.run([TRACKER, "devices", "add", "ana:phone"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert added.returncode == 2 and "cannot be an MQTT user" in added.stderr, added.stderr
+    removed = subprocess.run([TRACKER, "devices", "remove", "tracker-bridge"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert removed.returncode != 0
+    assert "tracker-bridge:" in Path(env["TRACKER_MQTT_PASSWORD_FILE"]).read_text()
 
 
 def test_a_bridge_killed_mid_stream_loses_nothing(stack, mqtt):
