@@ -132,7 +132,8 @@ def test_a_phone_cannot_join_the_bridges_shared_subscription_and_drop_others_pos
         wait_for(lambda: answers, 10, "the broker's answer to the shared subscription")
         assert answers == ["Not authorized"]
         before = stored(stack, victim)
-        pending = [client.publish(f"owntracks/{victim}/pixel", location(5_000 + i), qos=1) for i in range(PER_USER)]
+        pending = [client.publish(f"owntracks/{victim}/pixel", location(PER_USER + 10 + i), qos=1)
+                   for i in range(PER_USER)]
         for info in pending:
             info.wait_for_publish(30)
         wait_for(lambda: stored(stack, victim) == before + PER_USER, 60, "every position of the other phone")
