@@ -7,7 +7,7 @@ agent has started is skipped by the other, so it is never acknowledged and the g
 waits for it). Faust gives the agent partition p of the topic together with partition p
 of this stage's table, ``events-state`` (``tables/events_state.py``). Per batch and
 partition it applies the fixes, in the order they were read, to the state of their
-markers (``tracker.events.Detector``), then:
+markers (``tracker.events.model.Detector``), then:
 
 1. sends the events to ``gps.events`` (key: marker id, same partition) and waits for the
    broker's acknowledgement;
@@ -32,11 +32,11 @@ from pathlib import Path
 
 from tables.changelog import PartitionStore
 from tables.events_state import EventsStateWriter, decode, encode
-from tracker import events as model
+from tracker.events import model
 from tracker.app import app, worker_service
-from tracker.continuity import retrying
-from tracker.events import Detector, Limits, MarkerState
-from tracker.geofence_cache import GeofenceCache
+from tracker.stream.continuity import retrying
+from tracker.events.model import Detector, Limits, MarkerState
+from tracker.geofences.cache import GeofenceCache
 from tracker.metrics import EVENTS_RAISED
 from tracker.resources import agent_progress, database, worker_producer
 from tracker.settings import settings

@@ -1,20 +1,20 @@
 """events sink: copy ``gps.events`` into the Postgres table ``events``, each event once.
 
 A consumer group of its own (``<app id>-events``), so the stream never waits for Postgres.
-Each fetched slice is inserted in one transaction (``tracker.event_store.write_events``,
+Each fetched slice is inserted in one transaction (``tracker.events.store.write_events``,
 ``ON CONFLICT DO NOTHING`` on the event id) and retried until Postgres takes it; only then
-are its offsets committed (``tracker.postgres_sink``). A replay after a crash, or the same
+are its offsets committed (``tracker.stream.postgres_sink``). A replay after a crash, or the same
 event raised twice by a batch replayed in the events agent, adds nothing.
 """
 from __future__ import annotations
 
 import psycopg
 
-from tracker import events as model
+from tracker.events import model
 from tracker.app import worker_service
-from tracker.event_store import write_events
+from tracker.events.store import write_events
 from tracker.metrics import EVENTS_ROWS
-from tracker.postgres_sink import PostgresSink
+from tracker.stream.postgres_sink import PostgresSink
 from tracker.settings import settings
 
 

@@ -5,7 +5,7 @@ the live path never waits for Postgres: while Postgres is down or slow, the inta
 the ``latest`` agent go on, and the fixes wait, first in a bounded buffer of
 ``TRACKER_HISTORY_BUFFER`` fixes (reading pauses when it is full), then in Kafka. A
 writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, copies them with one
-COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.db.copy_fixes``), retries
+COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.storage.db.copy_fixes``), retries
 until Postgres takes them, and only then lets their offsets be committed. A crash or an
 outage delays rows but never drops them, and a replay adds nothing. A forget record
 (``tracker history delete``) deletes the marker's rows once the fixes before it are in.
@@ -20,13 +20,13 @@ from typing import NamedTuple
 
 from aiokafka import TopicPartition
 
-from tracker import batches
+from tracker.stream import batches
 from tracker.app import worker_service
-from tracker.consumer import GroupConsumer
-from tracker.db import UNAVAILABLE, copy_fixes
-from tracker.erasure import delete_history
+from tracker.stream.consumer import GroupConsumer
+from tracker.storage.db import UNAVAILABLE, copy_fixes
+from tracker.storage.erase import delete_history
 from tracker.metrics import HISTORY_BUFFERED, HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
-from tracker.position import FIX_FIELDS
+from tracker.positions.model import FIX_FIELDS
 from tracker.resources import database
 from tracker.settings import settings
 

@@ -28,16 +28,16 @@ from typing import NamedTuple
 import orjson
 from aiokafka import TopicPartition
 
-from tracker import batches
+from tracker.stream import batches
 from tracker.app import fatal, worker_service
-from tracker.consumer import GroupConsumer
-from tracker.dead_letters import dead_letter
-from tracker.intake import Judge
-from tracker.kafka import ensure_topics
+from tracker.stream.consumer import GroupConsumer
+from tracker.stream.dead_letters import dead_letter
+from tracker.positions.intake import Judge
+from tracker.stream.kafka import ensure_topics
 from tracker.metrics import DLQ_RECORDS, POSITIONS_ACCEPTED, POSITIONS_REJECTED, POSITIONS_RESENT
 from tracker.resources import worker_producer
 from tracker.settings import settings
-from tracker.topics import DECLARED
+from tracker.stream.topics import DECLARED
 
 log = logging.getLogger(__name__)
 

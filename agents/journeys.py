@@ -1,4 +1,4 @@
-"""journeys: each marker's trips, stops, spikes and odometer, fix by fix (``tracker.motion``).
+"""journeys: each marker's trips, stops, spikes and odometer, fix by fix (``tracker.journeys.motion``).
 
 A stage of the one Faust agent on the batches topic (``agents/latest.py``), like the events
 stage and for the same reason. Per batch and partition it takes the fixes, in the order
@@ -30,13 +30,13 @@ import time
 
 from tables.changelog import PartitionStore
 from tables.journeys_state import JourneysStateWriter, decode, encode
-from tracker import journeys as records
-from tracker import motion
+from tracker.journeys import records
+from tracker.journeys import motion
 from tracker.app import app
-from tracker.continuity import retrying
-from tracker.journeys import RULES
+from tracker.stream.continuity import retrying
+from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_RECORDS
-from tracker.motion import TRACK_BREAK, MotionState, Spike
+from tracker.journeys.motion import TRACK_BREAK, MotionState, Spike
 from tracker.resources import agent_progress, worker_producer
 from tracker.settings import settings
 

@@ -1,6 +1,6 @@
 """journeys sink: ``gps.journeys`` into Postgres, and the recompute of the days late fixes made stale.
 
-A consumer group of its own (``<app id>-journeys``, ``tracker.postgres_sink``): each slice
+A consumer group of its own (``<app id>-journeys``, ``tracker.stream.postgres_sink``): each slice
 is written in one transaction, retried until Postgres takes it, then committed. Trips and
 stops are upserted on (marker, start) with the names of the geofences at their ends;
 spikes are flagged on their history row (one not there yet marks its day instead); days
@@ -8,7 +8,7 @@ to recompute go to ``journeys_dirty``.
 
 A timer on every worker takes the dirty days whose awaited fix history now holds (or
 that waited ``MAX_WAIT``), with ``SKIP LOCKED`` so that workers share them, recomputes
-each (``tracker.journey_rebuild``) and deletes the mark, in one transaction.
+each (``tracker.journeys.rebuild``) and deletes the mark, in one transaction.
 """
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from datetime import datetime, time, timedelta, timezone
 import psycopg
 
 from agents.events import geofences
-from tracker import journey_store as store
-from tracker import journeys as records
+from tracker.journeys import store
+from tracker.journeys import records
 from tracker.app import app, worker_service
-from tracker.db import DATABASE_ERRORS
-from tracker.journey_rebuild import geofence_names, recompute
-from tracker.journeys import RULES
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.journeys.rebuild import geofence_names, recompute
+from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_ROWS
-from tracker.postgres_sink import PostgresSink
+from tracker.stream.postgres_sink import PostgresSink
 from tracker.resources import database
 from tracker.settings import settings
 

@@ -15,8 +15,8 @@ Nothing may leave the loop with an exception, because ``take_events`` acknowledg
 events when it is left: Kafka errors are retried until they pass, and anything else
 stops the worker without acknowledging (``tracker.app.fatal``), so the events are read
 again after a restart. Offsets Faust's consumer skipped are read again first
-(``tracker.continuity``); a partition it stopped delivering, and a changelog partition its
-recovery waits for in vain, are fetched again (``tracker.partition_guard``).
+(``tracker.stream.continuity``); a partition it stopped delivering, and a changelog partition its
+recovery waits for in vain, are fetched again (``tracker.stream.partition_guard``).
 """
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ from agents import events as events_stage
 from agents import journeys as journeys_stage
 from tables import forget as tables_forget
 from tables.latest import LatestWriter
-from tracker import batches
+from tracker.stream import batches
 from tracker.app import app, fatal
-from tracker.continuity import Continuity, retrying
+from tracker.stream.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
-from tracker.partition_guard import CHECK_SECONDS, PartitionGuard, RecoveryGuard
+from tracker.stream.partition_guard import CHECK_SECONDS, PartitionGuard, RecoveryGuard
 from tracker.resources import agent_progress, batches_offsets, worker_producer
 from tracker.settings import settings
-from tracker.topics import batches_topic
+from tracker.stream.topics import batches_topic
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ MAX_EVENTS = 128
 WITHIN_SECONDS = 0.02
 
 def acknowledge_in_faust(generation, partition: int, offsets: range) -> None:
-    """Count records ``tracker.continuity`` read again as acknowledged by Faust's consumer,
+    """Count records ``tracker.stream.continuity`` read again as acknowledged by Faust's consumer,
     so that its commit of the partition can pass them (it never delivered them). Not after
     a rebalance: the partition's bookkeeping then starts again from the group's commit."""
     consumer, tp = app.consumer, TP(settings.batches_topic, partition)

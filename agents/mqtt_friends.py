@@ -1,4 +1,4 @@
-"""Friends over MQTT (``tracker.mqtt_friends``), when ``TRACKER_MQTT_FRIENDS=on``: once a
+"""Friends over MQTT (``tracker.ingest.mqtt_friends``), when ``TRACKER_MQTT_FRIENDS=on``: once a
 second each worker publishes the friends of the phones whose marker ids fall in its
 partitions, from the newest rows its live hub holds. What each phone may see is read from
 Postgres every ``FRIENDS_TTL`` seconds; while Postgres is down, the last answer stands."""
@@ -9,11 +9,11 @@ import time
 
 from agents.latest import owned_partitions
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS
-from tracker.friends import FRIENDS_TTL, devices_access
-from tracker.intake import partition_of
-from tracker.mqtt_friends import FriendsPublisher, MqttPublisher
-from tracker.permissions import Access
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.ingest.friends import FRIENDS_TTL, devices_access
+from tracker.positions.intake import partition_of
+from tracker.ingest.mqtt_friends import FriendsPublisher, MqttPublisher
+from tracker.accounts.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
 from web.live import hub

@@ -5,14 +5,14 @@ neither positions nor the events agent ever wait for a webhook. The webhooks are
 from Postgres at the start and again every ``RELOAD_SECONDS``; a webhook gets the events
 published after it was created.
 
-An outbox in Postgres, ``webhook_deliveries`` (``tracker.webhook_outbox``), makes the
+An outbox in Postgres, ``webhook_deliveries`` (``tracker.webhooks.outbox``), makes the
 delivery survive crashes and replays. For each slice of a partition:
 
 1. one row per (matching webhook, event), inserted with ``ON CONFLICT DO NOTHING`` and
    leased to this notifier, in one statement; only then are the slice's offsets let go
    (committed with the group's next commit). An event read again after ``kill -9`` finds
    its rows there and is not delivered again.
-2. the rows this notifier inserted go to their webhook's sender (``tracker.webhook_sender``:
+2. the rows this notifier inserted go to their webhook's sender (``tracker.webhooks.sender``:
    a bounded queue and its own tasks and HTTP session per webhook).
 3. each attempt is recorded (batched, ``_write_outcomes``): delivered; or pending again,
    after ``TRACKER_WEBHOOK_RETRY_SECONDS`` doubled at each failure, with the lease let go;
@@ -39,17 +39,21 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from tracker import events, webhook_outbox, webhook_store
+from tracker.events import model as events
+
+from tracker.webhooks import outbox as webhook_outbox
+
+from tracker.webhooks import store as webhook_store
 from tracker.app import worker_service
-from tracker.consumer import GroupConsumer
-from tracker.db import DATABASE_ERRORS
-from tracker.kafka import ensure_topics
+from tracker.stream.consumer import GroupConsumer
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.stream.kafka import ensure_topics
 from tracker.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_LAG_SECONDS
 from tracker.resources import database, worker_producer
 from tracker.settings import settings
-from tracker.webhook_outbox import Outcome
-from tracker.webhook_sender import Attempt, Delivery, Endpoint
-from tracker.webhooks import Webhook, dead_letter, retry_delay
+from tracker.webhooks.outbox import Outcome
+from tracker.webhooks.sender import Attempt, Delivery, Endpoint
+from tracker.webhooks.model import Webhook, dead_letter, retry_delay
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """retention: drop the months of history past ``TRACKER_HISTORY_RETENTION_DAYS``, hourly, on the leader.
 
 Postgres keeps ``positions``, ``events``, ``trips`` and ``stops`` in monthly partitions
-(``tracker.partitions``). Once an hour the worker that leads Faust's group makes sure the
+(``tracker.storage.months``). Once an hour the worker that leads Faust's group makes sure the
 partitions of this month and the next exist (so that a writer seldom has to create one at
 the turn of a month), and, when a retention is set, drops every partition whose whole
 month ended more than the retention ago: history goes a month at a time, at the first
@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS
-from tracker.partitions import PARTITIONED, Dropped, drop_older_than, ensure_partitions, month_bounds, month_of
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.months import PARTITIONED, Dropped, drop_older_than, ensure_partitions, month_bounds, month_of
 from tracker.resources import database
 from tracker.settings import settings
 

@@ -1,6 +1,6 @@
 """traccar: positions a Traccar server forwards to Kafka (``forward.type=kafka``), read from
 ``TRACKER_TRACCAR_TOPIC`` (off when unset) and sent on to ``gps.positions`` under their
-marker id, by the same converter as ``POST /ingest/traccar`` (``tracker/protocols/traccar.py``).
+marker id, by the same converter as ``POST /ingest/traccar`` (``tracker/ingest/protocols/traccar.py``).
 
 Traccar keys its records by its own numeric device id; the marker id is the device's
 ``uniqueId`` in the value. A record that is not a position (not JSON, no uniqueId, out of
@@ -20,12 +20,12 @@ from aiokafka import TopicPartition
 
 from agents.intake import count_dead_letter
 from tracker.app import worker_service
-from tracker.consumer import GroupConsumer
-from tracker.dead_letters import dead_letter
-from tracker.kafka import ensure_topics
+from tracker.stream.consumer import GroupConsumer
+from tracker.stream.dead_letters import dead_letter
+from tracker.stream.kafka import ensure_topics
 from tracker.metrics import NO_FIX, POSITIONS_REJECTED
-from tracker.position import InvalidPosition, parse_position
-from tracker.protocols import traccar
+from tracker.positions.model import InvalidPosition, parse_position
+from tracker.ingest.protocols import traccar
 from tracker.resources import worker_producer
 from tracker.settings import settings
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from tracker.testing import Stack, wait_for
-from tracker.position import InvalidPosition, parse_position
+from tracker.positions.model import InvalidPosition, parse_position
 
 
 def say(message: str) -> None:

@@ -68,7 +68,7 @@ def write_track(path: Path, points: int, start: datetime, seed: int = 1) -> None
 def measure_import(points: int = 100_000) -> list[tuple[str, str, str]]:
     """(name, value, detail) rows: end to end, the command's send rate and wall time, and
     its reading and encoding of the file in this process."""
-    from tracker.importer import plan, records
+    from tracker.tracks.importer import plan, records
 
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
     path = folder / "track.gpx"

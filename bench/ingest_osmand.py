@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from tracker.testing import Stack, run_sync
-from tracker.devices import Registry
+from tracker.accounts.devices import Registry
 
 DURATION = "15s"
 CONNECTIONS = (1, 8, 32, 64)
@@ -62,8 +62,8 @@ def main() -> None:
         async def gateway():
             import psycopg
 
-            from tracker import gateways
-            from tracker.db import create_schema
+            from tracker.accounts import gateways
+            from tracker.storage.db import create_schema
 
             async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
                 await create_schema(conn)

@@ -16,12 +16,12 @@ import faust
 
 from tracker.app import app
 from tracker.settings import settings
-from tracker.topics import CHANGELOG_CONFIG, TABLES, changelog_topic
+from tracker.stream.topics import CHANGELOG_CONFIG, TABLES, changelog_topic
 
 def marker_table(name: str, help: str):
     """A table keyed by marker id, keys and values raw bytes (nothing for Faust to
     deserialize), co-partitioned with the topics, its changelog compacted."""
-    assert name in TABLES, f"declare the table {name!r} in tracker.topics.TABLES"
+    assert name in TABLES, f"declare the table {name!r} in tracker.stream.topics.TABLES"
     table = app.Table(
         name,
         schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),

@@ -1,6 +1,6 @@
 """``events-state``: what the events agent knows of each marker, keyed by marker id as raw bytes.
 
-A value is ``tracker.events.MarkerState`` as compact JSON: the geofences holding the newest
+A value is ``tracker.events.model.MarkerState`` as compact JSON: the geofences holding the newest
 fix, whether it is speeding, the last battery level, offline or not, the last fixes (to
 place late ones), and when the tracker last heard from it. Co-partitioned with
 ``gps.positions`` and the batches topic, like ``latest``; written a partition slice at a
@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 
 from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
-from tracker.events import MarkerState
+from tracker.events.model import MarkerState
 
 events_state = marker_table("events-state", help="What the events agent knows of every marker.")
 

@@ -1,5 +1,5 @@
 """Removing markers from the tables, as a forget record of the batches topic asks
-(``tracker history delete``; ``tracker.batches``).
+(``tracker history delete``; ``tracker.stream.batches``).
 
 ``latest`` loses the marker when its stored fix falls in the forgotten range; the motion
 and events states are removed only when the whole history is (a state built from the
@@ -13,8 +13,8 @@ import asyncio
 
 from tables.changelog import ChangelogWriter
 from tables.latest import TIME, decode
-from tracker.batches import forgets_fix
-from tracker.continuity import retrying
+from tracker.stream.batches import forgets_fix
+from tracker.stream.continuity import retrying
 
 
 def _whole(forget: dict) -> bool:

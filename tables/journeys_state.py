@@ -1,4 +1,4 @@
-"""``journeys-state``: each marker's motion state (``tracker.motion.MotionState``), keyed by
+"""``journeys-state``: each marker's motion state (``tracker.journeys.motion.MotionState``), keyed by
 marker id as raw bytes.
 
 A value is the state's flat list of numbers as JSON. Co-partitioned with ``gps.positions``
@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 
 from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
-from tracker.motion import MotionState
+from tracker.journeys.motion import MotionState
 
 journeys_state = marker_table("journeys-state", help="The motion state (trips, stops, odometer) of every marker.")
 

@@ -1,6 +1,6 @@
 """``latest``: each marker's newest fix, keyed by marker id as raw bytes.
 
-A value is the fix as compact JSON: a list in ``tracker.position.FIX_FIELDS`` order plus
+A value is the fix as compact JSON: a list in ``tracker.positions.model.FIX_FIELDS`` order plus
 ``received_us``, then (from the journeys stage, when it runs) the marker's odometer in
 metres and whether it is moving; times in microseconds since the epoch (``position_of`` turns it into the
 API's dict with ISO 8601 times, at the HTTP edge). The table is co-partitioned with
@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import orjson
 
 from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
-from tracker.position import OPTIONAL_RANGES, display_name, format_micros, micros_of
+from tracker.positions.model import OPTIONAL_RANGES, display_name, format_micros, micros_of
 
 latest = marker_table("latest", help="Newest fix of every marker.")
 

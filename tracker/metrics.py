@@ -26,7 +26,7 @@ HISTORY_ROWS = Counter(
     "tracker_history_rows_written", "Rows added to Postgres positions (replayed duplicates not counted)")
 PARTITION_RESTARTS = Counter(
     "tracker_latest_partition_restarts",
-    "Partitions of the batches topic Faust's consumer had stopped delivering, fetched again (tracker.partition_guard)")
+    "Partitions of the batches topic Faust's consumer had stopped delivering, fetched again (tracker.stream.partition_guard)")
 LIVE_VIEWERS = Gauge("tracker_live_viewers", "Clients connected to /api/live on this worker")
 LIVE_DROPPED = Counter("tracker_live_viewers_dropped", "Clients of /api/live disconnected for not reading fast enough")
 HISTORY_BUFFERED = Gauge(

@@ -29,7 +29,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tracker.kafka import ensure_topic, positions_producer
+from tracker.stream.kafka import ensure_topic, positions_producer
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +115,9 @@ class Stack:
              password: str | None = None) -> str:
         """A new user with an API token (returned); a viewer sees ``grants`` (marker ids,
         or prefixes ending in ``*``) through a group of its own."""
-        from tracker import accounts
-        from tracker.db import create_schema
-        from tracker.permissions import parse_grant
+        from tracker.accounts import store as accounts
+        from tracker.storage.db import create_schema
+        from tracker.accounts.permissions import parse_grant
 
         async def create() -> str:
             async with await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True) as conn:
@@ -160,9 +160,9 @@ class Stack:
 
     def add_geofences(self, features: Iterable[dict]) -> list[int]:
         """Store geofences (GeoJSON Features) directly, as ``tracker geofences import`` does."""
-        from tracker import geofence_store
-        from tracker.db import create_schema
-        from tracker.geofences import parse_feature
+        from tracker.geofences import store as geofence_store
+        from tracker.storage.db import create_schema
+        from tracker.geofences.model import parse_feature
 
         async def add() -> list[int]:
             async with await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True) as conn:
@@ -173,9 +173,9 @@ class Stack:
 
     def ensure_partitions(self, table: str, *times) -> None:
         """Create the month partitions of ``table`` that rows at ``times`` (aware datetimes)
-        need (``tracker.partitions``), for a test that inserts rows itself."""
-        from tracker.db import create_schema
-        from tracker.partitions import ensure_partitions
+        need (``tracker.storage.months``), for a test that inserts rows itself."""
+        from tracker.storage.db import create_schema
+        from tracker.storage.months import ensure_partitions
 
         async def ensure() -> None:
             async with await psycopg.AsyncConnection.connect(self.settings.database_url, autocommit=True) as conn:

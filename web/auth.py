@@ -25,11 +25,11 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 
-from tracker import accounts
-from tracker.credentials import same_secret
-from tracker.db import DATABASE_ERRORS
-from tracker.outage_cache import OutageCache
-from tracker.permissions import Access
+from tracker.accounts import store as accounts
+from tracker.accounts.credentials import same_secret
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.accounts.outage_cache import OutageCache
+from tracker.accounts.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
 from web.errors import ApiError, Forbidden, Unauthorized, Unavailable

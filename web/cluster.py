@@ -25,7 +25,7 @@ import orjson
 from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.metrics import CLUSTER_SCANS
-from tracker.position import STORED_MARKER_ID, format_micros, micros_of
+from tracker.positions.model import STORED_MARKER_ID, format_micros, micros_of
 from tracker.settings import settings
 from web.auth import CLUSTER_HEADER
 

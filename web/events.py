@@ -17,9 +17,9 @@ import io
 import orjson
 
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS
-from tracker.event_store import EventQuery, read_events
-from tracker.events import TYPES
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.events.store import EventQuery, read_events
+from tracker.events.model import TYPES
 from tracker.resources import database
 from web import params
 from web.auth import require

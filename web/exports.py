@@ -15,8 +15,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 
-from tracker.db import TRACK_FIELDS
-from tracker.position import format_time
+from tracker.storage.db import TRACK_FIELDS
+from tracker.positions.model import format_time
 
 CONTENT_TYPES = {
     "json": "application/json",

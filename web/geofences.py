@@ -4,7 +4,7 @@
 - ``POST /api/geofences``: a GeoJSON Feature (Polygon, MultiPolygon, or a Point with
   ``properties.radius`` in metres), with ``name`` and optional ``markers`` and
   ``speed_limit``; answers the stored Feature with its ``id``. A bad one is a 400 that says
-  what is wrong (``tracker.geofences.parse_feature``).
+  what is wrong (``tracker.geofences.model.parse_feature``).
 - ``GET``, ``PUT`` and ``DELETE /api/geofences/{id}``.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import orjson
 from faust.web import View
 
-from tracker import geofence_store
+from tracker.geofences import store as geofence_store
 from tracker.app import app
-from tracker.geofences import BadGeofence, parse_feature
+from tracker.geofences.model import BadGeofence, parse_feature
 from web import params
 from web.auth import accounts_connection, require, require_admin
 from web.errors import BadRequest, NotFound

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from aiohttp import web as aioweb
 
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS, has_marker, page_end, read_track, stream_track
-from tracker.position import format_time
+from tracker.storage.db import DATABASE_ERRORS, has_marker, page_end, read_track, stream_track
+from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings
 from web import params

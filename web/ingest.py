@@ -11,12 +11,12 @@ in the server URL, as a path segment (``/ingest/osmand/SECRET``) or a query para
 password. No credential: 401 ``missing_credential``. A secret no device has, and a secret
 of another device, get the same 401 ``bad_credential``, so that guessing cannot tell which
 device ids exist. While Postgres is down, secrets it confirmed in the last ten minutes are
-still accepted (``tracker.devices.SecretLookup``).
+still accepted (``tracker.accounts.devices.SecretLookup``).
 
 A gateway (``tracker gateways add``) sends ``Authorization: Bearer TOKEN``; it may report
 for any device, or only for marker ids with its prefix (403 ``outside_prefix`` otherwise).
 
-OwnTracks is answered with the phone's friends (``tracker.friends``): for each, a
+OwnTracks is answered with the phone's friends (``tracker.ingest.friends``): for each, a
 ``location`` and a ``card`` (its name), which the app shows on its map and list.
 
 A body has ``BODY_READ_SECONDS`` to arrive, whole: a client that trickles it (one of many
@@ -35,16 +35,16 @@ from aiohttp import web as aioweb
 from faust.web import View
 
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS
-from tracker.devices import SecretLookup
-from tracker.friends import FriendLookup, friends
-from tracker.gateways import GatewayLookup
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.accounts.devices import SecretLookup
+from tracker.ingest.friends import FriendLookup, friends
+from tracker.accounts.gateways import GatewayLookup
 from tracker.metrics import INGEST_REQUESTS, NO_FIX
-from tracker.position import InvalidPosition, parse_position
-from tracker.protocols import osmand, owntracks, traccar
+from tracker.positions.model import InvalidPosition, parse_position
+from tracker.ingest.protocols import osmand, owntracks, traccar
 from tracker.resources import database
 from tracker.settings import settings
-from tracker.topics import positions_topic
+from tracker.stream.topics import positions_topic
 from web.auth import basic_credentials, bearer_token
 from web.errors import ApiError, BadRequest, Forbidden, RequestTimeout, TooLarge, Unauthorized, Unavailable
 from web.live import hub
@@ -205,7 +205,7 @@ async def _owntracks(request: aioweb.Request) -> str | None:
 
 
 async def _friends_of(marker_id: str | None) -> list[dict[str, Any]]:
-    """What the phone shows as friends (``tracker.friends``): none for a phone that did not
+    """What the phone shows as friends (``tracker.ingest.friends``): none for a phone that did not
     prove who it is, and none rather than an error while Postgres cannot say."""
     if marker_id is None:
         return []

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from tracker import journey_store as store
+from tracker.journeys import store
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS
-from tracker.position import format_time
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.positions.model import format_time
 from tracker.resources import database
 from web import params
 from web.auth import require

@@ -1,5 +1,5 @@
 """``GET /api/live``: the live positions of the markers the caller may see, pushed as
-Server-Sent Events (``tracker.live_hub``).
+Server-Sent Events (``tracker.positions.live_hub``).
 
 The first message (``event: snapshot``) holds every marker the caller may see (within
 ``bbox`` when given); then an ``event: update`` at most every ``TRACKER_LIVE_INTERVAL``
@@ -23,9 +23,9 @@ import zlib
 from aiohttp import web as aioweb
 
 from tracker.app import app, worker_service
-from tracker.live_hub import LiveHub, Viewer, encode_update
+from tracker.positions.live_hub import LiveHub, Viewer, encode_update
 from tracker.settings import settings
-from tracker.topics import changelog_topic
+from tracker.stream.topics import changelog_topic
 from web import params
 from web.auth import require
 from web.errors import Unavailable

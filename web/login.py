@@ -10,7 +10,7 @@ import html
 from urllib.parse import urlsplit
 from datetime import timedelta
 
-from tracker import accounts
+from tracker.accounts import store as accounts
 from tracker.app import app
 from tracker.settings import settings
 from web.auth import SESSION_COOKIE, accounts_connection, forget_session, is_https, require_same_origin

@@ -21,10 +21,10 @@ from datetime import date, datetime, timezone
 from functools import cache
 from pathlib import Path
 
-from tracker import journey_store
+from tracker.journeys import store as journey_store
 from tracker.app import app
-from tracker.db import DATABASE_ERRORS
-from tracker.position import format_time
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings
 from web import assets, params, track_panel

@@ -13,7 +13,7 @@ import orjson
 
 from tables.latest import decode, latest, position_of
 from tracker.app import app
-from tracker.permissions import Access
+from tracker.accounts.permissions import Access
 from tracker.settings import settings
 from web import params
 from web.auth import is_cluster_request, require

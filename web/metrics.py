@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import tracker.metrics  # noqa: F401 - registers the tracker's metrics
 from tracker.app import app
-from tracker.credentials import same_secret
+from tracker.accounts.credentials import same_secret
 from tracker.settings import settings
 from web.auth import bearer_token, require_admin
 

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, parse_time
+from tracker.positions.model import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, parse_time
 from web.errors import BadRequest
 
 

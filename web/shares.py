@@ -17,9 +17,9 @@ from datetime import datetime, time, timedelta, timezone
 import orjson
 from faust.web import View
 
-from tracker import accounts
+from tracker.accounts import store as accounts
 from tracker.app import app
-from tracker.permissions import Access
+from tracker.accounts.permissions import Access
 from tracker.settings import settings
 from web import params
 from web.auth import accounts_connection, is_https, require

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import orjson
 
-from tracker.position import format_time
+from tracker.positions.model import format_time
 
 PANEL_CSS = """
 #journeys{position:absolute;top:10px;right:10px;z-index:1000;background:#fff;padding:8px 10px;

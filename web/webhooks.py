@@ -2,7 +2,7 @@
 
 - ``POST /api/webhooks`` ``{"url", "types": [...], "markers": [...]}``: answers the webhook
   with its ``secret``, shown only now. A bad one is a 400 that says what is wrong
-  (``tracker.webhooks.parse_webhook``).
+  (``tracker.webhooks.model.parse_webhook``).
 - ``GET /api/webhooks``: every webhook, without secrets.
 - ``GET`` and ``DELETE /api/webhooks/{id}``: one (with its deliveries counted per status).
 - ``GET /api/webhooks/{id}/deliveries?status=&limit=``: its latest deliveries, newest first.
@@ -14,9 +14,9 @@ from __future__ import annotations
 import orjson
 from faust.web import View
 
-from tracker import webhook_store
+from tracker.webhooks import store as webhook_store
 from tracker.app import app
-from tracker.webhooks import STATUSES, BadWebhook, parse_webhook
+from tracker.webhooks.model import STATUSES, BadWebhook, parse_webhook
 from web import params
 from web.auth import accounts_connection, require_admin
 from web.errors import BadRequest, NotFound

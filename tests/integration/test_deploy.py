@@ -200,7 +200,7 @@ def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrit
     broker = subprocess.Popen(["sh", str(tmp_path / "run.sh")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def change(call):
-        code = f"from tracker import mqtt_passwords; mqtt_passwords.{call}"
+        code = f"from tracker.ingest import mqtt_passwords; mqtt_passwords.{call}"
         subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=30)
 
     def logs_in(password):
@@ -261,7 +261,7 @@ def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrit
 def test_postgres_init_script_gives_the_app_a_role_that_owns_only_its_schema():
     """The script against the test Postgres (as its superuser), with a role and a database
     of the test's own; then the app's schema created as that role."""
-    from tracker.db import create_schema
+    from tracker.storage.db import create_schema
 
     url = os.environ.get("TRACKER_DATABASE_URL")
     if not url or not shutil.which("psql"):

@@ -27,10 +27,10 @@ import pytest
 from shapely.geometry import Point, shape
 
 from tests.integration.test_webhooks import WebhookReceiver
-from tracker import webhook_store
-from tracker.db import create_schema
+from tracker.webhooks import store as webhook_store
+from tracker.storage.db import create_schema
 from tracker.testing import run_sync, wait_for
-from tracker.webhooks import parse_webhook
+from tracker.webhooks.model import parse_webhook
 
 MARKERS, FIXES, STEP_S = 200, 60, 10
 CENTRE = (45.0, 14.0)

@@ -8,9 +8,9 @@ import orjson
 import psycopg
 import pytest
 
-from tracker import geofence_store
-from tracker.geofence_cache import GeofenceCache
-from tracker.geofences import parse_feature
+from tracker.geofences import store as geofence_store
+from tracker.geofences.cache import GeofenceCache
+from tracker.geofences.model import parse_feature
 
 DEPOT = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},
          "properties": {"name": "depot", "radius": 300, "speed_limit": 5, "markers": ["van-*"]}}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tracker.testing import run_sync, wait_for
-from tracker.devices import Registry
+from tracker.accounts.devices import Registry
 
 NOW = int(time.time())
 

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.integration import dataset
-from tracker.devices import Registry
+from tracker.accounts.devices import Registry
 from tracker.testing import ROOT, run_sync, wait_for
 
 SERVICES = str(ROOT / "scripts" / "services")

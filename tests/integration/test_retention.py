@@ -18,11 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from agents.retention import enforce
-from tracker.db import copy_fixes, create_schema
-from tracker.event_store import write_events
-from tracker.partitions import (EPOCH, PARTITIONED, ensure_partitions, month_bounds, month_of, partition_name,
+from tracker.storage.db import copy_fixes, create_schema
+from tracker.events.store import write_events
+from tracker.storage.months import (EPOCH, PARTITIONED, ensure_partitions, month_bounds, month_of, partition_name,
                                 partitions)
-from tracker.position import format_time
+from tracker.positions.model import format_time
 from tracker.testing import wait_for
 
 UTC = timezone.utc

@@ -16,10 +16,12 @@ from collections import Counter
 import orjson
 import pytest
 
-from tracker import events, webhook_store
-from tracker.kafka import positions_producer
+from tracker.events import model as events
+
+from tracker.webhooks import store as webhook_store
+from tracker.stream.kafka import positions_producer
 from tracker.testing import run_sync, serve_http, wait_for
-from tracker.webhooks import parse_webhook
+from tracker.webhooks.model import parse_webhook
 
 MARKERS = ("van-1", "van-2", "car-1", "bus-1")
 EVENTS = [
@@ -151,7 +153,7 @@ def hooks(stack, receiver):
     """The webhooks, stored before the worker starts (so its first load has them): path -> Webhook."""
     import psycopg
 
-    from tracker.db import create_schema
+    from tracker.storage.db import create_schema
 
     async def add():
         async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from tracker.cli import _parser, main
+from tracker.cli.main import _parser, main
 
 
 def _commands(parser: argparse.ArgumentParser, path=()):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
-from tracker.consumer import GroupConsumer
+from tracker.stream.consumer import GroupConsumer
 from tracker.settings import Settings
 
 TP = TopicPartition("gps.positions", 2)

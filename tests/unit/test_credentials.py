@@ -3,8 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from tracker.accounts import AccountError, parse_duration
-from tracker.credentials import hash_password, new_token, same_secret, token_hash, verify_password
+from tracker.accounts.store import AccountError, parse_duration
+from tracker.accounts.credentials import hash_password, new_token, same_secret, token_hash, verify_password
 
 
 def test_a_password_verifies_against_its_hash_and_nothing_else():

@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 
 import orjson
 
-from tracker.dead_letters import MAX_PAYLOAD_BYTES, dead_letter
-from tracker.position import InvalidPosition
+from tracker.stream.dead_letters import MAX_PAYLOAD_BYTES, dead_letter
+from tracker.positions.model import InvalidPosition
 
 ERROR = InvalidPosition("not_json", "not valid JSON")
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)

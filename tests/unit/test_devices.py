@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import psycopg
 import pytest
 
-from tracker.devices import SecretLookup, secret_hash
+from tracker.accounts.devices import SecretLookup, secret_hash
 
 
 class Clock:

@@ -1,8 +1,8 @@
 """The events model: one marker's fixes, in fix-time order or not, and what they raise."""
 import pytest
 
-from tracker.events import Detector, Limits, MarkerState
-from tracker.geofences import GeofenceIndex, parse_feature
+from tracker.events.model import Detector, Limits, MarkerState
+from tracker.geofences.model import GeofenceIndex, parse_feature
 
 S = 1_000_000  # µs
 DEPOT = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},

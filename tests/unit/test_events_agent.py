@@ -10,9 +10,9 @@ import pytest
 import agents.events as events_agent
 from agents.events import EventsStage
 from tables.events_state import EventsStateWriter, decode, events_state
-from tracker import batches
-from tracker.geofences import GeofenceIndex, parse_feature
-from tracker.position import read_fix
+from tracker.stream import batches
+from tracker.geofences.model import GeofenceIndex, parse_feature
+from tracker.positions.model import read_fix
 
 S = 1_000_000
 NOW_US = 1_900_000_000 * S

@@ -11,7 +11,7 @@ from tables import forget as tables_forget
 from tables.journeys_state import JourneysStateWriter, journeys_state
 from tables.latest import LatestWriter, latest
 from tests.unit.test_latest import NOW_US, Changelog, NoGaps, fix
-from tracker import batches
+from tracker.stream import batches
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,8 @@
 """A phone's friends for OwnTracks: the markers its friends groups permit, itself excepted,
 newest first, capped; and the messages the app takes for each."""
-from tracker.friends import friends
-from tracker.permissions import Access
-from tracker.protocols.owntracks import friend_messages, tracker_id
+from tracker.ingest.friends import friends
+from tracker.accounts.permissions import Access
+from tracker.ingest.protocols.owntracks import friend_messages, tracker_id
 
 ROWS = {
     "fam-anna": ["fam-anna", 45.0, 2.0, 5_000, None, None, None, None, "owntracks", "Anna"],

@@ -1,7 +1,7 @@
 """Geofences: what is accepted (with a reason when it is not) and which points they hold."""
 import pytest
 
-from tracker.geofences import BadGeofence, GeofenceIndex, parse_feature
+from tracker.geofences.model import BadGeofence, GeofenceIndex, parse_feature
 
 SQUARE = {"type": "Polygon", "coordinates": [[[14.0, 45.0], [14.1, 45.0], [14.1, 45.1], [14.0, 45.1], [14.0, 45.0]]]}
 TWO_SQUARES = {"type": "MultiPolygon", "coordinates": [

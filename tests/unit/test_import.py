@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from tracker.cli import main
-from tracker.position import parse_position
+from tracker.cli.main import main
+from tracker.positions.model import parse_position
 
 NOW = datetime.now(timezone.utc)
 
@@ -34,8 +34,8 @@ def sent(monkeypatch):
         assert len(records) == total
         return len(records), 0.01
 
-    monkeypatch.setattr("tracker.cli._producer", NoKafka)
-    monkeypatch.setattr("tracker.importer.send_all", send_all)
+    monkeypatch.setattr("tracker.cli.main._producer", NoKafka)
+    monkeypatch.setattr("tracker.tracks.importer.send_all", send_all)
     return records
 
 
@@ -252,7 +252,7 @@ def test_dry_run_says_what_it_would_send_and_sends_nothing(tmp_path, capsys, sen
         async def __aenter__(self):
             raise AssertionError("a dry run must not connect to Kafka")
 
-    monkeypatch.setattr("tracker.cli._producer", Unreachable)
+    monkeypatch.setattr("tracker.cli.main._producer", Unreachable)
     code, out, err = run(capsys, write(tmp_path, "old.gpx", GPX_10), write(tmp_path, "route.gpx", GPX_ROUTE),
                          "--marker", "d-1", "--dry-run")
     assert code == 0, err

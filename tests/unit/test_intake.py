@@ -8,10 +8,10 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import REGISTRY
 
-from tracker import batches
-from tracker.dead_letters import dead_letter
-from tracker.intake import Judge
-from tracker.position import FIX_FIELDS
+from tracker.stream import batches
+from tracker.stream.dead_letters import dead_letter
+from tracker.positions.intake import Judge
+from tracker.positions.model import FIX_FIELDS
 
 NOW_MS = 1_900_000_000_000
 AT = datetime(2030, 3, 17, tzinfo=timezone.utc)

@@ -11,8 +11,8 @@ import pytest
 import agents.journeys as journeys_agent
 from agents.journeys import JourneysStage
 from tables.journeys_state import JourneysStateWriter, decode, journeys_state
-from tracker import motion
-from tracker.journeys import RULES
+from tracker.journeys import motion
+from tracker.journeys.records import RULES
 
 S = 1_000_000
 T0 = 1_800_000_000 * S

@@ -6,12 +6,12 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-import tracker.continuity as continuity_module
+import tracker.stream.continuity as continuity_module
 from agents.latest import apply
 from tables.latest import LatestWriter, decode, latest, position_of
-from tracker import batches
-from tracker.continuity import Continuity
-from tracker.position import read_fix
+from tracker.stream import batches
+from tracker.stream.continuity import Continuity
+from tracker.positions.model import read_fix
 
 NOW_US = 1_900_000_000 * 1_000_000
 

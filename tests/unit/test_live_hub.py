@@ -4,8 +4,8 @@ and one that stops reading is dropped at a bound instead of growing memory."""
 import orjson
 import pytest
 
-from tracker import live_hub
-from tracker.live_hub import LiveHub, Viewer
+from tracker.positions import live_hub
+from tracker.positions.live_hub import LiveHub, Viewer
 from tracker.settings import settings
 
 
@@ -20,7 +20,7 @@ def fix(marker_id, t_ms, lat=45.0, lon=14.0, attributes=None):
 
 
 def test_a_row_carries_the_devices_name_from_its_attributes():
-    from tracker.live_hub import row_of
+    from tracker.positions.live_hub import row_of
 
     assert row_of(fix("a", 1, attributes={"device": "Pixel", "tid": "px"}))[9] == "Pixel"
     assert row_of(fix("a", 1, attributes={"name": "Van 3", "device": "Pixel"}))[9] == "Van 3"

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from tracker.position import MARKER_ID_PATTERN
+from tracker.positions.model import MARKER_ID_PATTERN
 
 ORIGIN = "http://tracker.test"
 SOURCE = "/markers.geojson"

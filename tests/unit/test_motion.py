@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from tracker import motion
-from tracker.motion import MotionState, Rules, Spike, Stop, Trip
+from tracker.journeys import motion
+from tracker.journeys.motion import MotionState, Rules, Spike, Stop, Trip
 
 RULES = Rules()
 LAT0, LON0 = 48.0, 2.0

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from tracker.mqtt_bridge import Bridge
+from tracker.ingest.mqtt_bridge import Bridge
 from tracker.settings import settings
 
 

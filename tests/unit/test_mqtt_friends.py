@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import orjson
 
-from tracker.mqtt_bridge import is_friend_message
-from tracker.mqtt_friends import MARK, FriendsPublisher
-from tracker.permissions import Access
+from tracker.ingest.mqtt_bridge import is_friend_message
+from tracker.ingest.mqtt_friends import MARK, FriendsPublisher
+from tracker.accounts.permissions import Access
 
 
 def row(marker_id, time_ms, name=None, lat=45.0):

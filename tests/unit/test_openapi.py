@@ -38,13 +38,13 @@ def test_documented_methods_are_the_served_ones():
 
 
 def test_the_documented_marker_id_pattern_is_the_one_applied():
-    from tracker.position import MARKER_ID_PATTERN
+    from tracker.positions.model import MARKER_ID_PATTERN
 
     assert DOC["components"]["parameters"]["MarkerId"]["schema"]["pattern"] == f"^{MARKER_ID_PATTERN.pattern}$"
 
 
 def test_the_documented_event_types_and_limits_are_the_served_ones():
-    from tracker.events import TYPES
+    from tracker.events.model import TYPES
     from web.events import DEFAULT_LIMIT, MAX_LIMIT
 
     assert DOC["components"]["schemas"]["Event"]["properties"]["type"]["enum"] == list(TYPES)

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import psycopg
 import pytest
 
-from tracker.outage_cache import OutageCache
+from tracker.accounts.outage_cache import OutageCache
 
 
 class Database:

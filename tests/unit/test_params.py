@@ -1,4 +1,4 @@
-"""Marker ids in URLs follow the one rule of ``tracker.position``, and a refusal states it."""
+"""Marker ids in URLs follow the one rule of ``tracker.positions.model``, and a refusal states it."""
 import pytest
 
 from web.errors import BadRequest

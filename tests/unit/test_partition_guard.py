@@ -4,7 +4,7 @@ the first record not processed; a partition that moves, or a busy agent, is left
 a changelog partition Faust's recovery waits for in vain is read again."""
 from faust.types import TP
 
-from tracker.partition_guard import PartitionGuard, RecoveryGuard
+from tracker.stream.partition_guard import PartitionGuard, RecoveryGuard
 
 TP2, TP5 = TP("latest-changelog", 2), TP("latest-changelog", 5)
 

@@ -3,9 +3,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tracker.cli import main
-from tracker.partitions import (EPOCH, month_bounds, month_bounds_us, month_number, month_of, partition_name)
-from tracker.retention_cli import parse_age
+from tracker.cli.main import main
+from tracker.storage.months import (EPOCH, month_bounds, month_bounds_us, month_number, month_of, partition_name)
+from tracker.cli.retention import parse_age
 
 UTC = timezone.utc
 

@@ -1,5 +1,5 @@
 """Who sees which marker: admins all, viewers their groups' ids and prefixes, links one."""
-from tracker.permissions import access_of, format_grant, parse_grant, share_access
+from tracker.accounts.permissions import access_of, format_grant, parse_grant, share_access
 
 POSITIONS = [{"marker_id": marker} for marker in ("car-1", "car-10", "truck-7", "truck-", "bike", "trucks")]
 

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from tracker.position import InvalidPosition, parse_position, parse_time
+from tracker.positions.model import InvalidPosition, parse_position, parse_time
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 GOOD = {"marker_id": "truck-7", "lat": 45.5, "lon": 14.25, "time": "2026-06-01T11:59:00Z"}

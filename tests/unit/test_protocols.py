@@ -3,8 +3,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tracker.position import InvalidPosition, parse_position
-from tracker.protocols import osmand, owntracks
+from tracker.positions.model import InvalidPosition, parse_position
+from tracker.ingest.protocols import osmand, owntracks
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from tracker.replay import BadTrack, load
+from tracker.tracks.replay import BadTrack, load
 
 GPX = """<?xml version="1.0"?>
 <gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">
@@ -68,8 +68,8 @@ def replayed(path):
     """The fixes ``tracker replay`` would send for the file, through the one validation."""
     from datetime import datetime, timezone
 
-    from tracker.cli import replay_records
-    from tracker.position import parse_position
+    from tracker.cli.main import replay_records
+    from tracker.positions.model import parse_position
 
     start = datetime(2024, 6, 1, tzinfo=timezone.utc)
     return [parse_position(value, now=start + timedelta(days=1))  # raises if the worker would refuse it
@@ -94,7 +94,7 @@ def test_a_track_with_its_own_timing_keeps_its_speeds(tmp_path):
 
 
 def test_a_derived_speed_is_one_the_validator_takes_or_none():
-    from tracker.derived_motion import derived_speed
+    from tracker.tracks.derived_motion import derived_speed
 
     assert derived_speed(45.0, 14.0, 45.001, 14.0, 1.0) == 111.19
     assert derived_speed(45.0, 14.0, 45.001, 14.0, 0.999) is None  # under a second

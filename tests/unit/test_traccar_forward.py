@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tracker.position import InvalidPosition, parse_position
-from tracker.protocols import traccar
+from tracker.positions.model import InvalidPosition, parse_position
+from tracker.ingest.protocols import traccar
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 

@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tracker.permissions import grants_permit
-from tracker.webhook_sender import Attempt, Delivery, Endpoint
+from tracker.accounts.permissions import grants_permit
+from tracker.webhooks.sender import Attempt, Delivery, Endpoint
 from tracker.testing import serve_http
-from tracker.webhooks import (BadWebhook, Webhook, body_of, dead_letter, parse_webhook, request_headers, retry_delay,
+from tracker.webhooks.model import (BadWebhook, Webhook, body_of, dead_letter, parse_webhook, request_headers, retry_delay,
                               signature, verify)
 
 EVENT = {"id": "0f3a", "marker_id": "van-7", "type": "geofence_enter", "time": "2026-11-27T10:15:00Z",

@@ -15,9 +15,9 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row, scalar_row
 
-from tracker.credentials import token_hash
-from tracker.db import create_schema
-from tracker.outage_cache import TokenLookup
+from tracker.accounts.credentials import token_hash
+from tracker.storage.db import create_schema
+from tracker.accounts.outage_cache import TokenLookup
 
 
 def new_secret() -> str:

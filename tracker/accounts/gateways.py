@@ -3,7 +3,7 @@ its trackers send, ``POST /ingest/traccar``), each with a token and, optionally,
 prefix it is confined to.
 
 A token is 32 random bytes, shown once (``tracker gateways add``) and stored as its
-SHA-256, like a device secret (``tracker.devices``); ``GatewayLookup`` finds a token's
+SHA-256, like a device secret (``tracker.accounts.devices``); ``GatewayLookup`` finds a token's
 gateway through a Postgres outage the way ``SecretLookup`` does for devices.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.credentials import new_token, token_hash
-from tracker.outage_cache import TokenLookup
+from tracker.accounts.credentials import new_token, token_hash
+from tracker.accounts.outage_cache import TokenLookup
 
 
 @dataclass(frozen=True)

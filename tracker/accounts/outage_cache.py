@@ -1,6 +1,6 @@
 """Answers looked up in Postgres, cached so that a lookup survives a database outage.
 
-Used for the credentials a request carries: device secrets (``tracker.devices``) and
+Used for the credentials a request carries: device secrets (``tracker.accounts.devices``) and
 users' tokens, sessions and passwords (``web.auth``).
 
 - An answer is fresh for ``ttl`` seconds: a removed or revoked credential stops working
@@ -26,8 +26,8 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, Hashable
 
 import psycopg
 
-from tracker.credentials import token_hash
-from tracker.db import UNAVAILABLE, DatabaseUnavailable
+from tracker.accounts.credentials import token_hash
+from tracker.storage.db import UNAVAILABLE, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

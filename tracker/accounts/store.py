@@ -1,5 +1,5 @@
 """Users, groups, API tokens, browser sessions and share links in Postgres (the schema is in
-``tracker.db``). Shared by the command line and the web views; every function takes an
+``tracker.storage.db``). Shared by the command line and the web views; every function takes an
 open autocommit connection.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.credentials import hash_password, new_token, token_hash, verify_password
-from tracker.permissions import ADMIN, ROLES, Access, access_of, share_access
-from tracker.position import MARKER_ID_PATTERN
+from tracker.accounts.credentials import hash_password, new_token, token_hash, verify_password
+from tracker.accounts.permissions import ADMIN, ROLES, Access, access_of, share_access
+from tracker.positions.model import MARKER_ID_PATTERN
 
 USER_NAME_MAX = 64
 
@@ -198,7 +198,7 @@ async def revoke_grant(conn: psycopg.AsyncConnection, group: str, grants: list[t
 
 
 async def set_friends(conn: psycopg.AsyncConnection, group: str, friends: bool) -> None:
-    """Whether the group's phones see each other in OwnTracks (``tracker.friends``)."""
+    """Whether the group's phones see each other in OwnTracks (``tracker.ingest.friends``)."""
     cur = await conn.execute("UPDATE marker_groups SET friends = %s WHERE name = %s", (friends, group))
     if cur.rowcount == 0:
         raise AccountError(f"no group {group!r}")
@@ -223,7 +223,7 @@ async def remove_members(conn: psycopg.AsyncConnection, group: str, users: list[
 
 
 async def list_groups(conn: psycopg.AsyncConnection) -> list[Group]:
-    from tracker.permissions import format_grant
+    from tracker.accounts.permissions import format_grant
 
     cur = await conn.execute(
         "SELECT g.group_id, g.name, "

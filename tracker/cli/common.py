@@ -18,10 +18,10 @@ async def on_database(action):
     errors become one-line command errors."""
     import psycopg
 
-    from tracker.accounts import AccountError
-    from tracker.db import create_schema
-    from tracker.devices import DeviceExists, UnknownDevice
-    from tracker.gateways import GatewayError
+    from tracker.accounts.store import AccountError
+    from tracker.storage.db import create_schema
+    from tracker.accounts.devices import DeviceExists, UnknownDevice
+    from tracker.accounts.gateways import GatewayError
 
     try:
         conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
@@ -64,7 +64,7 @@ class Producer:
     async def __aenter__(self):
         from aiokafka.errors import KafkaError
 
-        from tracker.kafka import ensure_topic, positions_producer
+        from tracker.stream.kafka import ensure_topic, positions_producer
 
         self.producer = positions_producer(settings)
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import re
 
-from tracker import gateways
-from tracker.commands import EXIT_USAGE, CommandError, on_database, table
-from tracker.position import MARKER_ID_PATTERN
+from tracker.accounts import gateways
+from tracker.cli.common import EXIT_USAGE, CommandError, on_database, table
+from tracker.positions.model import MARKER_ID_PATTERN
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NAME_RULE = "1 to 64 characters of A-Z a-z 0-9 _ . -"

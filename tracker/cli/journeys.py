@@ -6,9 +6,9 @@ import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 
-from tracker.commands import EXIT_USAGE, CommandError, on_database
-from tracker.journey_rebuild import Recomputed, markers, recompute
-from tracker.journeys import RULES
+from tracker.cli.common import EXIT_USAGE, CommandError, on_database
+from tracker.journeys.rebuild import Recomputed, markers, recompute
+from tracker.journeys.records import RULES
 
 
 def day_or_time(value: str, end: bool = False) -> datetime:
@@ -45,9 +45,9 @@ class Progress:
 
 
 async def rebuild(args: argparse.Namespace) -> int:
-    from tracker import geofence_store
-    from tracker.geofences import GeofenceIndex
-    from tracker.position import MARKER_ID_PATTERN
+    from tracker.geofences import store as geofence_store
+    from tracker.geofences.model import GeofenceIndex
+    from tracker.positions.model import MARKER_ID_PATTERN
 
     try:
         start = None if args.start is None else day_or_time(args.start)

@@ -15,15 +15,17 @@ from pathlib import Path
 
 import orjson
 
-from tracker.permissions import ROLES
-from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_position
-from tracker import gateways_cli, journeys_cli, mqtt_passwords
-from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
-from tracker.commands import Producer as _producer
-from tracker.commands import table as _table
-from tracker.commands import first_line as _first_line
-from tracker.commands import on_database as _on_database
-from tracker.sender import send_paced
+from tracker.accounts.permissions import ROLES
+from tracker.positions.model import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_position
+from tracker.cli import gateways as gateways_cli
+from tracker.cli import journeys as journeys_cli
+from tracker.ingest import mqtt_passwords
+from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from tracker.cli.common import Producer as _producer
+from tracker.cli.common import table as _table
+from tracker.cli.common import first_line as _first_line
+from tracker.cli.common import on_database as _on_database
+from tracker.tracks.sender import send_paced
 from tracker.settings import settings
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--speedup", type=float, default=1.0, help="play X times faster")
     replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
     replay.set_defaults(run=_replay)
-    from tracker import importer
+    from tracker.tracks import importer
     importer.add_command(commands)
 
     devices = commands.add_parser("devices", help="phones and trackers allowed to report over HTTP")
@@ -112,9 +114,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _history_commands(commands):
     """``tracker history``: the subcommands on stored history; returns the group's
-    subparsers, which each module fills with its own (``prune``: ``tracker.retention_cli``;
-    ``delete``: ``tracker.erasure``)."""
-    from tracker import erasure, retention_cli
+    subparsers, which each module fills with its own (``prune``: ``tracker.cli.retention``;
+    ``delete``: ``tracker.storage.erase``)."""
+    from tracker.storage import erase as erasure
+    from tracker.cli import retention as retention_cli
 
     history = commands.add_parser("history", help="the history stored in Postgres").add_subparsers(
         title="history commands")
@@ -234,7 +237,7 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from tracker.simulate import Injection, records, spawn, utcnow
+    from tracker.tracks.simulate import Injection, records, spawn, utcnow
 
     if args.markers < 1 or args.rate <= 0 or args.duration <= 0:
         raise CommandError("--markers, --rate and --duration must be positive", EXIT_USAGE)
@@ -260,8 +263,8 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from tracker.replay import BadTrack, load
-    from tracker.simulate import utcnow
+    from tracker.tracks.replay import BadTrack, load
+    from tracker.tracks.simulate import utcnow
 
     if args.speedup <= 0:
         raise CommandError("--speedup must be positive", EXIT_USAGE)
@@ -283,7 +286,7 @@ async def _replay(args: argparse.Namespace) -> int:
 
 def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
     """(seconds after start, key, value) for each point, once or forever."""
-    from tracker.derived_motion import derived_heading, derived_speed
+    from tracker.tracks.derived_motion import derived_heading, derived_speed
 
     key = marker_id.encode()
     span = points[-1].offset.total_seconds() + 1.0  # one pass, and a second before the next
@@ -316,15 +319,15 @@ async def _db_init(args: argparse.Namespace) -> int:
 
 async def _on_registry(action):
     """Run ``action(registry)`` on the device registry."""
-    from tracker.devices import Registry
+    from tracker.accounts.devices import Registry
 
     return await _on_database(lambda conn: action(Registry(conn)))
 
 
 def _account_change(change: str, *fields: str, done: str):
-    """A command that calls ``tracker.accounts.<change>(conn, *args.<fields>)`` and says ``done``."""
+    """A command that calls ``tracker.accounts.store.<change>(conn, *args.<fields>)`` and says ``done``."""
     async def run(args: argparse.Namespace) -> int:
-        from tracker import accounts
+        from tracker.accounts import store as accounts
 
         await _on_database(lambda conn: getattr(accounts, change)(conn, *(getattr(args, f) for f in fields)))
         print(done.format(**vars(args)))
@@ -338,7 +341,7 @@ MIN_PASSWORD = 8
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
     """(password, generated?): one line of standard input with --password-stdin, else a new one."""
-    from tracker.credentials import new_password
+    from tracker.accounts.credentials import new_password
 
     if not args.password_stdin:
         return new_password(), True
@@ -349,7 +352,7 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 async def _users_add(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     password, generated = _password(args)
     await _on_database(lambda conn: accounts.add_user(conn, args.name, args.role, password))
@@ -358,7 +361,7 @@ async def _users_add(args: argparse.Namespace) -> int:
 
 
 async def _users_passwd(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     password, generated = _password(args)
     await _on_database(lambda conn: accounts.set_password(conn, args.name, password))
@@ -368,7 +371,7 @@ async def _users_passwd(args: argparse.Namespace) -> int:
 
 
 async def _users_list(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     users = await _on_database(accounts.list_users)
     _table(("user", "role", "added", "groups"),
@@ -378,8 +381,8 @@ async def _users_list(args: argparse.Namespace) -> int:
 
 
 async def _groups_grant(args: argparse.Namespace) -> int:
-    from tracker import accounts
-    from tracker.permissions import parse_grant
+    from tracker.accounts import store as accounts
+    from tracker.accounts.permissions import parse_grant
 
     grants = [parse_grant(text) for text in args.markers]
     change = accounts.grant if args.verb == "grant" else accounts.revoke_grant
@@ -389,7 +392,7 @@ async def _groups_grant(args: argparse.Namespace) -> int:
 
 
 async def _groups_members(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     change = accounts.remove_members if args.remove else accounts.add_members
     await _on_database(lambda conn: change(conn, args.name, args.users))
@@ -398,7 +401,7 @@ async def _groups_members(args: argparse.Namespace) -> int:
 
 
 async def _groups_friends(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     await _on_database(lambda conn: accounts.set_friends(conn, args.name, not args.off))
     print(f"group {args.name}: its phones {'no longer see' if args.off else 'see'} each other in OwnTracks")
@@ -406,7 +409,7 @@ async def _groups_friends(args: argparse.Namespace) -> int:
 
 
 async def _groups_list(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     groups = await _on_database(accounts.list_groups)
     _table(("group", "markers", "members", "friends"),
@@ -416,7 +419,7 @@ async def _groups_list(args: argparse.Namespace) -> int:
 
 
 async def _tokens_add(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     try:
         expires = None if args.expires is None else accounts.parse_duration(args.expires, longest=timedelta(days=3650))
@@ -429,7 +432,7 @@ async def _tokens_add(args: argparse.Namespace) -> int:
 
 
 async def _tokens_list(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     tokens = await _on_database(accounts.list_tokens)
     _table(("id", "user", "made", "expires", "revoked"),
@@ -440,7 +443,7 @@ async def _tokens_list(args: argparse.Namespace) -> int:
 
 
 async def _share(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     if not 0 < args.hours <= 720:
         raise CommandError("--hours must be more than 0 and at most 720 (30 days)", EXIT_USAGE)
@@ -453,7 +456,7 @@ async def _share(args: argparse.Namespace) -> int:
 
 
 async def _shares_list(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     shares = await _on_database(lambda conn: accounts.list_shares(conn, None))
     _table(("id", "marker", "by", "expires", "revoked"),
@@ -463,7 +466,7 @@ async def _shares_list(args: argparse.Namespace) -> int:
 
 
 async def _shares_revoke(args: argparse.Namespace) -> int:
-    from tracker import accounts
+    from tracker.accounts import store as accounts
 
     await _on_database(lambda conn: accounts.revoke_share(conn, args.share_id, None))
     print(f"share {args.share_id} revoked")
@@ -471,8 +474,8 @@ async def _shares_revoke(args: argparse.Namespace) -> int:
 
 
 async def _geofences_import(args: argparse.Namespace) -> int:
-    from tracker import geofence_store
-    from tracker.geofences import BadGeofence, parse_feature
+    from tracker.geofences import store as geofence_store
+    from tracker.geofences.model import BadGeofence, parse_feature
 
     try:
         document = orjson.loads(Path(args.file).read_bytes())
@@ -496,7 +499,7 @@ async def _geofences_import(args: argparse.Namespace) -> int:
 
 
 async def _geofences_list(args: argparse.Namespace) -> int:
-    from tracker import geofence_store
+    from tracker.geofences import store as geofence_store
 
     _, geofences = await _on_database(geofence_store.load)
     _table(("id", "name", "kind", "speed limit", "markers"),
@@ -507,8 +510,8 @@ async def _geofences_list(args: argparse.Namespace) -> int:
 
 
 async def _webhooks_add(args: argparse.Namespace) -> int:
-    from tracker import webhook_store
-    from tracker.webhooks import BadWebhook, parse_webhook
+    from tracker.webhooks import store as webhook_store
+    from tracker.webhooks.model import BadWebhook, parse_webhook
 
     try:
         new = parse_webhook({"url": args.url, "types": args.types, "markers": args.markers})
@@ -521,7 +524,7 @@ async def _webhooks_add(args: argparse.Namespace) -> int:
 
 
 async def _webhooks_list(args: argparse.Namespace) -> int:
-    from tracker import webhook_store
+    from tracker.webhooks import store as webhook_store
 
     webhooks = await _on_database(webhook_store.load)
     _table(("id", "url", "types", "markers", "by", "added"),
@@ -531,7 +534,7 @@ async def _webhooks_list(args: argparse.Namespace) -> int:
 
 
 async def _webhooks_remove(args: argparse.Namespace) -> int:
-    from tracker import webhook_store
+    from tracker.webhooks import store as webhook_store
 
     try:
         await _on_database(lambda conn: webhook_store.delete(conn, args.webhook_id))
@@ -542,7 +545,7 @@ async def _webhooks_remove(args: argparse.Namespace) -> int:
 
 
 async def _mqtt_bridge(args: argparse.Namespace) -> int:
-    from tracker import mqtt_bridge
+    from tracker.ingest import mqtt_bridge
 
     return await mqtt_bridge.serve(settings, args.client_id)
 
@@ -593,7 +596,3 @@ def _cli_time(value: str | None) -> float | str:
         return float(value)
     except ValueError:
         return value
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,10 +21,10 @@ def parse_age(text: str) -> timedelta:
 async def prune(args: argparse.Namespace) -> int:
     import psycopg
 
-    from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
-    from tracker.commands import on_database as _on_database
-    from tracker.commands import table as _table
-    from tracker.partitions import DROP_LOCK_TIMEOUT, drop_older_than
+    from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+    from tracker.cli.common import on_database as _on_database
+    from tracker.cli.common import table as _table
+    from tracker.storage.months import DROP_LOCK_TIMEOUT, drop_older_than
 
     try:
         cutoff = datetime.now(timezone.utc) - parse_age(args.older_than)

@@ -38,8 +38,8 @@ from typing import Any, Callable
 
 import orjson
 
-from tracker.geofences import GeofenceIndex
-from tracker.position import format_micros
+from tracker.geofences.model import GeofenceIndex
+from tracker.positions.model import format_micros
 
 #: Every event type, in the order the docs list them.
 TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline", "online")
@@ -88,7 +88,7 @@ class Limits:
     low_battery: float = 20.0
 
 
-#: Indexes in a fix list (``tracker.position.FIX_FIELDS`` plus ``received_us``).
+#: Indexes in a fix list (``tracker.positions.model.FIX_FIELDS`` plus ``received_us``).
 _MARKER, _TIME, _LAT, _LON, _SPEED, _BATTERY, _RECEIVED = 0, 1, 2, 3, 4, 8, 11
 
 

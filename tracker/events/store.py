@@ -1,8 +1,8 @@
-"""The ``events`` table (schema in ``tracker.db``): written once per event id, read newest first.
+"""The ``events`` table (schema in ``tracker.storage.db``): written once per event id, read newest first.
 
 Rows are written by the events sink (``agents/events_sink.py``) from ``gps.events``; a
 replayed event finds its id already there and adds nothing. The table is partitioned by
-month of ``event_time`` (``tracker.partitions``), so its key is (event id, event time);
+month of ``event_time`` (``tracker.storage.months``), so its key is (event id, event time);
 an event id is derived from its time, so it is unique all the same. Reads filter by
 what the caller may see: every marker for an admin, else its marker ids and prefixes.
 """
@@ -17,8 +17,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tracker import partitions
-from tracker.permissions import Access
+from tracker.storage import months as partitions
+from tracker.accounts.permissions import Access
 
 _INSERT = sql.SQL(
     "INSERT INTO events (event_id, marker_id, type, event_time, lat, lon, event) "

@@ -21,9 +21,9 @@ import orjson
 import psycopg
 from faust import Service
 
-from tracker import geofence_store
-from tracker.db import DATABASE_ERRORS
-from tracker.geofences import BadGeofence, GeofenceIndex, parse_feature
+from tracker.geofences import store as geofence_store
+from tracker.storage.db import DATABASE_ERRORS
+from tracker.geofences.model import BadGeofence, GeofenceIndex, parse_feature
 
 log = logging.getLogger(__name__)
 

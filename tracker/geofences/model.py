@@ -22,9 +22,9 @@ from shapely import STRtree, prepare
 from shapely.geometry import Point, box, shape
 from shapely.validation import explain_validity
 
-from tracker.geo import EARTH_RADIUS_M, distance_m
-from tracker.permissions import parse_grant
-from tracker.position import MARKER_ID_PATTERN
+from tracker.positions.geo import EARTH_RADIUS_M, distance_m
+from tracker.accounts.permissions import parse_grant
+from tracker.positions.model import MARKER_ID_PATTERN
 
 NAME_MAX = 100
 MAX_RADIUS_M = 1_000_000
@@ -194,6 +194,6 @@ class GeofenceIndex:
 
 
 def _distances_m(lat1, lon1, lat2, lon2):
-    """Great-circle distances (as ``tracker.geo.distance_m``), for arrays in radians."""
+    """Great-circle distances (as ``tracker.positions.geo.distance_m``), for arrays in radians."""
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))

@@ -1,4 +1,4 @@
-"""Geofences in Postgres (table ``geofences``; the schema is in ``tracker.db``).
+"""Geofences in Postgres (table ``geofences``; the schema is in ``tracker.storage.db``).
 
 Every change raises ``geofences_version`` in the same transaction, so a worker knows with
 one small query whether the set it holds is still current.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tracker.geofences import Geofence, parse_feature
+from tracker.geofences.model import Geofence, parse_feature
 
 
 class UnknownGeofence(LookupError):

@@ -6,7 +6,7 @@ only lets its viewers (users) see its markers, as before. A phone in no such gro
 nobody.
 
 The answer is built from what every worker already holds in memory: the newest row of
-every marker (``tracker.live_hub``). Which markers a phone's groups hold is read from
+every marker (``tracker.positions.live_hub``). Which markers a phone's groups hold is read from
 Postgres through a cache (``FRIENDS_TTL`` seconds; during an outage, the last answer).
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Mapping
 
 import psycopg
 
-from tracker.outage_cache import OutageCache
-from tracker.permissions import Access, VIEWER
+from tracker.accounts.outage_cache import OutageCache
+from tracker.accounts.permissions import Access, VIEWER
 
 #: How long a phone's grants are used before Postgres is asked again.
 FRIENDS_TTL = 10.0
@@ -62,7 +62,7 @@ async def devices_access(conn: psycopg.AsyncConnection, device_id: str | None = 
 
 
 def friends(access: Access, rows: Mapping[str, list], limit: int = MAX_FRIENDS) -> list[list]:
-    """The rows (``tracker.live_hub`` rows, keyed by marker id) of the markers ``access``
+    """The rows (``tracker.positions.live_hub`` rows, keyed by marker id) of the markers ``access``
     permits, its own marker excepted, newest fix first, at most ``limit``."""
     if not access.marker_ids and not access.prefixes:
         return []

@@ -13,11 +13,11 @@ at any moment loses nothing, because the broker delivers again what was not ackn
   the marker id; the broker's ACL lets a user publish only under its own name, so the
   topic's user can be trusted. ``<device>`` (the phone's name in the app) is kept as the
   ``device`` attribute, as the HTTP endpoint keeps ``X-Limit-D``.
-- ``_type: location`` is converted by ``tracker.protocols.owntracks``, the code the HTTP
+- ``_type: location`` is converted by ``tracker.ingest.protocols.owntracks``, the code the HTTP
   endpoint uses; a message that is not a valid position goes to ``gps.positions.dlq`` with
   its reason. Other types (``transition``, ``waypoint``, ``lwt``, ``card``, ...) are
   acknowledged and counted (the counts are printed every 10 s), not stored.
-- Friends' positions the workers publish under each phone's name (``tracker.mqtt_friends``,
+- Friends' positions the workers publish under each phone's name (``tracker.ingest.mqtt_friends``,
   marked with the user property ``tracker: friend``) are acknowledged and counted, not stored.
 """
 from __future__ import annotations
@@ -34,11 +34,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from tracker.dead_letters import dead_letter
-from tracker.kafka import positions_producer
-from tracker.mqtt_friends import MARK
-from tracker.position import MARKER_ID_PATTERN, InvalidPosition, parse_position
-from tracker.protocols import owntracks
+from tracker.stream.dead_letters import dead_letter
+from tracker.stream.kafka import positions_producer
+from tracker.ingest.mqtt_friends import MARK
+from tracker.positions.model import MARKER_ID_PATTERN, InvalidPosition, parse_position
+from tracker.ingest.protocols import owntracks
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Bridge:
         """Produce what ``message`` becomes; its send future, or None when nothing is sent."""
         parts = message.topic.split("/")
         if is_friend_message(message):
-            self.counts["friend"] += 1  # published by a worker (tracker.mqtt_friends), already stored
+            self.counts["friend"] += 1  # published by a worker (tracker.ingest.mqtt_friends), already stored
             return None
         try:
             if len(parts) != 3 or MARKER_ID_PATTERN.fullmatch(parts[1]) is None:
@@ -181,7 +181,7 @@ def is_friend_message(message) -> bool:
 
 
 async def serve(config: Settings, client_id: str | None) -> int:
-    from tracker import mqtt_passwords
+    from tracker.ingest import mqtt_passwords
 
     if mqtt_passwords.ensure_bridge_user():  # a password file shared with the broker (docker compose)
         print("mqtt-bridge: its user written to the broker's password file", file=sys.stderr, flush=True)

@@ -2,7 +2,7 @@
 
 A phone in MQTT mode subscribes to ``owntracks/+/+`` (and ``owntracks/+/+/info`` for names)
 and lists every topic it may read as a contact. The broker lets a user read only under its
-own name (``docker/mosquitto/acl``), so each friend F of the phone U (``tracker.friends``)
+own name (``docker/mosquitto/acl``), so each friend F of the phone U (``tracker.ingest.friends``)
 is published under U's name, retained, QoS 1:
 
 - ``owntracks/U/friend.F``: F's newest fix, an OwnTracks ``location``;
@@ -14,7 +14,7 @@ which the app takes as a deletion. Every message carries the MQTT 5 user propert
 
 Each worker publishes for the phones whose marker ids fall in the partitions it owns, once
 a second for the friends whose fix changed, from the newest rows it holds
-(``tracker.live_hub``). After a rebalance the new owner publishes them all once more:
+(``tracker.positions.live_hub``). After a rebalance the new owner publishes them all once more:
 retained, the same message twice changes nothing.
 """
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Callable, Mapping
 
 import orjson
 
-from tracker.friends import friends
-from tracker.permissions import Access
-from tracker.protocols import owntracks
+from tracker.ingest.friends import friends
+from tracker.accounts.permissions import Access
+from tracker.ingest.protocols import owntracks
 
 log = logging.getLogger(__name__)
 

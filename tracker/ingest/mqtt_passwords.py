@@ -25,7 +25,7 @@ import signal
 import tempfile
 from urllib.parse import urlsplit
 
-from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from tracker.settings import settings
 
 #: What mosquitto_passwd uses.

@@ -1,7 +1,7 @@
 """The motion model: trips, stops, spikes and the odometer of one marker, fix by fix.
 
 The same code runs live (``agents/journeys.py``, one fix at a time as the stream brings
-them) and over history (``tracker.journey_rebuild``, the fixes of Postgres in time order),
+them) and over history (``tracker.journeys.rebuild``, the fixes of Postgres in time order),
 so that both give the same trips and stops for the same fixes. Nothing here does I/O: a
 ``MotionState`` and a fix give the next state and what was finished.
 
@@ -37,7 +37,7 @@ The rules, with the ``Rules`` that hold their thresholds (``TRACKER_*`` settings
 
 A still period is also a point from which the model can start again: from the anchor of a
 stop, with an empty state, the model finds the same stops and trips as one that ran from
-the beginning (``tracker.journey_rebuild`` recomputes a day this way).
+the beginning (``tracker.journeys.rebuild`` recomputes a day this way).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from tracker.geo import EARTH_RADIUS_M
+from tracker.positions.geo import EARTH_RADIUS_M
 
 MICROS = 1_000_000
 #: The attribute of a fix that starts a new segment of a recording (``tracker import``).
@@ -173,7 +173,7 @@ _RAD = math.pi / 180.0
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine), as ``tracker.geo.distance_m``, inlined for speed."""
+    """Great-circle distance (haversine), as ``tracker.positions.geo.distance_m``, inlined for speed."""
     p1, p2 = lat1 * _RAD, lat2 * _RAD
     a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((lon2 - lon1) * _RAD / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a) if a < 1.0 else 1.0)

@@ -1,8 +1,8 @@
 """Trips, stops and spike flags recomputed from Postgres history with the live motion model.
 
-``recompute`` runs ``tracker.motion`` over one marker's fixes in time order and replaces
+``recompute`` runs ``tracker.journeys.motion`` over one marker's fixes in time order and replaces
 what it decided. For a range it starts at the last stop that began before the range (the
-model finds the same journeys from there as from the beginning: see ``tracker.motion``)
+model finds the same journeys from there as from the beginning: see ``tracker.journeys.motion``)
 and reads on past the range's end until everything that began inside it is finished. It
 replaces the trips and stops that begin between that restart and the range's end and end
 by the last fix read (a trip the live stage finished from fixes history does not hold yet
@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Callable
 
 import psycopg
 
-from tracker import journey_store as store
-from tracker.motion import TRACK_BREAK, MotionState, Rules, Spike, Stop, Trip, advance, end_idle_trip
+from tracker.journeys import store
+from tracker.journeys.motion import TRACK_BREAK, MotionState, Rules, Spike, Stop, Trip, advance, end_idle_trip
 
 if TYPE_CHECKING:
-    from tracker.geofences import GeofenceIndex
+    from tracker.geofences.model import GeofenceIndex
 
 #: Rows read from Postgres at a time.
 CHUNK = 20_000

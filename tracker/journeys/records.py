@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from tracker.motion import Rules, Spike, Stop, Trip
+from tracker.journeys.motion import Rules, Spike, Stop, Trip
 from tracker.settings import settings
 
 RULES = Rules(

@@ -1,4 +1,4 @@
-"""The ``trips``, ``stops`` and ``journeys_dirty`` tables (schema in ``tracker.db``).
+"""The ``trips``, ``stops`` and ``journeys_dirty`` tables (schema in ``tracker.storage.db``).
 
 Trips and stops are unique on (marker, start time) and written with an upsert, so the same
 record written twice (a replayed batch, a recompute) leaves one row. Spikes are flagged on
@@ -15,10 +15,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from tracker.journeys import day_of
-from tracker.motion import Stop, Trip
-from tracker.partitions import ensure_partitions
-from tracker.position import micros_of, time_of
+from tracker.journeys.records import day_of
+from tracker.journeys.motion import Stop, Trip
+from tracker.storage.months import ensure_partitions
+from tracker.positions.model import micros_of, time_of
 
 _TRIP_COLUMNS = ("marker_id", "start_time", "end_time", "start_lat", "start_lon", "end_lat", "end_lon",
                  "distance_m", "duration_s", "max_speed", "average_speed", "start_geofences", "end_geofences")
@@ -186,7 +186,7 @@ _TRIP_POINTS = (
 
 async def read_trip_points(conn: psycopg.AsyncConnection, marker_id: str, start: datetime, end: datetime,
                            limit: int) -> list[dict]:
-    """A trip's fixes, spikes left out, as track points (``tracker.db.TRACK_FIELDS``)."""
+    """A trip's fixes, spikes left out, as track points (``tracker.storage.db.TRACK_FIELDS``)."""
     async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(_TRIP_POINTS, (marker_id, start, end, limit))
         return list(await cursor.fetchall())

@@ -1,6 +1,6 @@
 """The verdict on records read from ``gps.positions``, a fetched slice of one partition at a time.
 
-Each record is validated once, by ``tracker.position.read_fix``. "Now", for the future
+Each record is validated once, by ``tracker.positions.model.read_fix``. "Now", for the future
 limit (``MAX_FUTURE``, 5 minutes: a later fix goes to the DLQ with code ``future``), is the
 record's Kafka timestamp (never later than the wall clock), so the verdict depends only on
 the record: a replay after a crash reaches the same one. A valid record is
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from aiokafka.partitioner import murmur2
 
-from tracker.position import InvalidPosition, read_fix
+from tracker.positions.model import InvalidPosition, read_fix
 
 #: The partition-of-key cache is cleared when it grows past this many keys.
 PARTITION_CACHE_SIZE = 1_000_000

@@ -13,7 +13,7 @@ A viewer's queue is bounded in bytes (``TRACKER_LIVE_CLIENT_BUFFER``, 4 MiB): a 
 stops reading is dropped when its queue is full, rather than growing the worker's memory.
 
 A row is a compact JSON array: ``[marker_id, lat, lon, time_ms, speed, heading, battery,
-moving, source, name]`` (unknown values null; ``name`` from ``tracker.position.display_name``).
+moving, source, name]`` (unknown values null; ``name`` from ``tracker.positions.model.display_name``).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust import Service
 
 from tracker.metrics import LIVE_DROPPED, LIVE_VIEWERS
-from tracker.position import display_name
+from tracker.positions.model import display_name
 from tracker.settings import Settings, settings
 
 log = logging.getLogger(__name__)

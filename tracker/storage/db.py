@@ -2,7 +2,7 @@
 
 The schema lives here and nowhere else. Every valid position is one row of ``positions``,
 unique on (marker_id, fix_time), so writing the same fixes twice (a replay after a crash)
-adds nothing. The history tables are partitioned by month (``tracker.partitions``): a
+adds nothing. The history tables are partitioned by month (``tracker.storage.months``): a
 writer creates the months it needs before it inserts.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from tracker import partitions
-from tracker.position import FIX_FIELDS
+from tracker.storage import months as partitions
+from tracker.positions.model import FIX_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS marker_groups (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE marker_groups ADD COLUMN IF NOT EXISTS friends boolean NOT NULL DEFAULT false;
-COMMENT ON COLUMN marker_groups.friends IS 'the group''s phones see each other''s latest positions in OwnTracks (tracker.friends)';
+COMMENT ON COLUMN marker_groups.friends IS 'the group''s phones see each other''s latest positions in OwnTracks (tracker.ingest.friends)';
 CREATE TABLE IF NOT EXISTS group_markers (
     group_id  bigint  NOT NULL REFERENCES marker_groups ON DELETE CASCADE,
     marker_id text    NOT NULL,
@@ -181,8 +181,8 @@ CREATE TABLE IF NOT EXISTS journeys_dirty (
     PRIMARY KEY (marker_id, day)
 );
 ALTER TABLE positions ADD COLUMN IF NOT EXISTS spike boolean NOT NULL DEFAULT false;
-COMMENT ON TABLE trips IS 'Movements between two stops (tracker/motion.py), written by the journeys sink or a recompute; one per marker and start';
-COMMENT ON TABLE stops IS 'Periods of at least TRACKER_STOP_MIN_SECONDS without motion (tracker/motion.py); one per marker and start';
+COMMENT ON TABLE trips IS 'Movements between two stops (tracker/journeys/motion.py), written by the journeys sink or a recompute; one per marker and start';
+COMMENT ON TABLE stops IS 'Periods of at least TRACKER_STOP_MIN_SECONDS without motion (tracker/journeys/motion.py); one per marker and start';
 COMMENT ON TABLE journeys_dirty IS 'Days (UTC) of a marker whose trips and stops a late fix made stale: recomputed from positions once it holds wait_for';
 COMMENT ON COLUMN positions.spike IS 'a jump the motion model left out (implied speed above TRACKER_MAX_SPEED from both neighbours)';
 CREATE TABLE IF NOT EXISTS webhooks (
@@ -217,7 +217,7 @@ COMMENT ON TABLE webhooks IS 'Where events are POSTed: types and markers (ids, o
 COMMENT ON COLUMN webhooks.secret IS 'signs every body (X-Tracker-Signature); kept in clear to sign, shown only when created';
 COMMENT ON TABLE webhook_deliveries IS 'The notifier''s outbox: one row per webhook and event id, so a replay delivers nothing twice';
 COMMENT ON COLUMN webhook_deliveries.lease_owner IS 'the notifier that holds the row until lease_until; another takes it over after';
-COMMENT ON TABLE geofences IS 'Areas markers enter and leave: a GeoJSON Feature each, checked by tracker/geofences.py';
+COMMENT ON TABLE geofences IS 'Areas markers enter and leave: a GeoJSON Feature each, checked by tracker/geofences/model.py';
 COMMENT ON TABLE geofences_version IS 'Raised by every change to geofences, so that workers reload them when it moves';
 COMMENT ON TABLE users IS 'People who may read positions: an admin sees every marker, a viewer those of its groups';
 COMMENT ON COLUMN users.password_hash IS 'scrypt$N$r$p$salt$hash (base64); the password itself is never stored';
@@ -293,7 +293,7 @@ DATABASE_ERRORS = UNAVAILABLE + (DatabaseUnavailable, psycopg.Error)
 async def create_schema(conn: psycopg.AsyncConnection) -> None:
     """Create what is missing of the schema. A history table that an earlier version made
     as a plain table is converted to monthly partitions, every row kept, in the same
-    transaction (``tracker.partitions``)."""
+    transaction (``tracker.storage.months``)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
         plain = await partitions.set_aside_plain_tables(conn)

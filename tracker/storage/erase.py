@@ -1,7 +1,7 @@
 """Deleting a marker's data on request (a person's right to erasure): ``tracker history delete``.
 
 The command deletes the marker's rows in Postgres at once (``delete_history``) and sends a
-forget record down the batches topic, on the marker's partition (``tracker.batches``):
+forget record down the batches topic, on the marker's partition (``tracker.stream.batches``):
 the ``latest`` agent removes the marker from its tables there (``tables.forget``), and the
 history sink deletes again whatever rows of fixes read before the record it wrote since.
 Fixes the marker sends after the record are kept.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from tracker.position import time_of
+from tracker.positions.model import time_of
 
 #: Table -> its time column: every table holding a marker's rows.
 TABLES = {"positions": "fix_time", "events": "event_time", "trips": "start_time", "stops": "start_time",
@@ -41,11 +41,11 @@ async def delete_command(args) -> int:
     """``tracker history delete --marker ID [--from T] [--to T]``."""
     from aiokafka.errors import KafkaError
 
-    from tracker import batches
-    from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, on_database
-    from tracker.journeys_cli import day_or_time
-    from tracker.kafka import existing_topics, positions_producer
-    from tracker.position import MARKER_ID_PATTERN, micros_of
+    from tracker.stream import batches
+    from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, on_database
+    from tracker.cli.journeys import day_or_time
+    from tracker.stream.kafka import existing_topics, positions_producer
+    from tracker.positions.model import MARKER_ID_PATTERN, micros_of
     from tracker.settings import settings
 
     if not MARKER_ID_PATTERN.fullmatch(args.marker):

@@ -1,7 +1,7 @@
 """Records of the batches topic: many validated fixes in one Kafka record.
 
 A record's value is JSON: ``{"v": 1, "fixes": [fix, ...]}`` where a fix is a list in
-``tracker.position.FIX_FIELDS`` order followed by ``received_us``. New fields are only ever
+``tracker.positions.model.FIX_FIELDS`` order followed by ``received_us``. New fields are only ever
 appended to a fix, so readers take the ones they know.
 
 A record may instead ask to forget a marker (``tracker history delete``):

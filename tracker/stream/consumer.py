@@ -29,7 +29,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faust import Service
 
 from tracker.app import fatal
-from tracker.kafka import group_consumer
+from tracker.stream.kafka import group_consumer
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)

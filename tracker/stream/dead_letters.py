@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from tracker.position import InvalidPosition, format_time
+from tracker.positions.model import InvalidPosition, format_time
 
 #: The most bytes of a rejected record a dead letter carries (64 KiB).
 MAX_PAYLOAD_BYTES = 64 * 1024

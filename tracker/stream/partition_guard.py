@@ -3,7 +3,7 @@
 After a rebalance faust-streaming can throw away records it has already fetched (a fetch
 that returns while the flow is stopped, or for a partition it does not count as active at
 that moment) and leave its fetch position past them, or leave a partition out of those it
-fetches. While records keep coming, the next one reveals the gap and ``tracker.continuity``
+fetches. While records keep coming, the next one reveals the gap and ``tracker.stream.continuity``
 reads it again. When the stream has gone quiet nothing does: the ``latest`` agent never
 sees the records, ``latest`` keeps older fixes and the group never commits them.
 

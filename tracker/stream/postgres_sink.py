@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from aiokafka import TopicPartition
 
-from tracker.consumer import GroupConsumer
-from tracker.db import UNAVAILABLE
+from tracker.stream.consumer import GroupConsumer
+from tracker.storage.db import UNAVAILABLE
 from tracker.resources import database
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import asyncio
 
 from faust import Service
 
-from tracker.kafka import batch_sender, stream_producer
+from tracker.stream.kafka import batch_sender, stream_producer
 from tracker.settings import settings
 
 

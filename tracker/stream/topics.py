@@ -7,11 +7,11 @@
   partition, written to the same partition number. The ``latest`` agent (Faust's consumer
   group, so partition p lands on the worker that owns table partition p) and the history
   sink (a consumer group of its own) read it.
-- ``gps.events``: what happened to markers (``tracker.events``), JSON keyed by marker id,
+- ``gps.events``: what happened to markers (``tracker.events.model``), JSON keyed by marker id,
   written by the events agent (``agents/events.py``) on the partition of its marker.
 - ``gps.events.dlq``: webhook deliveries that failed every attempt, with the reason.
 - ``gps.journeys``: finished trips and stops, spikes, and days to recompute
-  (``tracker.journeys``), JSON keyed by marker id, written by the journeys stage
+  (``tracker.journeys.records``), JSON keyed by marker id, written by the journeys stage
   (``agents/journeys.py``) on the partition of its marker.
 - ``<app id>-<table>-changelog``: the tables' changelogs (``tables/``), compacted.
 
@@ -20,11 +20,11 @@ Every topic but the compacted changelogs keeps its records for ``TRACKER_TOPIC_R
 from __future__ import annotations
 
 from tracker.app import app
-from tracker.kafka import MAX_REQUEST_BYTES
+from tracker.stream.kafka import MAX_REQUEST_BYTES
 from tracker.settings import settings
 
 #: The broker takes records of the batches topic as large as the worker's producer sends
-#: (the intake stays far below: ``tracker.batches.MAX_BYTES``).
+#: (the intake stays far below: ``tracker.stream.batches.MAX_BYTES``).
 BATCHES_CONFIG = {"max.message.bytes": str(MAX_REQUEST_BYTES)}
 #: How long a topic that is not a compacted changelog keeps a record.
 RETENTION_CONFIG = {"retention.ms": str(round(settings.topic_retention_hours * 3_600_000))}

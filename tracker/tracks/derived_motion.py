@@ -8,8 +8,8 @@ the dead-letter topic). A speed outside the validator's range is left out too.
 """
 from __future__ import annotations
 
-from tracker.geo import bearing_degrees, distance_m
-from tracker.position import OPTIONAL_RANGES
+from tracker.positions.geo import bearing_degrees, distance_m
+from tracker.positions.model import OPTIONAL_RANGES
 
 MIN_STEP_SECONDS = 1.0
 _SPEED_LOW, _SPEED_HIGH = OPTIONAL_RANGES["speed"]

@@ -4,7 +4,7 @@ One function per format turns a file's bytes into its points, in file order: a `
 holds the time (``None`` when the file gives none), lat, lon, and whatever the file says of
 speed (m/s), heading (degrees), altitude (m), accuracy (m) and battery (%). The first point
 of every track segment or line after the first has ``track_break`` set: the device stopped
-recording before it (the journeys take it as a gap: ``tracker.motion``).
+recording before it (the journeys take it as a gap: ``tracker.journeys.motion``).
 
 - GPX (``read_gpx``): the points of every track segment; route points only when there is
   no track; a file with nothing but waypoints is refused (places, not a journey). Speed
@@ -36,8 +36,8 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from tracker.position import InvalidPosition, parse_time
-from tracker.protocols import known, number
+from tracker.positions.model import InvalidPosition, parse_time
+from tracker.ingest.protocols import known, number
 
 #: Points without a time before the first timed point, or after the last, are this far apart.
 DEFAULT_STEP = timedelta(seconds=1)

@@ -1,6 +1,6 @@
 """``tracker import``: recorded tracks sent to ``gps.positions`` with their own times, at full speed.
 
-Every file is read first (``tracker.track_files``), so a bad one stops the import before
+Every file is read first (``tracker.tracks.files``), so a bad one stops the import before
 anything is sent. Each point becomes one record of the topic's contract for ``--marker``:
 
 - time: the file's own. A point without one gets one spread evenly between the timed points
@@ -9,7 +9,7 @@ anything is sent. Each point becomes one record of the topic's contract for ``--
   any time needs ``--start`` and ``--interval``: its point i gets START + i * INTERVAL,
   counted on across such files so that two of them do not overlap.
 - speed and heading: the file's own, else derived from the previous point of the file by
-  ``tracker.derived_motion``. A value the validator would refuse is left out, so that one
+  ``tracker.tracks.derived_motion``. A value the validator would refuse is left out, so that one
   odd field does not send a whole fix to the dead-letter topic.
 
 The records go through the producer of ``tracker send`` and ``tracker replay``, in batches to
@@ -31,13 +31,13 @@ from typing import Iterable, Iterator
 
 import orjson
 
-from tracker.commands import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
-from tracker.derived_motion import derived_heading, derived_speed
-from tracker.motion import TRACK_BREAK
-from tracker.position import (EPOCH, MARKER_ID_PATTERN, MARKER_ID_RULE, MAX_FUTURE, OPTIONAL_RANGES,
+from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from tracker.tracks.derived_motion import derived_heading, derived_speed
+from tracker.journeys.motion import TRACK_BREAK
+from tracker.positions.model import (EPOCH, MARKER_ID_PATTERN, MARKER_ID_RULE, MAX_FUTURE, OPTIONAL_RANGES,
                               InvalidPosition, format_time, parse_time)
 from tracker.settings import settings
-from tracker.track_files import BadTrackFile, Point, fill_times, read
+from tracker.tracks.files import BadTrackFile, Point, fill_times, read
 
 SOURCE = "import"
 SOURCE_INTERPOLATED = "import:interpolated"
@@ -95,7 +95,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: {total} points would be sent as {marker_id}; nothing sent")
         return 0
-    from tracker.commands import Producer as _producer
+    from tracker.cli.common import Producer as _producer
 
     async with _producer() as producer:
         sent, elapsed = await send_all(producer, settings.topic, marker_id.encode(), records(files, marker_id), total)
@@ -190,9 +190,9 @@ async def send_all(producer, topic: str, key: bytes, values: Iterable[bytes], to
     seconds taken)"""
     from aiokafka.errors import KafkaError
 
-    from tracker.intake import partition_of
-    from tracker.kafka import batch_sender
-    from tracker.sender import _progress
+    from tracker.positions.intake import partition_of
+    from tracker.stream.kafka import batch_sender
+    from tracker.tracks.sender import _progress
 
     started = last_report = time.monotonic()
     acknowledged = 0

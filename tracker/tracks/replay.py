@@ -13,7 +13,7 @@ from pathlib import Path
 import gpxpy
 import gpxpy.gpx
 
-from tracker.track_files import fill_times
+from tracker.tracks.files import fill_times
 
 DEFAULT_STEP = timedelta(seconds=1)
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from tracker.geo import EARTH_RADIUS_M
+from tracker.positions.geo import EARTH_RADIUS_M
 
 MAX_SPEED_MS = 130 / 3.6
 

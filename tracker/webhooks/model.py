@@ -2,7 +2,7 @@
 
 A webhook is a URL (http or https) with a secret, the event types it wants (none: every
 type) and the markers (ids, or prefixes ending in ``*``; none: every marker). Its
-Postgres rows are in ``tracker.webhook_store``; the notifier (``agents/notifier.py``)
+Postgres rows are in ``tracker.webhooks.store``; the notifier (``agents/notifier.py``)
 delivers.
 
 Each delivery is one POST of the event as JSON (keys sorted, so a retry sends the same
@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from tracker.events import TYPES
-from tracker.permissions import grants_permit, parse_grant
-from tracker.position import MARKER_ID_PATTERN
+from tracker.events.model import TYPES
+from tracker.accounts.permissions import grants_permit, parse_grant
+from tracker.positions.model import MARKER_ID_PATTERN
 
 SIGNATURE_HEADER = "X-Tracker-Signature"
 EVENT_HEADER = "X-Tracker-Event"

@@ -15,7 +15,7 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
-from tracker.webhooks import Webhook, body_of, request_headers
+from tracker.webhooks.model import Webhook, body_of, request_headers
 
 log = logging.getLogger(__name__)
 

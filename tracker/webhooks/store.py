@@ -1,11 +1,11 @@
-"""Webhooks in Postgres (table ``webhooks``; the schema is in ``tracker.db``), and what their
-deliveries show (``webhook_deliveries``, written by ``tracker.webhook_outbox``)."""
+"""Webhooks in Postgres (table ``webhooks``; the schema is in ``tracker.storage.db``), and what their
+deliveries show (``webhook_deliveries``, written by ``tracker.webhooks.outbox``)."""
 from __future__ import annotations
 
 import psycopg
 from psycopg.rows import dict_row
 
-from tracker.webhooks import STATUSES, NewWebhook, Webhook, new_secret
+from tracker.webhooks.model import STATUSES, NewWebhook, Webhook, new_secret
 
 
 class UnknownWebhook(LookupError):

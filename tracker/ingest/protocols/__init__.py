@@ -1,14 +1,14 @@
 """What phone apps send, turned into ``gps.positions`` records (the topic's JSON contract).
 
 Each converter returns plain dicts in the contract's units (speed in m/s, battery in %);
-``tracker.position.parse_position`` then validates them like any other record.
+``tracker.positions.model.parse_position`` then validates them like any other record.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Iterable, Mapping
 
-from tracker.position import MAX_ATTRIBUTE_TEXT, InvalidPosition
+from tracker.positions.model import MAX_ATTRIBUTE_TEXT, InvalidPosition
 
 
 def number(value: Any, name: str) -> float | None:

@@ -24,8 +24,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-from tracker.position import InvalidPosition, format_time, parse_time
-from tracker.protocols import allowed_attributes, flag, known, number
+from tracker.positions.model import InvalidPosition, format_time, parse_time
+from tracker.ingest.protocols import allowed_attributes, flag, known, number
 
 KNOT = 1852 / 3600  # m/s
 SOURCE = "osmand"

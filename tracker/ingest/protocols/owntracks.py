@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.position import InvalidPosition, format_time, parse_time
-from tracker.protocols import allowed_attributes, known, number
+from tracker.positions.model import InvalidPosition, format_time, parse_time
+from tracker.ingest.protocols import allowed_attributes, known, number
 
 SOURCE = "owntracks"
 #: The other message types OwnTracks sends; over MQTT they are counted, not stored.
@@ -59,7 +59,7 @@ def tracker_id(marker_id: str, name: str | None) -> str:
 
 
 def friend_messages(row: list, topic: str | None = None) -> list[dict[str, Any]]:
-    """A friend's newest fix (a ``tracker.live_hub`` row) as the app takes it: a
+    """A friend's newest fix (a ``tracker.positions.live_hub`` row) as the app takes it: a
     ``location``, then a ``card`` with its name, both naming ``topic`` (by default
     ``friend_topic``, for an HTTP answer)."""
     marker_id, lat, lon, time_ms, speed, heading, battery = row[:7]

@@ -8,13 +8,13 @@ decodes (``forward.type=json`` over HTTP, or ``forward.type=kafka``), whatever t
 ``device.name``.
 
 - The marker id is ``device.uniqueId`` with the spaces around it removed; one that breaks
-  the marker-id rules is refused with the reason (``tracker.position.MARKER_ID_RULE``).
+  the marker-id rules is refused with the reason (``tracker.positions.model.MARKER_ID_RULE``).
 - ``valid: false`` is not a position: ``convert`` says so (``NoFix``) and the caller counts
   it; it reaches neither ``latest`` nor history.
 - Attributes we understand become fields: ``batteryLevel`` (%) the battery. ``motion``,
   ``ignition``, ``odometer`` (m), ``sat``, ``hdop``, ``charge``, ``alarm`` and ``event`` are
   kept under their names (``ALLOWED``); the rest is dropped (see
-  ``tracker.protocols.allowed_attributes``). ``device.name`` becomes the ``name``
+  ``tracker.ingest.protocols.allowed_attributes``). ``device.name`` becomes the ``name``
   attribute, which the map shows as the marker's name.
 - A ``fixTime`` of 0 or 1970 (some trackers before their first fix) is refused by the
   usual validation, as a time too far in the past is anywhere else.
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.position import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_time
-from tracker.protocols import allowed_attributes, number
+from tracker.positions.model import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, format_time, parse_time
+from tracker.ingest.protocols import allowed_attributes, number
 
 SOURCE = "traccar"
 KNOT = 1852 / 3600  # m/s

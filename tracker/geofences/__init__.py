@@ -1,0 +1,1 @@
+"""Geofences: the model and its index, the table, every worker's cached copy."""

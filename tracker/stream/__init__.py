@@ -1,0 +1,1 @@
+"""Kafka: clients, topics, the batch record format, the worker's own consumer groups and their offsets, dead letters, the Postgres sink base."""

@@ -1,0 +1,1 @@
+"""Recorded tracks: the file readers, import, replay, simulation and paced sending."""
