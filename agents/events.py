@@ -28,17 +28,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 from tables.changelog import PartitionStore
 from tables.events_state import EventsStateWriter, decode, encode
 from tracker.events import model
-from tracker.app import app, worker_service
+from tracker.app import app
 from tracker.stream.continuity import retrying
 from tracker.events.model import Detector, Limits, MarkerState
-from tracker.geofences.cache import GeofenceCache
 from tracker.metrics import EVENTS_RAISED
-from tracker.resources import agent_progress, database, worker_producer
+from tracker.resources import agent_progress, geofences, worker_producer
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)
@@ -48,11 +46,6 @@ FIRST_LOAD_WAIT_SECONDS = 10.0
 OFFLINE_CHECK_SECONDS = max(0.2, min(10.0, settings.offline_after / 10))
 
 LIMITS = Limits(settings.speed_limit, settings.overspeed_reset_seconds, settings.low_battery)
-
-geofences = GeofenceCache(database.connection,
-                          snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
-if settings.events_enabled:
-    worker_service(geofences)
 
 
 #: Markers whose decoded state a worker keeps in memory (about 2 KB each), so that a

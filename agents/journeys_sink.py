@@ -17,7 +17,6 @@ from datetime import datetime, time, timedelta, timezone
 
 import psycopg
 
-from agents.events import geofences
 from tracker.journeys import store
 from tracker.journeys import records
 from tracker.app import app, worker_service
@@ -26,7 +25,7 @@ from tracker.journeys.rebuild import geofence_names, recompute
 from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_ROWS
 from tracker.stream.postgres_sink import PostgresSink
-from tracker.resources import database
+from tracker.resources import database, geofences
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)

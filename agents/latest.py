@@ -24,7 +24,6 @@ import asyncio
 import logging
 
 from faust.types import TP
-from faust.types.tuples import ack_lock
 
 from agents import events as events_stage
 from agents import journeys as journeys_stage
@@ -34,7 +33,8 @@ from tracker.stream import batches
 from tracker.app import app, fatal
 from tracker.stream.continuity import Continuity, retrying
 from tracker.metrics import LATEST_UPDATES
-from tracker.stream.partition_guard import CHECK_SECONDS, PartitionGuard, RecoveryGuard
+from tracker.stream import faust_internals
+from tracker.stream.partition_guard import CHECK_SECONDS, guards_for
 from tracker.resources import agent_progress, batches_offsets, worker_producer
 from tracker.settings import settings
 from tracker.stream.topics import batches_topic
@@ -54,61 +54,13 @@ def acknowledge_in_faust(generation, partition: int, offsets: range) -> None:
     consumer, tp = app.consumer, TP(settings.batches_topic, partition)
     if generation != app.consumer_generation_id or tp not in consumer.assignment():
         return
-    with ack_lock:
-        committed = consumer._committed_offset.get(tp)
-        acked, index = consumer._acked[tp], consumer._acked_index[tp]
-        for offset in offsets:
-            if (committed is None or offset >= committed) and offset not in index:
-                index.add(offset)
-                acked.append(offset)
+    faust_internals.acknowledge(consumer, tp, offsets)
 
 
 continuity = Continuity(batches_offsets.committed, batches_offsets.read, "latest", acknowledge_in_faust)
 
 
-def owned_partitions() -> list[int] | None:
-    """The partitions of the batches topic this worker consumes; None while they may move."""
-    if app.rebalancing or app.in_recovery or not app.consumer.flow_active:
-        return None
-    return sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == settings.batches_topic)
-
-
-def known_position(tp: TP) -> int | None:
-    """Where Faust's consumer fetches ``tp`` next, as it stands (asking nothing, waiting for
-    nothing); None when it does not know yet."""
-    try:
-        state = app.consumer._thread._ensure_consumer()._subscription.subscription.assignment.state_value(tp)
-    except Exception:  # noqa: BLE001 - not started, or no assignment at this moment
-        return None
-    return state.position if state is not None and state.has_valid_position else None
-
-
-async def fetch_again(partition: int, offset: int) -> str:
-    """Make Faust's consumer fetch ``partition`` again from ``offset``; what it had made of it."""
-    consumer, tp = app.consumer, TP(settings.batches_topic, partition)
-    found = (f"active {tp in consumer._active_partitions}, paused {tp in consumer._paused_partitions}, "
-             f"buffered {tp in consumer._buffered_partitions}, fetch position {known_position(tp)}")
-    consumer.resume_partitions([tp])
-    await consumer.seek_wait({tp: offset})
-    return found
-
-
-async def fetch_position(partition: int) -> int | None:
-    return known_position(TP(settings.batches_topic, partition))
-
-
-async def read_changelog_again(tp: TP, offset: int) -> None:
-    """Make Faust's consumer fetch a changelog partition its recovery waits for again."""
-    app.consumer.resume_partitions([tp])
-    await app.consumer.seek_wait({tp: offset})
-
-
-partition_guard = PartitionGuard(owned_partitions, batches_offsets.committed, batches_offsets.end_offsets,
-                                 fetch_again, fetch_position, agent_progress.next_offset,
-                                 agent_progress.idle_seconds)
-
-
-recovery_guard = RecoveryGuard(lambda: app.tables.recovery, read_changelog_again)
+partition_guard, recovery_guard = guards_for(app, settings.batches_topic, batches_offsets, agent_progress)
 
 
 @app.timer(CHECK_SECONDS)

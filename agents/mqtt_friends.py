@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 
-from agents.latest import owned_partitions
 from tracker.app import app
 from tracker.storage.db import DATABASE_ERRORS
 from tracker.ingest.friends import FRIENDS_TTL, devices_access
@@ -16,7 +15,8 @@ from tracker.ingest.mqtt_friends import FriendsPublisher, MqttPublisher
 from tracker.accounts.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
-from web.live import hub
+from tracker.stream.ownership import owned_partitions
+from tracker.resources import live_hub as hub
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class WorkerFriends:
         self.read_at = float("-inf")
 
     async def tick(self) -> None:
-        owned = owned_partitions()
+        owned = owned_partitions(app, settings.batches_topic)
         if owned is None or not hub.loaded.is_set():
             return
         if time.monotonic() - self.read_at >= FRIENDS_TTL:

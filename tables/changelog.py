@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Awaitable, Callable, Iterator
 
 import faust
+from rocksdict import WriteBatch
 
 from tracker.app import app
 from tracker.settings import settings
+from tracker.stream import faust_internals
 from tracker.stream.topics import CHANGELOG_CONFIG, TABLES, changelog_topic
 
 def marker_table(name: str, help: str):
@@ -39,54 +41,37 @@ SendMany = Callable[[str, int, list[tuple[bytes, bytes]]], Awaitable[list]]
 
 
 class PartitionStore:
-    """Reads and writes one partition of the table's local store directly, bypassing Faust's
-    per-key path (which writes into the partition of the current event, one key at a time)."""
+    """Reads and writes one partition of the table's local RocksDB store directly, bypassing
+    Faust's per-key path (which writes into the partition of the current event, one key at a
+    time)."""
 
     def __init__(self, table) -> None:
         self.table = table
 
-    @property
-    def _store(self):
-        return self.table.data
+    def _db(self, partition: int):
+        return faust_internals.partition_db(self.table.data, partition)
 
     def get(self, partition: int, key: bytes) -> bytes | None:
-        store = self._store
-        if hasattr(store, "_db_for_partition"):  # RocksDB
-            return store._db_for_partition(partition).get(key)
-        return store.data.get(key)  # memory store (unit tests)
+        return self._db(partition).get(key)
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """Every (key, value) of one partition (of every partition, in the memory store)."""
-        store = self._store
-        if hasattr(store, "_db_for_partition"):
-            offset_key = store.offset_key
-            for key, value in store._db_for_partition(partition).items():
-                if key != offset_key:
-                    yield key, value
-        else:
-            yield from list(store.data.items())
+        """Every (key, value) of one partition."""
+        offset_key = faust_internals.offset_key(self.table.data)
+        for key, value in self._db(partition).items():
+            if key != offset_key:
+                yield key, value
 
     def write(self, partition: int, items: list[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
-        """Store ``items`` (a value of None deletes its key) with the changelog offset."""
-        store = self._store
-        if hasattr(store, "_db_for_partition"):
-            from rocksdict import WriteBatch
-
-            batch = WriteBatch(raw_mode=True)
-            for key, value in items:
-                if value is None:  # a tombstone
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
-            # The offset Faust's recovery resumes from, in the same atomic write.
-            batch.put(store.offset_key, str(changelog_offset).encode())
-            store._db_for_partition(partition).write(batch)
-        else:
-            for key, value in items:
-                if value is None:
-                    store.data.pop(key, None)
-                else:
-                    store.data[key] = value
+        """Store ``items`` (a value of None deletes its key) with the changelog offset, the
+        offset Faust's recovery resumes from, in one atomic write."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in items:
+            if value is None:  # a tombstone
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(faust_internals.offset_key(self.table.data), str(changelog_offset).encode())
+        self._db(partition).write(batch)
 
 
 class ChangelogWriter:

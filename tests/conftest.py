@@ -1,12 +1,20 @@
-"""Shared test setup. Unit tests run the Faust app in memory; integration tests start real workers."""
+"""Shared test setup. Unit tests run the Faust app in this process, its tables in RocksDB
+under a temporary folder (the store workers use); integration tests start real workers."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-# Must happen before tracker.settings is imported: agents under test_context() keep their
-# tables in memory. Workers started by integration tests get their own environment.
-os.environ.setdefault("TRACKER_STORE", "memory://")
+# Must happen before tracker.settings is imported. Workers started by integration tests
+# get their own environment.
+os.environ.setdefault("TRACKER_STORE", "rocksdb://")
+
+
+def pytest_configure(config):
+    from tracker.app import app
+
+    app.conf.datadir = tempfile.mkdtemp(prefix="tracker-unit-")
 
 
 def pytest_terminal_summary(terminalreporter):

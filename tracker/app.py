@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 
 #: Exit status of a worker that stopped itself rather than acknowledge unfinished work.
 EXIT_FATAL = 70
+#: Exit status of a worker that refuses to start with the installed packages.
+EXIT_CONFIG = 78
+
+try:  # checks, at import, that faust-streaming and aiokafka are the releases it was written for
+    from tracker.stream import faust_internals  # noqa: F401
+except RuntimeError as exc:  # faust_internals.IncompatibleInternals
+    sys.stderr.write(f"tracker: {exc}\n")
+    sys.exit(EXIT_CONFIG)
 
 class TrackerApp(faust.App):
     def on_webserver_init(self, web) -> None:

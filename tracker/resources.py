@@ -1,16 +1,39 @@
-"""The worker's shared resources, each a service started with the worker and stopped after
-its agents: the Postgres pool, the Kafka producer, and the clients that read the batches
-topic's committed offsets and skipped records (``tracker.stream.continuity``)."""
+"""The services a worker shares between its agents, views and timers: the one list of them.
+
+Each is started with the worker, before Faust's own components (``tracker.app.worker_service``),
+and stopped after its agents. An agent or view takes what it needs from here and never from
+another agent's module, so that turning a stage off never takes away what another uses.
+
+- ``database``: the Postgres pool.
+- ``worker_producer``: the Kafka producer of the intake, the stages and the sinks.
+- ``batches_offsets`` and ``agent_progress``: the batches topic's committed and end offsets,
+  records read again (``tracker.stream.continuity``), and how far the ``latest`` agent got.
+- ``geofences``: every geofence, reloaded from Postgres, for the events stage and the
+  journeys sink (the geofences a trip starts and ends in); started when either runs.
+- ``live_hub``: every marker's newest position from the ``latest`` changelog, for the live
+  feed, the OwnTracks friends and the ingestion answers.
+"""
 from __future__ import annotations
 
-from tracker.app import worker_service
-from tracker.stream.continuity import AgentProgress, BrokerOffsets
-from tracker.storage.db import Database
-from tracker.stream.producer import WorkerProducer
+from pathlib import Path
+
+from tracker.app import app, worker_service
+from tracker.geofences.cache import GeofenceCache
+from tracker.positions.live_hub import LiveHub
 from tracker.settings import settings
+from tracker.storage.db import Database
+from tracker.stream.continuity import AgentProgress, BrokerOffsets
+from tracker.stream.producer import WorkerProducer
+from tracker.stream.topics import changelog_topic
 
 database = worker_service(Database(settings.database_url))
 worker_producer = worker_service(WorkerProducer())
 batches_offsets = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))
 #: How far the ``latest`` agent got (``agents/latest.py`` reports, the stages' timers ask).
 agent_progress = AgentProgress(batches_offsets)
+
+geofences = GeofenceCache(database.connection, snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
+if settings.events_enabled or settings.journeys_enabled:
+    worker_service(geofences)
+
+live_hub = worker_service(LiveHub(settings, changelog_topic("latest"), settings.live_interval))

@@ -266,7 +266,7 @@ async def serve_http(app, shutdown_timeout: float = 0.1):
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 def run_sync(coroutine):

@@ -47,7 +47,7 @@ from tracker.settings import settings
 from tracker.stream.topics import positions_topic
 from web.auth import basic_credentials, bearer_token
 from web.errors import ApiError, BadRequest, Forbidden, RequestTimeout, TooLarge, Unauthorized, Unavailable
-from web.live import hub
+from tracker.resources import live_hub as hub
 
 BROKER_ACK_TIMEOUT = 10.0
 #: How long a request's body may take to arrive, in all.

@@ -22,10 +22,9 @@ import zlib
 
 from aiohttp import web as aioweb
 
-from tracker.app import app, worker_service
-from tracker.positions.live_hub import LiveHub, Viewer, encode_update
-from tracker.settings import settings
-from tracker.stream.topics import changelog_topic
+from tracker.app import app
+from tracker.positions.live_hub import Viewer, encode_update
+from tracker.resources import live_hub as hub
 from web import params
 from web.auth import require
 from web.errors import Unavailable
@@ -33,9 +32,6 @@ from web.errors import Unavailable
 HEARTBEAT_SECONDS = 15.0
 GZIP_LEVEL = 6
 LOAD_WAIT_SECONDS = 10.0
-
-hub = worker_service(LiveHub(settings, changelog_topic("latest"), settings.live_interval))
-
 
 def _keeper(access, bbox):
     def keep(marker_id: str, lat: float | None, lon: float | None) -> bool:

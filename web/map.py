@@ -66,9 +66,13 @@ def live_markers(source: str, refresh_seconds: float, stale_after: float, *, geo
     """
     from branca.element import MacroElement
 
-    element = MacroElement()
-    element._name = "LiveMarkers"
-    element._template = _live_markers_template()
+    class LiveMarkers(MacroElement):
+        def __init__(self) -> None:
+            super().__init__()
+            self._name = "LiveMarkers"
+            self._template = _live_markers_template()
+
+    element = LiveMarkers()
     element.source = source
     element.refresh_ms = int(refresh_seconds * 1000)
     element.stale_after = stale_after

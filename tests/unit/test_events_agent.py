@@ -13,6 +13,7 @@ from tables.events_state import EventsStateWriter, decode, events_state
 from tracker.stream import batches
 from tracker.geofences.model import GeofenceIndex, parse_feature
 from tracker.positions.model import read_fix
+from tests.unit import tables
 
 S = 1_000_000
 NOW_US = 1_900_000_000 * S
@@ -34,7 +35,7 @@ class Broker:
         if topic == self.fail_topic:
             self.fail_topic = None
             raise RuntimeError("the worker dies here")
-        self.sent.extend((topic, key, value, key in events_state.data.data) for key, value in records)
+        self.sent.extend((topic, key, value, key in tables.contents(events_state)) for key, value in records)
         future = asyncio.get_running_loop().create_future()
         future.set_result(SimpleNamespace(offset=len(self.sent)))
         return [(future, len(records))]
@@ -45,7 +46,7 @@ class Broker:
 
 @pytest.fixture()
 def broker(monkeypatch):
-    events_state.data.data.clear()
+    tables.clear(events_state)
     monkeypatch.setattr(events_agent.geofences, "index", GeofenceIndex([parse_feature(DEPOT, 1)]))
     loaded = asyncio.Event()
     loaded.set()
@@ -73,7 +74,7 @@ async def test_events_are_acknowledged_before_the_state_is_stored(broker):
     kinds = [(topic, stored) for topic, _, _, stored in broker.sent]
     assert kinds == [(EVENTS_TOPIC, False), (CHANGELOG, False)]
     assert broker.events()[0]["type"] == "geofence_enter" and broker.events()[0]["time"].endswith("Z")
-    assert decode(events_state.data.data[b"van"]).inside == [1]
+    assert decode(tables.contents(events_state)[b"van"]).inside == [1]
 
 
 async def test_a_crash_before_the_state_is_stored_replays_the_same_events_and_no_more(broker):
@@ -82,7 +83,7 @@ async def test_a_crash_before_the_state_is_stored_replays_the_same_events_and_no
     with pytest.raises(RuntimeError):
         await stage(broker).apply(batch)
     first = [e["id"] for e in broker.events()]
-    assert len(first) == 2 and not events_state.data.data  # sent, but no state stored
+    assert len(first) == 2 and not tables.contents(events_state)  # sent, but no state stored
     await stage(broker).apply(batch)  # the restarted worker reads the batch again
     assert [e["id"] for e in broker.events()] == first * 2  # the same ids: the sinks keep one each
     await stage(broker).apply(batch)  # once stored, a replay raises nothing

@@ -12,12 +12,13 @@ from tables.journeys_state import JourneysStateWriter, journeys_state
 from tables.latest import LatestWriter, latest
 from tests.unit.test_latest import NOW_US, Changelog, NoGaps, fix
 from tracker.stream import batches
+from tests.unit import tables
 
 
 @pytest.fixture(autouse=True)
 def empty_tables():
-    latest.data.data.clear()
-    journeys_state.data.data.clear()
+    tables.clear(latest)
+    tables.clear(journeys_state)
 
 
 def records(*values: bytes, partition: int = 3):
@@ -45,8 +46,8 @@ async def test_the_whole_history_removes_latest_and_the_state_changelog_first():
     removed = await tables_forget.forget({3: [{"marker_id": "anna", "from_us": None, "to_us": None}]}, writer,
                                          [(states, cache)])
     assert removed == 2
-    assert b"anna" not in latest.data.data and b"bob" in latest.data.data
-    assert b"anna" not in journeys_state.data.data and cache == {}
+    assert b"anna" not in tables.contents(latest) and b"bob" in tables.contents(latest)
+    assert b"anna" not in tables.contents(journeys_state) and cache == {}
     tombstones = [(key, value) for _, key, value in changelog.sent[-2:]]
     assert tombstones == [(b"anna", None), (b"anna", None)]
 
@@ -59,5 +60,5 @@ async def test_a_range_removes_latest_only_when_its_fix_is_in_it_and_keeps_the_s
     states.commit(3, [(b"anna", b"[1]")], 0)
     ranged = [{"marker_id": m, "from_us": 0, "to_us": 2_000 * 1_000_000} for m in ("anna", "bob")]
     await tables_forget.forget({3: ranged}, writer, [(states, {})])
-    assert b"anna" not in latest.data.data and b"bob" in latest.data.data
-    assert b"anna" in journeys_state.data.data
+    assert b"anna" not in tables.contents(latest) and b"bob" in tables.contents(latest)
+    assert b"anna" in tables.contents(journeys_state)

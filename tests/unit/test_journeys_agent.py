@@ -13,6 +13,7 @@ from agents.journeys import JourneysStage
 from tables.journeys_state import JourneysStateWriter, decode, journeys_state
 from tracker.journeys import motion
 from tracker.journeys.records import RULES
+from tests.unit import tables
 
 S = 1_000_000
 T0 = 1_800_000_000 * S
@@ -25,7 +26,7 @@ class Broker:
         self.sent: list[tuple[str, bytes, bytes, bool]] = []  # topic, key, value, state stored already
 
     async def send_many(self, topic, partition, records):
-        self.sent.extend((topic, key, value, key in journeys_state.data.data) for key, value in records)
+        self.sent.extend((topic, key, value, key in tables.contents(journeys_state)) for key, value in records)
         future = asyncio.get_running_loop().create_future()
         future.set_result(SimpleNamespace(offset=len(self.sent)))
         return [(future, len(records))]
@@ -36,7 +37,7 @@ class Broker:
 
 @pytest.fixture()
 def broker():
-    journeys_state.data.data.clear()
+    tables.clear(journeys_state)
     return Broker()
 
 
@@ -78,7 +79,7 @@ async def test_records_are_acknowledged_before_the_state_and_latest_gets_the_odo
     assert trip["distance_m"] == pytest.approx(4_000, rel=1e-3) and trip["marker_id"] == "van"
     odometer, moving = annotations[3]["van"]
     assert odometer == pytest.approx(6_000, rel=1e-3) and moving is True
-    assert decode(journeys_state.data.data[b"van"]).odometer == odometer
+    assert decode(tables.contents(journeys_state)[b"van"]).odometer == odometer
 
 
 async def test_a_stream_cut_into_batches_gives_what_one_model_run_gives(broker):
@@ -139,7 +140,7 @@ async def test_a_silent_marker_has_its_trip_ended_by_the_timer(broker):
     trips = [r for r in broker.records() if r["kind"] == "trip"]
     assert len(trips) == 1 and trips[0]["distance_m"] == pytest.approx(2_000, rel=1e-3)
     assert trips[0]["end_us"] == fixes[-1][1]
-    assert decode(journeys_state.data.data[b"van"]).trip_open is False
+    assert decode(tables.contents(journeys_state)[b"van"]).trip_open is False
     assert current.end_idle_trips([3], heard + 10_000 * S) == {}  # once
 
 

@@ -12,6 +12,7 @@ from tables.latest import LatestWriter, decode, latest, position_of
 from tracker.stream import batches
 from tracker.stream.continuity import Continuity
 from tracker.positions.model import read_fix
+from tests.unit import tables
 
 NOW_US = 1_900_000_000 * 1_000_000
 
@@ -28,7 +29,7 @@ class Changelog:
         if self.failures:
             self.failures -= 1
             raise KafkaConnectionError("broker away")
-        self.stored_when_sent.extend(latest.data.data.get(key) == value for key, value in records)
+        self.stored_when_sent.extend(tables.contents(latest).get(key) == value for key, value in records)
         base = len(self.sent)
         self.sent.extend((partition, key, value) for key, value in records)
         future = __import__("asyncio").get_running_loop().create_future()
@@ -59,7 +60,7 @@ class NoGaps(Continuity):
 
 @pytest.fixture()
 def changelog():
-    latest.data.data.clear()
+    tables.clear(latest)
     return Changelog()
 
 
@@ -69,7 +70,7 @@ async def run(changelog: Changelog, *slices, continuity=None, **where) -> int:
 
 
 def stored(marker_id: str) -> dict:
-    return position_of(decode(latest.data.data[marker_id.encode()]))
+    return position_of(decode(tables.contents(latest)[marker_id.encode()]))
 
 
 async def test_a_batch_writes_each_marker_once_with_its_newest_fix(changelog):
@@ -102,7 +103,7 @@ async def test_time_zones_compare_as_instants(changelog):
 async def test_the_changelog_is_written_before_the_table(changelog):
     await run(changelog, [fix("m1", "2026-01-01T10:00:05Z"), fix("m2", "2026-01-01T10:00:05Z")])
     assert changelog.stored_when_sent == [False, False]
-    assert set(latest.data.data) == {b"m1", b"m2"}
+    assert set(tables.contents(latest)) == {b"m1", b"m2"}
 
 
 async def test_a_failed_changelog_send_is_retried_and_nothing_is_stored_before(changelog, monkeypatch):
@@ -114,8 +115,8 @@ async def test_a_failed_changelog_send_is_retried_and_nothing_is_stored_before(c
 
 
 async def test_values_of_earlier_versions_are_read_and_compared(changelog):
-    latest.data.data[b"m1"] = orjson.dumps({"marker_id": "m1", "lat": 5.0, "lon": 14.0, "time": "2026-01-01T10:00:05Z",
-                                            "received_at": "2026-01-01T10:00:06Z"})
+    tables.put(latest, 3, b"m1", orjson.dumps({"marker_id": "m1", "lat": 5.0, "lon": 14.0,
+                                               "time": "2026-01-01T10:00:05Z", "received_at": "2026-01-01T10:00:06Z"}))
     assert await run(changelog, [fix("m1", "2026-01-01T10:00:01Z", lat=1)]) == 0
     assert stored("m1")["lat"] == 5.0
     await run(changelog, [fix("m1", "2026-01-01T10:00:09Z", lat=9)])
@@ -139,7 +140,7 @@ async def test_offsets_the_consumer_skipped_are_read_again_and_applied_first(cha
               continuity=continuity, first_offset=5)
     await run(changelog, [fix("m2", "2026-01-01T10:00:08Z")], continuity=continuity, first_offset=8)
     assert reads == [(3, 7, 8)]
-    assert stored("m1")["lat"] == 7 and b"m9" in latest.data.data
+    assert stored("m1")["lat"] == 7 and b"m9" in tables.contents(latest)
     assert continuity.reread_records == 1
 
 

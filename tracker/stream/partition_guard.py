@@ -26,7 +26,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from faust.types import TP
+
 from tracker.metrics import PARTITION_RESTARTS
+from tracker.stream import faust_internals
+from tracker.stream.ownership import owned_partitions
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +121,17 @@ class RecoveryGuard:
     async def check(self) -> list:
         """Fetch again the changelog partitions the recovery has waited for in vain; those."""
         recovery, now = self.recovery(), self.clock()
-        started = recovery._recovery_started_at
+        started = faust_internals.recovery_started_at(recovery)
         if not recovery.in_recovery or started is None:
             self.restarted_at.clear()
             return []
-        received = recovery._active_events_received_at
+        received = faust_internals.recovery_received_at(recovery)
         restarted = []
         for tp, remaining in recovery.active_remaining().items():
             last = max(received.get(tp, started), self.restarted_at.get(tp, started))
             if remaining <= 0 or now - last < self.stall_seconds:
                 continue
-            offset = max(recovery.active_offsets[tp], 0)
+            offset = max(faust_internals.recovery_offsets(recovery)[tp], 0)
             await self.restart(tp, offset)
             log.warning("recovery: %s partition %d got nothing for %.0f s with %d records to go; "
                         "fetching it again from offset %d", tp.topic, tp.partition, now - last, remaining, offset)
@@ -136,3 +140,25 @@ class RecoveryGuard:
             self.restarted_at[tp] = now
             restarted.append(tp)
         return restarted
+
+
+def guards_for(app, topic: str, offsets, progress) -> tuple[PartitionGuard, RecoveryGuard]:
+    """The guards of ``topic``'s partitions in ``app``'s consumer and of its tables' recovery;
+    ``offsets`` is a ``BrokerOffsets`` of the topic, ``progress`` the agent's ``AgentProgress``."""
+    async def fetch_again(partition: int, offset: int) -> str:
+        consumer, tp = app.consumer, TP(topic, partition)
+        found = faust_internals.partition_state(consumer, tp)
+        consumer.resume_partitions([tp])
+        await consumer.seek_wait({tp: offset})
+        return found
+
+    async def fetch_position(partition: int) -> int | None:
+        return faust_internals.fetch_position(app.consumer, TP(topic, partition))
+
+    async def read_changelog_again(tp: TP, offset: int) -> None:
+        app.consumer.resume_partitions([tp])
+        await app.consumer.seek_wait({tp: offset})
+
+    partitions = PartitionGuard(lambda: owned_partitions(app, topic), offsets.committed, offsets.end_offsets,
+                                fetch_again, fetch_position, progress.next_offset, progress.idle_seconds)
+    return partitions, RecoveryGuard(lambda: app.tables.recovery, read_changelog_again)
