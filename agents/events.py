@@ -33,7 +33,7 @@ from tables.changelog import PartitionStore
 from tables.events_state import EventsStateWriter, decode, encode
 from tracker.events import model
 from tracker.app import app
-from tracker.stream.continuity import retrying
+from tracker.stream.retry import retrying
 from tracker.events.model import Detector, Limits, MarkerState
 from tracker.metrics import EVENTS_RAISED
 from tracker.resources import agent_progress, geofences, worker_producer

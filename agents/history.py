@@ -5,7 +5,7 @@ the live path never waits for Postgres: while Postgres is down or slow, the inta
 the ``latest`` agent go on, and the fixes wait, first in a bounded buffer of
 ``TRACKER_HISTORY_BUFFER`` fixes (reading pauses when it is full), then in Kafka. A
 writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, copies them with one
-COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.storage.db.copy_fixes``), retries
+COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.positions.store.copy_fixes``), retries
 until Postgres takes them, and only then lets their offsets be committed. A crash or an
 outage delays rows but never drops them, and a replay adds nothing. A forget record
 (``tracker history delete``) deletes the marker's rows once the fixes before it are in.
@@ -23,16 +23,17 @@ from aiokafka import TopicPartition
 from tracker.stream import batches
 from tracker.app import worker_service
 from tracker.stream.consumer import GroupConsumer
-from tracker.storage.db import UNAVAILABLE, copy_fixes
+from tracker.storage.pool import UNAVAILABLE
+from tracker.positions.store import copy_fixes
 from tracker.storage.erase import delete_history
 from tracker.metrics import HISTORY_BUFFERED, HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
 from tracker.positions.model import FIX_FIELDS
 from tracker.resources import database
+from tracker.stream.retry import Stopped, retrying
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0)
 RECEIVED = len(FIX_FIELDS)  # received_us follows the fix's fields
 
 
@@ -122,26 +123,28 @@ class HistorySink(GroupConsumer):
         """The connection once ``rows`` are committed (and then ``forgets`` done), or None
         if the service stopped first."""
         started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                if conn is None or conn.closed:
-                    conn = await database.connect()
-                inserted = await copy_fixes(conn, rows) if rows else 0
-                for forget in forgets:
-                    await delete_history(conn, forget["marker_id"], forget["from_us"], forget["to_us"])
-                break
-            except Exception as exc:  # noqa: BLE001 - never drop a batch: retry whatever failed
-                if conn is not None:
-                    await _close_quietly(conn)
-                    conn = None
-                if self.should_stop:
-                    return None
-                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-                level = logging.WARNING if isinstance(exc, UNAVAILABLE) else logging.ERROR
-                log.log(level, "history: write of %d rows failed (%r); retrying in %.1f s", len(rows), exc, delay)
-                attempt += 1
-                await asyncio.sleep(delay)
+        held = [conn]
+
+        async def write() -> int:
+            if held[0] is None or held[0].closed:
+                held[0] = await database.connect()
+            inserted = await copy_fixes(held[0], rows) if rows else 0
+            for forget in forgets:
+                await delete_history(held[0], forget["marker_id"], forget["from_us"], forget["to_us"])
+            return inserted
+
+        async def drop_connection() -> None:
+            if held[0] is not None:
+                await _close_quietly(held[0])
+                held[0] = None
+
+        try:  # never drop a batch: retry whatever failed
+            inserted = await retrying(f"history: the write of {len(rows)} rows", write, retry_on=Exception,
+                                      expected=UNAVAILABLE, stopping=lambda: self.should_stop,
+                                      after_failure=drop_connection)
+        except Stopped:
+            return None
+        conn = held[0]
         HISTORY_ROWS.inc(inserted)
         HISTORY_WRITE_SECONDS.observe(time.monotonic() - started)
         if rows:

@@ -33,7 +33,7 @@ from tracker.app import fatal, worker_service
 from tracker.stream.consumer import GroupConsumer
 from tracker.stream.dead_letters import dead_letter
 from tracker.positions.intake import Judge
-from tracker.stream.kafka import ensure_topics
+from tracker.stream.admin import ensure_topics
 from tracker.metrics import DLQ_RECORDS, POSITIONS_ACCEPTED, POSITIONS_REJECTED, POSITIONS_RESENT
 from tracker.resources import worker_producer
 from tracker.settings import settings

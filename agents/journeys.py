@@ -33,7 +33,7 @@ from tables.journeys_state import JourneysStateWriter, decode, encode
 from tracker.journeys import records
 from tracker.journeys import motion
 from tracker.app import app
-from tracker.stream.continuity import retrying
+from tracker.stream.retry import retrying
 from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_RECORDS
 from tracker.journeys.motion import TRACK_BREAK, MotionState, Spike

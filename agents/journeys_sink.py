@@ -20,7 +20,7 @@ import psycopg
 from tracker.journeys import store
 from tracker.journeys import records
 from tracker.app import app, worker_service
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.journeys.rebuild import geofence_names, recompute
 from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_ROWS

@@ -31,7 +31,8 @@ from tables import forget as tables_forget
 from tables.latest import LatestWriter
 from tracker.stream import batches
 from tracker.app import app, fatal
-from tracker.stream.continuity import Continuity, retrying
+from tracker.stream.continuity import Continuity
+from tracker.stream.retry import retrying
 from tracker.metrics import LATEST_UPDATES
 from tracker.stream import faust_internals
 from tracker.stream.partition_guard import CHECK_SECONDS, guards_for

@@ -8,7 +8,7 @@ import logging
 import time
 
 from tracker.app import app
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.ingest.friends import FRIENDS_TTL, devices_access
 from tracker.positions.intake import partition_of
 from tracker.ingest.mqtt_friends import FriendsPublisher, MqttPublisher

@@ -46,8 +46,8 @@ from tracker.webhooks import outbox as webhook_outbox
 from tracker.webhooks import store as webhook_store
 from tracker.app import worker_service
 from tracker.stream.consumer import GroupConsumer
-from tracker.storage.db import DATABASE_ERRORS
-from tracker.stream.kafka import ensure_topics
+from tracker.storage.pool import DATABASE_ERRORS
+from tracker.stream.admin import ensure_topics
 from tracker.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_LAG_SECONDS
 from tracker.resources import database, worker_producer
 from tracker.settings import settings

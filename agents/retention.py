@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from tracker.app import app
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.storage.months import PARTITIONED, Dropped, drop_older_than, ensure_partitions, month_bounds, month_of
 from tracker.resources import database
 from tracker.settings import settings

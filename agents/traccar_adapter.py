@@ -22,7 +22,7 @@ from agents.intake import count_dead_letter
 from tracker.app import worker_service
 from tracker.stream.consumer import GroupConsumer
 from tracker.stream.dead_letters import dead_letter
-from tracker.stream.kafka import ensure_topics
+from tracker.stream.admin import ensure_topics
 from tracker.metrics import NO_FIX, POSITIONS_REJECTED
 from tracker.positions.model import InvalidPosition, parse_position
 from tracker.ingest.protocols import traccar

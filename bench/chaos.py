@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from tracker.testing import ROOT, Stack, Worker, settle_latest, wait_for
-from tracker.stream.kafka import positions_producer
+from tracker.stream.producer import positions_producer
 
 SERVICES = str(ROOT / "scripts" / "services")
 

@@ -63,7 +63,7 @@ def main() -> None:
             import psycopg
 
             from tracker.accounts import gateways
-            from tracker.storage.db import create_schema
+            from tracker.storage.schema import create_schema
 
             async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
                 await create_schema(conn)

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import psycopg
 
-from tracker.storage.db import copy_fixes, create_schema
+from tracker.storage.schema import create_schema
+from tracker.positions.store import copy_fixes
 from bench.report import print_table
 from tracker.testing import Stack, run_sync
 
@@ -43,7 +44,7 @@ def say(message: str) -> None:
 
 def day_of_driving(marker_id: str, start: datetime, fixes: int, seed: int):
     """``fixes`` fixes 10 s apart: drives of 10 to 40 minutes at 8 to 25 m/s between stops
-    of 10 to 90 minutes (rows as ``tracker.storage.db.copy_fixes`` takes them)."""
+    of 10 to 90 minutes (rows as ``tracker.positions.store.copy_fixes`` takes them)."""
     rng = random.Random(seed)
     lat, lon, heading = 45 + rng.uniform(-1, 1), 14 + rng.uniform(-1, 1), rng.uniform(0, 2 * math.pi)
     t = int(start.timestamp()) * 1_000_000

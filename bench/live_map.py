@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench.report import print_table
-from tracker.stream.kafka import positions_producer
+from tracker.stream.producer import positions_producer
 from tracker.testing import Stack, wait_for
 
 BLOCK = 1_000  # markers per block: 40 x 25 at 0.01°, blocks 0.5° apart, 10 blocks a row

@@ -50,7 +50,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tracker.stream.kafka import positions_producer
+from tracker.stream.producer import positions_producer
 from bench import import_track
 from bench import journeys as journeys_bench
 from bench.report import print_table
@@ -490,7 +490,7 @@ def add_webhook(stack: Stack, url: str, types: list[str]) -> None:
     import psycopg
 
     from tracker.webhooks import store as webhook_store
-    from tracker.storage.db import create_schema
+    from tracker.storage.schema import create_schema
     from tracker.webhooks.model import parse_webhook
 
     async def add() -> None:
@@ -596,7 +596,7 @@ def outage(rate: float, seconds: float, before: float = 15.0, after: float = 15.
 
 # --- 6. history reads -----------------------------------------------------------------------
 def history_reads(runs: int = 3) -> dict[str, tuple[float, int]]:
-    from tracker.storage.db import copy_fixes
+    from tracker.positions.store import copy_fixes
 
     stack = fresh_stack()
     try:

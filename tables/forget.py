@@ -14,7 +14,7 @@ import asyncio
 from tables.changelog import ChangelogWriter
 from tables.latest import TIME, decode
 from tracker.stream.batches import forgets_fix
-from tracker.stream.continuity import retrying
+from tracker.stream.retry import retrying
 
 
 def _whole(forget: dict) -> bool:

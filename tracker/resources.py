@@ -21,7 +21,7 @@ from tracker.app import app, worker_service
 from tracker.geofences.cache import GeofenceCache
 from tracker.positions.live_hub import LiveHub
 from tracker.settings import settings
-from tracker.storage.db import Database
+from tracker.storage.pool import Database
 from tracker.stream.continuity import AgentProgress, BrokerOffsets
 from tracker.stream.producer import WorkerProducer
 from tracker.stream.topics import changelog_topic

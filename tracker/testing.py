@@ -29,7 +29,8 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tracker.stream.kafka import ensure_topic, positions_producer
+from tracker.stream.admin import ensure_topic
+from tracker.stream.producer import positions_producer
 from tracker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ class Stack:
         """A new user with an API token (returned); a viewer sees ``grants`` (marker ids,
         or prefixes ending in ``*``) through a group of its own."""
         from tracker.accounts import store as accounts
-        from tracker.storage.db import create_schema
+        from tracker.storage.schema import create_schema
         from tracker.accounts.permissions import parse_grant
 
         async def create() -> str:
@@ -161,7 +162,7 @@ class Stack:
     def add_geofences(self, features: Iterable[dict]) -> list[int]:
         """Store geofences (GeoJSON Features) directly, as ``tracker geofences import`` does."""
         from tracker.geofences import store as geofence_store
-        from tracker.storage.db import create_schema
+        from tracker.storage.schema import create_schema
         from tracker.geofences.model import parse_feature
 
         async def add() -> list[int]:
@@ -174,7 +175,7 @@ class Stack:
     def ensure_partitions(self, table: str, *times) -> None:
         """Create the month partitions of ``table`` that rows at ``times`` (aware datetimes)
         need (``tracker.storage.months``), for a test that inserts rows itself."""
-        from tracker.storage.db import create_schema
+        from tracker.storage.schema import create_schema
         from tracker.storage.months import ensure_partitions
 
         async def ensure() -> None:

@@ -27,7 +27,7 @@ import psycopg
 
 from tracker.accounts import store as accounts
 from tracker.accounts.credentials import same_secret
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.accounts.outage_cache import OutageCache
 from tracker.accounts.permissions import Access
 from tracker.resources import database

@@ -17,7 +17,7 @@ import io
 import orjson
 
 from tracker.app import app
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.events.store import EventQuery, read_events
 from tracker.events.model import TYPES
 from tracker.resources import database

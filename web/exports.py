@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 
-from tracker.storage.db import TRACK_FIELDS
+from tracker.positions.store import TRACK_FIELDS
 from tracker.positions.model import format_time
 
 CONTENT_TYPES = {

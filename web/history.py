@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 from aiohttp import web as aioweb
 
 from tracker.app import app
-from tracker.storage.db import DATABASE_ERRORS, has_marker, page_end, read_track, stream_track
+from tracker.storage.pool import DATABASE_ERRORS
+from tracker.positions.store import has_marker, page_end, read_track, stream_track
 from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings

@@ -35,7 +35,7 @@ from aiohttp import web as aioweb
 from faust.web import View
 
 from tracker.app import app
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.accounts.devices import SecretLookup
 from tracker.ingest.friends import FriendLookup, friends
 from tracker.accounts.gateways import GatewayLookup

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tracker.journeys import store as journey_store
 from tracker.app import app
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings

@@ -6,7 +6,7 @@ import time
 
 from tests.integration import dataset
 from tracker.testing import Stack, settle_latest, wait_for
-from tracker.stream.kafka import positions_producer
+from tracker.stream.producer import positions_producer
 
 DATA = dataset.build(markers=200, in_order=100, duplicates=0, late=0, malformed=0,
                      extra_duplicates=0, seed=11, prefix="crash-")

@@ -261,7 +261,7 @@ def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrit
 def test_postgres_init_script_gives_the_app_a_role_that_owns_only_its_schema():
     """The script against the test Postgres (as its superuser), with a role and a database
     of the test's own; then the app's schema created as that role."""
-    from tracker.storage.db import create_schema
+    from tracker.storage.schema import create_schema
 
     url = os.environ.get("TRACKER_DATABASE_URL")
     if not url or not shutil.which("psql"):

@@ -28,7 +28,7 @@ from shapely.geometry import Point, shape
 
 from tests.integration.test_webhooks import WebhookReceiver
 from tracker.webhooks import store as webhook_store
-from tracker.storage.db import create_schema
+from tracker.storage.schema import create_schema
 from tracker.testing import run_sync, wait_for
 from tracker.webhooks.model import parse_webhook
 

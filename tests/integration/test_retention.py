@@ -18,7 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from agents.retention import enforce
-from tracker.storage.db import copy_fixes, create_schema
+from tracker.storage.schema import create_schema
+from tracker.positions.store import copy_fixes
 from tracker.events.store import write_events
 from tracker.storage.months import (EPOCH, PARTITIONED, ensure_partitions, month_bounds, month_of, partition_name,
                                 partitions)

@@ -108,7 +108,7 @@ def test_the_kafka_form_lands_through_the_adapter_and_bad_records_go_to_the_dlq(
     """``forward.type=kafka``: Traccar's JSON keyed by its numeric device id, on a topic of its own."""
     import asyncio
 
-    from tracker.stream.kafka import positions_producer
+    from tracker.stream.producer import positions_producer
 
     topic = f"{stack.settings.app_id}-traccar-in"
     worker = stack.worker(TRACKER_TRACCAR_TOPIC=topic).start()

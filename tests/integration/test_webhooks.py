@@ -19,7 +19,7 @@ import pytest
 from tracker.events import model as events
 
 from tracker.webhooks import store as webhook_store
-from tracker.stream.kafka import positions_producer
+from tracker.stream.producer import positions_producer
 from tracker.testing import run_sync, serve_http, wait_for
 from tracker.webhooks.model import parse_webhook
 
@@ -153,7 +153,7 @@ def hooks(stack, receiver):
     """The webhooks, stored before the worker starts (so its first load has them): path -> Webhook."""
     import psycopg
 
-    from tracker.storage.db import create_schema
+    from tracker.storage.schema import create_schema
 
     async def add():
         async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:

@@ -8,7 +8,7 @@ import pytest
 import orjson
 from shapely.geometry import shape
 
-from tracker.storage.db import TRACK_FIELDS
+from tracker.positions.store import TRACK_FIELDS
 from web.exports import RENDERERS, as_csv, as_geojson, as_gpx, as_json, render
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)

@@ -34,7 +34,7 @@ def sent(monkeypatch):
         assert len(records) == total
         return len(records), 0.01
 
-    monkeypatch.setattr("tracker.cli.main._producer", NoKafka)
+    monkeypatch.setattr("tracker.stream.producer.started", lambda config, topic: NoKafka())
     monkeypatch.setattr("tracker.tracks.importer.send_all", send_all)
     return records
 
@@ -252,7 +252,7 @@ def test_dry_run_says_what_it_would_send_and_sends_nothing(tmp_path, capsys, sen
         async def __aenter__(self):
             raise AssertionError("a dry run must not connect to Kafka")
 
-    monkeypatch.setattr("tracker.cli.main._producer", Unreachable)
+    monkeypatch.setattr("tracker.stream.producer.started", lambda config, topic: Unreachable())
     code, out, err = run(capsys, write(tmp_path, "old.gpx", GPX_10), write(tmp_path, "route.gpx", GPX_ROUTE),
                          "--marker", "d-1", "--dry-run")
     assert code == 0, err

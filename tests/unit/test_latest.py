@@ -6,7 +6,7 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-import tracker.stream.continuity as continuity_module
+from tracker.stream import retry
 from agents.latest import apply
 from tables.latest import LatestWriter, decode, latest, position_of
 from tracker.stream import batches
@@ -107,7 +107,7 @@ async def test_the_changelog_is_written_before_the_table(changelog):
 
 
 async def test_a_failed_changelog_send_is_retried_and_nothing_is_stored_before(changelog, monkeypatch):
-    monkeypatch.setattr(continuity_module, "RETRY_SECONDS", (0.01,))
+    monkeypatch.setattr(retry, "DELAYS", (0.01,))
     changelog.failures = 2
     await run(changelog, [fix("m1", "2026-01-01T10:00:05Z", lat=7)])
     assert changelog.failures == 0 and len(changelog.sent) == 1

@@ -16,8 +16,20 @@ import psycopg
 from psycopg.rows import class_row, scalar_row
 
 from tracker.accounts.credentials import token_hash
-from tracker.storage.db import create_schema
+from tracker.storage.schema import create_schema
 from tracker.accounts.outage_cache import TokenLookup
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id     text        PRIMARY KEY,
+    name          text        NOT NULL DEFAULT '',
+    secret_sha256 bytea       NOT NULL UNIQUE,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    rotated_at    timestamptz
+);
+COMMENT ON TABLE devices IS 'Phones and trackers allowed to report over HTTP; device_id is their marker id';
+COMMENT ON COLUMN devices.secret_sha256 IS 'SHA-256 of the device secret; the secret itself is shown once and never stored';
+"""
 
 
 def new_secret() -> str:

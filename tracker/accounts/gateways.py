@@ -18,6 +18,18 @@ from psycopg.rows import class_row
 from tracker.accounts.credentials import new_token, token_hash
 from tracker.accounts.outage_cache import TokenLookup
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gateways (
+    name         text        PRIMARY KEY,
+    token_sha256 bytea       NOT NULL UNIQUE,
+    prefix       text        NOT NULL DEFAULT '',
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE gateways IS 'Servers that forward positions for many devices (a Traccar server): POST /ingest/traccar';
+COMMENT ON COLUMN gateways.token_sha256 IS 'SHA-256 of the gateway token; the token itself is shown once and never stored';
+COMMENT ON COLUMN gateways.prefix IS 'the marker ids it may report for start with this (empty: any)';
+"""
+
 
 @dataclass(frozen=True)
 class Gateway:

@@ -27,7 +27,7 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, Hashable
 import psycopg
 
 from tracker.accounts.credentials import token_hash
-from tracker.storage.db import UNAVAILABLE, DatabaseUnavailable
+from tracker.storage.pool import UNAVAILABLE, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Users, groups, API tokens, browser sessions and share links in Postgres (the schema is in
-``tracker.storage.db``). Shared by the command line and the web views; every function takes an
+"""Users, groups, API tokens, browser sessions and share links in Postgres (their DDL is
+``SCHEMA`` here). Shared by the command line and the web views; every function takes an
 open autocommit connection.
 """
 from __future__ import annotations
@@ -15,6 +15,63 @@ from psycopg.rows import class_row
 from tracker.accounts.credentials import hash_password, new_token, token_hash, verify_password
 from tracker.accounts.permissions import ADMIN, ROLES, Access, access_of, share_access
 from tracker.positions.model import MARKER_ID_PATTERN
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id       bigserial   PRIMARY KEY,
+    name          text        NOT NULL UNIQUE,
+    role          text        NOT NULL CHECK (role IN ('admin', 'viewer')),
+    password_hash text        NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS marker_groups (
+    group_id   bigserial   PRIMARY KEY,
+    name       text        NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE marker_groups ADD COLUMN IF NOT EXISTS friends boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN marker_groups.friends IS 'the group''s phones see each other''s latest positions in OwnTracks (tracker.ingest.friends)';
+CREATE TABLE IF NOT EXISTS group_markers (
+    group_id  bigint  NOT NULL REFERENCES marker_groups ON DELETE CASCADE,
+    marker_id text    NOT NULL,
+    is_prefix boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (group_id, marker_id, is_prefix)
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id bigint NOT NULL REFERENCES marker_groups ON DELETE CASCADE,
+    user_id  bigint NOT NULL REFERENCES users ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id     bigserial   PRIMARY KEY,
+    user_id      bigint      NOT NULL REFERENCES users ON DELETE CASCADE,
+    token_sha256 bytea       NOT NULL UNIQUE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz,
+    revoked_at   timestamptz
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_sha256 bytea       PRIMARY KEY,
+    user_id        bigint      NOT NULL REFERENCES users ON DELETE CASCADE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at     timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shares (
+    share_id     bigserial   PRIMARY KEY,
+    token_sha256 bytea       NOT NULL UNIQUE,
+    marker_id    text        NOT NULL,
+    created_by   bigint      REFERENCES users ON DELETE CASCADE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    revoked_at   timestamptz
+);
+COMMENT ON TABLE users IS 'People who may read positions: an admin sees every marker, a viewer those of its groups';
+COMMENT ON COLUMN users.password_hash IS 'scrypt$N$r$p$salt$hash (base64); the password itself is never stored';
+COMMENT ON TABLE group_markers IS 'The markers of a group: an exact marker id, or a marker-id prefix when is_prefix';
+COMMENT ON TABLE api_tokens IS 'Bearer tokens for programs; only their SHA-256 is stored';
+COMMENT ON TABLE sessions IS 'Browser sessions; the cookie holds a random id, only its SHA-256 is stored';
+COMMENT ON TABLE shares IS 'Links that show one marker without an account until they expire or are revoked';
+"""
 
 USER_NAME_MAX = 64
 

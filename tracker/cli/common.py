@@ -19,7 +19,7 @@ async def on_database(action):
     import psycopg
 
     from tracker.accounts.store import AccountError
-    from tracker.storage.db import create_schema
+    from tracker.storage.schema import create_schema
     from tracker.accounts.devices import DeviceExists, UnknownDevice
     from tracker.accounts.gateways import GatewayError
 
@@ -56,24 +56,3 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> N
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-class Producer:
-    """A started producer (topic created if missing), with a one-line error if Kafka is down."""
-
-    async def __aenter__(self):
-        from aiokafka.errors import KafkaError
-
-        from tracker.stream.kafka import ensure_topic, positions_producer
-
-        self.producer = positions_producer(settings)
-        try:
-            await ensure_topic(settings, settings.topic)
-            await self.producer.start()
-        except KafkaError as exc:
-            await self.producer.stop()
-            raise CommandError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}", EXIT_UNAVAILABLE) from None
-        return self.producer
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.producer.stop()

@@ -21,12 +21,11 @@ from tracker.cli import gateways as gateways_cli
 from tracker.cli import journeys as journeys_cli
 from tracker.ingest import mqtt_passwords
 from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
-from tracker.cli.common import Producer as _producer
 from tracker.cli.common import table as _table
-from tracker.cli.common import first_line as _first_line
 from tracker.cli.common import on_database as _on_database
 from tracker.tracks.sender import send_paced
 from tracker.settings import settings
+from tracker.stream.producer import KafkaUnavailable, started
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -39,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return exc.code
+    except KafkaUnavailable as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         print("tracker: interrupted", file=sys.stderr)
         return 130
@@ -228,7 +230,7 @@ async def _send(args: argparse.Namespace) -> int:
         parse_position(payload)
     except InvalidPosition as exc:
         raise CommandError(f"invalid position: {exc.reason}", EXIT_USAGE) from None
-    async with _producer() as producer:
+    async with started(settings, settings.topic) as producer:
         metadata = await producer.send_and_wait(
             settings.topic, key=args.marker.encode(), value=orjson.dumps(payload)
         )
@@ -254,7 +256,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     total = int(args.rate * args.duration)
     injection = Injection(args.duplicates, args.out_of_order)
     stream = records(markers, args.rate, total, utcnow(), rng, injection)
-    async with _producer() as producer:
+    async with started(settings, settings.topic) as producer:
         sent, elapsed = await send_paced(producer, settings.topic, stream, "simulate", total)
     counts = ", ".join(f"{n} {kind}" for kind, n in injection.counts.items() if n or kind == "fresh")
     print(f"sent {sent} positions for {len(markers)} markers in {elapsed:.1f} s "
@@ -276,7 +278,7 @@ async def _replay(args: argparse.Namespace) -> int:
     except BadTrack as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     start = utcnow()
-    async with _producer() as producer:
+    async with started(settings, settings.topic) as producer:
         sent, elapsed = await send_paced(producer, settings.topic, replay_records(
             points, marker_id, args.speedup, start, args.loop), "replay",
             None if args.loop else len(points))

@@ -1,4 +1,4 @@
-"""The ``events`` table (schema in ``tracker.storage.db``): written once per event id, read newest first.
+"""The ``events`` table (its DDL is ``SCHEMA`` here): written once per event id, read newest first.
 
 Rows are written by the events sink (``agents/events_sink.py``) from ``gps.events``; a
 replayed event finds its id already there and adds nothing. The table is partitioned by
@@ -19,6 +19,25 @@ from psycopg.types.json import Jsonb
 
 from tracker.storage import months as partitions
 from tracker.accounts.permissions import Access
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id    text             NOT NULL,
+    marker_id   text             NOT NULL,
+    type        text             NOT NULL,
+    event_time  timestamptz      NOT NULL,
+    lat         double precision,
+    lon         double precision,
+    event       jsonb            NOT NULL,
+    recorded_at timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_id, event_time)
+) PARTITION BY RANGE (event_time);
+CREATE INDEX IF NOT EXISTS events_by_marker ON events (marker_id, event_time DESC);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time DESC);
+COMMENT ON TABLE events IS 'What happened to markers (geofence_enter, overspeed, offline, ...), one row per event id, as written to gps.events';
+COMMENT ON COLUMN events.event_id IS 'deterministic (marker, type, fix time, detail): a replay writes nothing twice; unique with event_time, the partition key';
+COMMENT ON COLUMN events.event IS 'the event exactly as published on gps.events';
+"""
 
 _INSERT = sql.SQL(
     "INSERT INTO events (event_id, marker_id, type, event_time, lat, lon, event) "

@@ -22,7 +22,7 @@ import psycopg
 from faust import Service
 
 from tracker.geofences import store as geofence_store
-from tracker.storage.db import DATABASE_ERRORS
+from tracker.storage.pool import DATABASE_ERRORS
 from tracker.geofences.model import BadGeofence, GeofenceIndex, parse_feature
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Geofences in Postgres (table ``geofences``; the schema is in ``tracker.storage.db``).
+"""Geofences in Postgres (table ``geofences``; its DDL is ``SCHEMA`` here).
 
 Every change raises ``geofences_version`` in the same transaction, so a worker knows with
 one small query whether the set it holds is still current.
@@ -9,6 +9,22 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tracker.geofences.model import Geofence, parse_feature
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS geofences (
+    geofence_id bigserial   PRIMARY KEY,
+    feature     jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS geofences_version (
+    one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+    version bigint  NOT NULL
+);
+INSERT INTO geofences_version (one, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
+COMMENT ON TABLE geofences IS 'Areas markers enter and leave: a GeoJSON Feature each, checked by tracker/geofences/model.py';
+COMMENT ON TABLE geofences_version IS 'Raised by every change to geofences, so that workers reload them when it moves';
+"""
 
 
 class UnknownGeofence(LookupError):

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from tracker.stream.dead_letters import dead_letter
-from tracker.stream.kafka import positions_producer
+from tracker.stream.producer import positions_producer
 from tracker.ingest.mqtt_friends import MARK
 from tracker.positions.model import MARKER_ID_PATTERN, InvalidPosition, parse_position
 from tracker.ingest.protocols import owntracks

@@ -1,4 +1,4 @@
-"""The ``trips``, ``stops`` and ``journeys_dirty`` tables (schema in ``tracker.storage.db``).
+"""The ``trips``, ``stops`` and ``journeys_dirty`` tables (its DDL is ``SCHEMA`` here).
 
 Trips and stops are unique on (marker, start time) and written with an upsert, so the same
 record written twice (a replayed batch, a recompute) leaves one row. Spikes are flagged on
@@ -19,6 +19,48 @@ from tracker.journeys.records import day_of
 from tracker.journeys.motion import Stop, Trip
 from tracker.storage.months import ensure_partitions
 from tracker.positions.model import micros_of, time_of
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trips (
+    marker_id       text             NOT NULL,
+    start_time      timestamptz      NOT NULL,
+    end_time        timestamptz      NOT NULL,
+    start_lat       double precision NOT NULL,
+    start_lon       double precision NOT NULL,
+    end_lat         double precision NOT NULL,
+    end_lon         double precision NOT NULL,
+    distance_m      double precision NOT NULL,
+    duration_s      double precision NOT NULL,
+    max_speed       double precision NOT NULL,
+    average_speed   double precision NOT NULL,
+    start_geofences text[]           NOT NULL DEFAULT '{}',
+    end_geofences   text[]           NOT NULL DEFAULT '{}',
+    recorded_at     timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, start_time)
+) PARTITION BY RANGE (start_time);
+CREATE TABLE IF NOT EXISTS stops (
+    marker_id   text             NOT NULL,
+    start_time  timestamptz      NOT NULL,
+    end_time    timestamptz      NOT NULL,
+    lat         double precision NOT NULL,
+    lon         double precision NOT NULL,
+    duration_s  double precision NOT NULL,
+    recorded_at timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, start_time)
+) PARTITION BY RANGE (start_time);
+CREATE TABLE IF NOT EXISTS journeys_dirty (
+    marker_id  text        NOT NULL,
+    day        date        NOT NULL,
+    wait_for   timestamptz NOT NULL,
+    marked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (marker_id, day)
+);
+ALTER TABLE positions ADD COLUMN IF NOT EXISTS spike boolean NOT NULL DEFAULT false;
+COMMENT ON TABLE trips IS 'Movements between two stops (tracker/journeys/motion.py), written by the journeys sink or a recompute; one per marker and start';
+COMMENT ON TABLE stops IS 'Periods of at least TRACKER_STOP_MIN_SECONDS without motion (tracker/journeys/motion.py); one per marker and start';
+COMMENT ON TABLE journeys_dirty IS 'Days (UTC) of a marker whose trips and stops a late fix made stale: recomputed from positions once it holds wait_for';
+COMMENT ON COLUMN positions.spike IS 'a jump the motion model left out (implied speed above TRACKER_MAX_SPEED from both neighbours)';
+"""
 
 _TRIP_COLUMNS = ("marker_id", "start_time", "end_time", "start_lat", "start_lon", "end_lat", "end_lon",
                  "distance_m", "duration_s", "max_speed", "average_speed", "start_geofences", "end_geofences")
@@ -186,7 +228,7 @@ _TRIP_POINTS = (
 
 async def read_trip_points(conn: psycopg.AsyncConnection, marker_id: str, start: datetime, end: datetime,
                            limit: int) -> list[dict]:
-    """A trip's fixes, spikes left out, as track points (``tracker.storage.db.TRACK_FIELDS``)."""
+    """A trip's fixes, spikes left out, as track points (``tracker.positions.store.TRACK_FIELDS``)."""
     async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(_TRIP_POINTS, (marker_id, start, end, limit))
         return list(await cursor.fetchall())

@@ -44,7 +44,8 @@ async def delete_command(args) -> int:
     from tracker.stream import batches
     from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, on_database
     from tracker.cli.journeys import day_or_time
-    from tracker.stream.kafka import existing_topics, positions_producer
+    from tracker.stream.admin import existing_topics
+    from tracker.stream.producer import positions_producer
     from tracker.positions.model import MARKER_ID_PATTERN, micros_of
     from tracker.settings import settings
 

@@ -249,7 +249,7 @@ async def _count(conn: psycopg.AsyncConnection, name: str) -> int:
 async def set_aside_plain_tables(conn: psycopg.AsyncConnection) -> dict[str, str]:
     """Rename each table of ``PARTITIONED`` that is still a plain table to
     ``<table>_unpartitioned``, without its indexes and keys (their names are then free for
-    the partitioned table); ``{table: new name}``. For ``tracker.storage.db.create_schema``, which
+    the partitioned table); ``{table: new name}``. For ``tracker.storage.schema.create_schema``, which
     then creates the partitioned tables and calls ``refill``, all in one transaction."""
     cursor = await conn.execute(
         "SELECT c.relname FROM unnest(%s::text[]) AS t(name) JOIN pg_class c ON c.oid = to_regclass(t.name) "

@@ -24,12 +24,12 @@ import logging
 import time
 from typing import Iterable
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faust import Service
 
 from tracker.app import fatal
-from tracker.stream.kafka import group_consumer
+from tracker.stream.producer import MAX_REQUEST_BYTES
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,23 @@ FETCH_TIMEOUT_MS = 100
 #: A partition whose work failed is read again after this pause (a broker that refuses a
 #: record is not asked again in a tight loop).
 REWIND_PAUSE_SECONDS = 1.0
+
+
+def group_consumer(config: Settings, group_id: str, **options) -> AIOKafkaConsumer:
+    """A consumer of one of the worker's own groups: offsets committed by hand, from the
+    earliest record when the group has none, and the same failure detection as Faust's."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        group_instance_id=config.worker_id,
+        max_partition_fetch_bytes=MAX_REQUEST_BYTES,
+        fetch_max_bytes=4 * MAX_REQUEST_BYTES,
+        **options,
+    )
 
 
 class GroupConsumer(Service):

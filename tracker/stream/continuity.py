@@ -20,10 +20,10 @@ from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from faust import Service
 
 from tracker.settings import Settings
+from tracker.stream.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ ReadRange = Callable[[int, int, int], Awaitable[list[bytes]]]
 Acknowledge = Callable[[object, int, range], None]
 
 REREAD_TIMEOUT = 60.0
-RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class Continuity:
@@ -95,19 +94,6 @@ class Continuity:
                 lambda: self.missing(generation, message.partition, message.offset)))
             values[message.partition].append(message.value)
         return values
-
-
-async def retrying(what: str, call: Callable[[], Awaitable]):
-    """``await call()`` until Kafka stops failing it."""
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except KafkaError as exc:
-            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-            log.warning("%s failed (%r); retrying in %.1f s", what, exc, delay)
-            attempt += 1
-            await asyncio.sleep(delay)
 
 
 class BrokerOffsets(Service):

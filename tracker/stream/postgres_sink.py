@@ -7,7 +7,6 @@ tail is read again.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -15,12 +14,12 @@ import psycopg
 from aiokafka import TopicPartition
 
 from tracker.stream.consumer import GroupConsumer
-from tracker.storage.db import UNAVAILABLE
+from tracker.storage.pool import UNAVAILABLE
 from tracker.resources import database
+from tracker.stream.retry import Stopped, retrying
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = (0.1, 0.25, 0.5, 1.0)
 
 
 class PostgresSink(GroupConsumer):
@@ -45,20 +44,15 @@ class PostgresSink(GroupConsumer):
                 items.append(self.decode(record.value))
             except ValueError as exc:
                 log.error("%s: %s[%d]@%d skipped: %s", self.name, tp.topic, tp.partition, record.offset, exc)
-        attempt = 0
-        while items:
-            try:
-                async with database.connection() as conn:
-                    await self.write(conn, items)
-                break
-            except Exception as exc:  # noqa: BLE001 - never drop a record: retry whatever failed
-                if self.should_stop:
-                    return  # not committed: read again after the restart
-                delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
-                level = logging.WARNING if isinstance(exc, UNAVAILABLE) else logging.ERROR
-                log.log(level, "%s: write of %d records failed (%r); retrying in %.1f s",
-                        self.name, len(items), exc, delay)
-                attempt += 1
-                await asyncio.sleep(delay)
+        if items:
+            try:  # never drop a record: retry whatever failed
+                await retrying(f"{self.name}: the write of {len(items)} records", lambda: self._write(items),
+                               retry_on=Exception, expected=UNAVAILABLE, stopping=lambda: self.should_stop)
+            except Stopped:
+                return  # not committed: read again after the restart
         self.done(tp, epoch, records[0].offset, records[-1].offset + 1)
         await self.commit([tp])
+
+    async def _write(self, items: list) -> None:
+        async with database.connection() as conn:
+            await self.write(conn, items)

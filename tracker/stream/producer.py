@@ -1,17 +1,103 @@
-"""The worker's own Kafka producer, a Faust service shared by the intake and the ``latest``
-agent: it batches records per partition (``send_many``) at a fraction of the cost of one
-``send`` per record."""
+"""The project's Kafka producers and how records are sent.
+
+- ``positions_producer``: the producer of the command line, the MQTT bridge, tests and
+  benchmarks: acknowledged by every in-sync replica, batching for throughput.
+- ``stream_producer``: the worker's, the same with a shorter linger and larger requests.
+- ``batch_sender``: many records to one partition in as few requests as fit, at a fraction
+  of the cost of one ``send`` per record.
+- ``WorkerProducer``: the worker's producer as a service (``tracker.resources``).
+- ``started``: a started producer for a command, its topic created first, or
+  ``KafkaUnavailable`` in one line.
+"""
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faust import Service
 
-from tracker.stream.kafka import batch_sender, stream_producer
-from tracker.settings import settings
+from tracker.settings import Settings, settings
+from tracker.stream.admin import ensure_topic
+
+#: Largest request the worker's producer sends: a batch record of the batches topic, or
+#: a batch of changelog records.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+class KafkaUnavailable(Exception):
+    """The broker cannot be reached; the message says so in one line."""
+
+
+def positions_producer(config: Settings) -> AIOKafkaProducer:
+    """A producer that waits for the broker's acknowledgement and batches for throughput."""
+    return AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        acks="all",
+        linger_ms=10,
+        max_batch_size=256 * 1024,
+        compression_type=None,
+    )
+
+
+def stream_producer(config: Settings) -> AIOKafkaProducer:
+    """The producer of the intake and of the ``latest`` agent: every send acknowledged by
+    all in-sync replicas, large requests, a short linger so the live path stays fast."""
+    return AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=1024 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,
+        compression_type=None,
+    )
+
+
+def batch_sender(producer: AIOKafkaProducer):
+    """``send_many(topic, partition, records)``: many (key, value) records to one partition in
+    as few requests as fit; returns the futures of those requests (``RecordMetadata`` of
+    each request's first record) and the number of records in each."""
+
+    async def send(topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> list[tuple[asyncio.Future, int]]:
+        sent = []
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                if not count:
+                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
+                sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+                batch, count = producer.create_batch(), 0
+                batch.append(key=key, value=value, timestamp=None)
+            count += 1
+        if count:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+        return sent
+
+    return send
+
+
+@asynccontextmanager
+async def started(config: Settings, topic: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A started ``positions_producer``, ``topic`` created first if missing; stopped (after
+    sending what it holds) when the block ends."""
+    producer = positions_producer(config)
+    try:
+        await ensure_topic(config, topic)
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise KafkaUnavailable(f"cannot reach Kafka at {config.bootstrap_servers}: {exc}") from None
+    try:
+        yield producer
+    finally:
+        await producer.stop()
 
 
 class WorkerProducer(Service):
+    """The worker's ``stream_producer`` and its ``send_many``, for the intake and the stages."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.producer = None
@@ -31,4 +117,3 @@ class WorkerProducer(Service):
     async def ready(self) -> "WorkerProducer":
         await self._ready.wait()
         return self
-

@@ -20,7 +20,7 @@ Every topic but the compacted changelogs keeps its records for ``TRACKER_TOPIC_R
 from __future__ import annotations
 
 from tracker.app import app
-from tracker.stream.kafka import MAX_REQUEST_BYTES
+from tracker.stream.producer import MAX_REQUEST_BYTES
 from tracker.settings import settings
 
 #: The broker takes records of the batches topic as large as the worker's producer sends

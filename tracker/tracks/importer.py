@@ -95,9 +95,9 @@ async def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: {total} points would be sent as {marker_id}; nothing sent")
         return 0
-    from tracker.cli.common import Producer as _producer
+    from tracker.stream.producer import started
 
-    async with _producer() as producer:
+    async with started(settings, settings.topic) as producer:
         sent, elapsed = await send_all(producer, settings.topic, marker_id.encode(), records(files, marker_id), total)
     print(f"imported {sent} points as {marker_id} in {elapsed:.1f} s ({sent / max(elapsed, 1e-9):,.0f} points/s)")
     return 0
@@ -191,7 +191,7 @@ async def send_all(producer, topic: str, key: bytes, values: Iterable[bytes], to
     from aiokafka.errors import KafkaError
 
     from tracker.positions.intake import partition_of
-    from tracker.stream.kafka import batch_sender
+    from tracker.stream.producer import batch_sender
     from tracker.tracks.sender import _progress
 
     started = last_report = time.monotonic()

@@ -1,4 +1,4 @@
-"""Webhooks in Postgres (table ``webhooks``; the schema is in ``tracker.storage.db``), and what their
+"""Webhooks in Postgres (table ``webhooks``; its DDL is ``SCHEMA`` here), and what their
 deliveries show (``webhook_deliveries``, written by ``tracker.webhooks.outbox``)."""
 from __future__ import annotations
 
@@ -6,6 +6,41 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tracker.webhooks.model import STATUSES, NewWebhook, Webhook, new_secret
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhooks (
+    webhook_id bigserial   PRIMARY KEY,
+    url        text        NOT NULL,
+    secret     text        NOT NULL,
+    types      text[]      NOT NULL DEFAULT '{}',
+    markers    text[]      NOT NULL DEFAULT '{}',
+    created_by bigint      REFERENCES users ON DELETE SET NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    webhook_id      bigint      NOT NULL REFERENCES webhooks ON DELETE CASCADE,
+    event_id        text        NOT NULL,
+    event           jsonb       NOT NULL,
+    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        integer     NOT NULL DEFAULT 0,
+    last_status     integer,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    last_attempt_at timestamptz,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_owner     text,
+    lease_until     timestamptz,
+    delivered_at    timestamptz,
+    PRIMARY KEY (webhook_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_recent ON webhook_deliveries (webhook_id, created_at DESC);
+COMMENT ON TABLE webhooks IS 'Where events are POSTed: types and markers (ids, or prefixes ending in *) empty means all';
+COMMENT ON COLUMN webhooks.secret IS 'signs every body (X-Tracker-Signature); kept in clear to sign, shown only when created';
+COMMENT ON TABLE webhook_deliveries IS 'The notifier''s outbox: one row per webhook and event id, so a replay delivers nothing twice';
+COMMENT ON COLUMN webhook_deliveries.lease_owner IS 'the notifier that holds the row until lease_until; another takes it over after';
+"""
 
 
 class UnknownWebhook(LookupError):

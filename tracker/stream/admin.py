@@ -1,12 +1,10 @@
-"""Plain Kafka clients: the command line tools' producer, and the worker's own producer,
-consumers and topic creation (Faust's per-record machinery is kept off the hot path)."""
+"""Creating the topics and reading their partition counts, with the admin client."""
 from __future__ import annotations
 
 import asyncio
 import logging
 from typing import Mapping
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
@@ -14,10 +12,6 @@ from aiokafka.errors import TopicAlreadyExistsError
 from tracker.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: Largest request the worker's producer sends: a batch record of the batches topic, or
-#: a batch of changelog records.
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 async def ensure_topic(config: Settings, name: str) -> None:
@@ -107,67 +101,3 @@ async def existing_topics(config: Settings, names) -> dict[str, int]:
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics) -> dict[str, int]:
     return {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics(list(topics))}
-
-
-def positions_producer(config: Settings) -> AIOKafkaProducer:
-    """A producer that waits for the broker's acknowledgement and batches for throughput."""
-    return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers,
-        acks="all",
-        linger_ms=10,
-        max_batch_size=256 * 1024,
-        compression_type=None,
-    )
-
-
-def stream_producer(config: Settings) -> AIOKafkaProducer:
-    """The producer of the intake and of the ``latest`` agent: every send acknowledged by
-    all in-sync replicas, large requests, a short linger so the live path stays fast."""
-    return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers,
-        acks="all",
-        linger_ms=2,
-        max_batch_size=1024 * 1024,
-        max_request_size=MAX_REQUEST_BYTES,
-        compression_type=None,
-    )
-
-
-def group_consumer(config: Settings, group_id: str, **options) -> AIOKafkaConsumer:
-    """A consumer of one of the worker's own groups: offsets committed by hand, from the
-    earliest record when the group has none, and the same failure detection as Faust's."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap_servers,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
-        group_instance_id=config.worker_id,
-        max_partition_fetch_bytes=MAX_REQUEST_BYTES,
-        fetch_max_bytes=4 * MAX_REQUEST_BYTES,
-        **options,
-    )
-
-
-def batch_sender(producer: AIOKafkaProducer):
-    """``send(topic, partition, records)``: many (key, value) records to one partition in
-    as few requests as fit; returns the futures of those requests (``RecordMetadata`` of
-    each request's first record) and the number of records in each."""
-
-    async def send(topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> list[tuple[asyncio.Future, int]]:
-        sent = []
-        batch, count = producer.create_batch(), 0
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                if not count:
-                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
-                sent.append((await producer.send_batch(batch, topic, partition=partition), count))
-                batch, count = producer.create_batch(), 0
-                batch.append(key=key, value=value, timestamp=None)
-            count += 1
-        if count:
-            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
-        return sent
-
-    return send
