@@ -1,6 +1,6 @@
 """The pipeline benchmark on the local real services: one table, every figure from one run.
 
-    make bench                                   (the figures of the README)
+    make bench                                   (the figures of docs/benchmarks.md)
     python -m bench.pipeline -n 200000 --markers 2000 --latency-seconds 20 --outage-seconds 20
 
 1. ceiling: a raw aiokafka consumer reading and decoding the N records of (2)

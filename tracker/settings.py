@@ -1,4 +1,5 @@
-"""Every setting, read once from the environment. The README's settings table mirrors this file."""
+"""Every setting, read once from the environment. The table of docs/settings.md mirrors this file
+(tests/unit/test_settings_doc.py checks it)."""
 from __future__ import annotations
 
 import os

@@ -220,7 +220,7 @@ def test_the_webhook_got_every_enter_with_a_valid_signature_and_repeats_only_und
                                                                                                figures):
     """Each enter reaches the webhook; one that the killed worker had sent but not yet
     recorded as delivered is sent again by another, under the same ``X-Tracker-Delivery``
-    and with the same body, so that the receiver can drop it (README, "Delivery guarantees")."""
+    and with the same body, so that the receiver can drop it (docs/events.md, "Delivery guarantees")."""
     _, _, _, receiver, webhook = scenario
     enters = {event["id"] for (m, kind, gid, t), event in stored.items() if kind == "geofence_enter"}
     wait_for(lambda: {r["headers"]["X-Tracker-Delivery"] for r in receiver.delivered("/enter")} >= enters,
