@@ -7,8 +7,8 @@ the ``latest`` agent go on, and the fixes wait, first in a bounded buffer of
 writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, copies them with one
 COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.positions.store.copy_fixes``), retries
 until Postgres takes them, and only then lets their offsets be committed. A crash or an
-outage delays rows but never drops them, and a replay adds nothing. A forget record
-(``tracker history delete``) deletes the marker's rows once the fixes before it are in.
+outage delays rows but never drops them, and a replay adds nothing. An erase record
+(``tracker history erase``) deletes the marker's rows once the fixes before it are in.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tracker.app import worker_service
 from tracker.stream.consumer import GroupConsumer
 from tracker.storage.pool import UNAVAILABLE
 from tracker.positions.store import copy_fixes
-from tracker.storage.erase import delete_history
+from tracker.storage.erase import erase_history
 from tracker.metrics import HISTORY_BUFFERED, HISTORY_LAG_SECONDS, HISTORY_ROWS, HISTORY_WRITE_SECONDS
 from tracker.positions.model import FIX_FIELDS
 from tracker.resources import database
@@ -43,7 +43,7 @@ class _Read(NamedTuple):
     epoch: int
     offset: int
     fixes: list
-    forgets: list  # markers' history to delete once the fixes before are written
+    erasures: list  # markers' history to delete once the fixes before are written
 
 
 class HistorySink(GroupConsumer):
@@ -70,8 +70,8 @@ class HistorySink(GroupConsumer):
     async def handle(self, tp: TopicPartition, records: list) -> None:
         epoch = self.epoch(tp)
         for record in records:
-            fixes, forgets = batches.decode_record(record.value)
-            self._buffer.append(_Read(tp, epoch, record.offset, fixes, forgets))
+            fixes, erasures = batches.decode_record(record.value)
+            self._buffer.append(_Read(tp, epoch, record.offset, fixes, erasures))
             self._buffered += len(fixes)
             await asyncio.sleep(0)  # a record may hold a thousand fixes: let the live path run
         HISTORY_BUFFERED.set(self._buffered)
@@ -91,7 +91,7 @@ class HistorySink(GroupConsumer):
                 entries, rows = self._take(settings.history_batch_size)
                 self._writing = True
                 try:
-                    conn = await self._write(conn, rows, entries[-1].forgets)
+                    conn = await self._write(conn, rows, entries[-1].erasures)
                 finally:
                     self._writing = False
                 if conn is None:
@@ -109,18 +109,18 @@ class HistorySink(GroupConsumer):
 
     def _take(self, limit: int) -> tuple[list, list]:
         """Whole slices from the head of the buffer, up to ``limit`` fixes (at least one
-        slice), ending at the first forget record."""
+        slice), ending at the first erase record."""
         entries, rows = [], []
         while self._buffer and (not rows or len(rows) + len(self._buffer[0].fixes) <= limit):
             read = self._buffer.popleft()
             entries.append(read)
             rows.extend(read.fixes)
-            if read.forgets:
+            if read.erasures:
                 break
         return entries, rows
 
-    async def _write(self, conn, rows: list, forgets: list[dict]):
-        """The connection once ``rows`` are committed (and then ``forgets`` done), or None
+    async def _write(self, conn, rows: list, erasures: list[dict]):
+        """The connection once ``rows`` are committed (and then ``erasures`` done), or None
         if the service stopped first."""
         started = time.monotonic()
         held = [conn]
@@ -129,8 +129,8 @@ class HistorySink(GroupConsumer):
             if held[0] is None or held[0].closed:
                 held[0] = await database.connect()
             inserted = await copy_fixes(held[0], rows) if rows else 0
-            for forget in forgets:
-                await delete_history(held[0], forget["marker_id"], forget["from_us"], forget["to_us"])
+            for request in erasures:
+                await erase_history(held[0], request["marker_id"], request["from_us"], request["to_us"])
             return inserted
 
         async def drop_connection() -> None:

@@ -27,7 +27,7 @@ from faust.types import TP
 
 from agents import events as events_stage
 from agents import journeys as journeys_stage
-from tables import forget as tables_forget
+from tables import erase as tables_erase
 from tables.latest import LatestWriter
 from tracker.stream import batches
 from tracker.app import app, fatal
@@ -84,11 +84,11 @@ async def track_latest(stream):
             if writer is None:
                 writer = LatestWriter((await worker_producer.ready()).send_many)
             generation = app.consumer_generation_id
-            for fixes, forgets in await read_steps(continuity, events, generation):
+            for fixes, erasures in await read_steps(continuity, events, generation):
                 if fixes:
                     await apply_fixes(writer, fixes, generation)
-                if forgets:
-                    await forget(writer, forgets)
+                if erasures:
+                    await erase(writer, erasures)
             continuity.processed()
             agent_progress.processed(events)
         except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
@@ -117,17 +117,17 @@ async def _latest_and_events(writer: LatestWriter, fixes: dict[int, list[list]],
         await update(writer, fixes, annotations)
 
 
-async def forget(writer: LatestWriter, forgets: dict[int, list[dict]]) -> int:
-    """Remove markers from the tables (``tables.forget``), as records of the topic ask."""
+async def erase(writer: LatestWriter, erasures: dict[int, list[dict]]) -> int:
+    """Remove markers from the tables (``tables.erase``), as records of the topic ask."""
     states = []
     if settings.events_enabled:
         events = await events_stage.stage()
         states.append((events.writer, events.cache))
     if not settings.journeys_enabled:
-        return await tables_forget.forget(forgets, writer, states)
+        return await tables_erase.erase(erasures, writer, states)
     journeys = await journeys_stage.stage()
     async with journeys.lock:
-        return await tables_forget.forget(forgets, writer, states + [(journeys.writer, journeys.cache)])
+        return await tables_erase.erase(erasures, writer, states + [(journeys.writer, journeys.cache)])
 
 
 Step = tuple[dict[int, list[list]], dict[int, list[dict]]]
@@ -135,18 +135,18 @@ Step = tuple[dict[int, list[list]], dict[int, list[dict]]]
 
 async def read_steps(continuity: Continuity, events, generation) -> list[Step]:
     """The fixes of a batch of Faust events, per partition, in the order read, with those
-    of records the consumer skipped put first; cut at every forget record, so that it is
+    of records the consumer skipped put first; cut at every erase record, so that it is
     applied after the fixes before it and before those after it."""
     values = await continuity.values_by_partition(generation, events)
     steps: list[Step] = [({}, {})]
     for partition, slices in values.items():
         step = 0
         for value in slices:
-            fixes, forgets = batches.decode_record(value)
+            fixes, erasures = batches.decode_record(value)
             if fixes:
                 steps[step][0].setdefault(partition, []).extend(fixes)
-            if forgets:
-                steps[step][1].setdefault(partition, []).extend(forgets)
+            if erasures:
+                steps[step][1].setdefault(partition, []).extend(erasures)
                 step += 1
                 if step == len(steps):
                     steps.append(({}, {}))
@@ -154,7 +154,7 @@ async def read_steps(continuity: Continuity, events, generation) -> list[Step]:
 
 
 async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
-    """The fixes of a batch of Faust events, per partition (forget records left out)."""
+    """The fixes of a batch of Faust events, per partition (erase records left out)."""
     fixes: dict[int, list[list]] = {}
     for step_fixes, _ in await read_steps(continuity, events, generation):
         for partition, found in step_fixes.items():

@@ -1,5 +1,5 @@
-"""Removing markers from the tables, as a forget record of the batches topic asks
-(``tracker history delete``; ``tracker.stream.batches``).
+"""Removing markers from the tables, as an erase record of the batches topic asks
+(``tracker history erase``; ``tracker.stream.batches``).
 
 ``latest`` loses the marker when its stored fix falls in the forgotten range; the motion
 and events states are removed only when the whole history is (a state built from the
@@ -13,44 +13,44 @@ import asyncio
 
 from tables.changelog import ChangelogWriter
 from tables.latest import TIME, decode
-from tracker.stream.batches import forgets_fix
+from tracker.stream.batches import erases_fix
 from tracker.stream.retry import retrying
 
 
-def _whole(forget: dict) -> bool:
-    return forget["from_us"] is None and forget["to_us"] is None
+def _whole(request: dict) -> bool:
+    return request["from_us"] is None and request["to_us"] is None
 
 
-def latest_tombstones(writer: ChangelogWriter, partition: int, forgets: list[dict]) -> list[tuple[bytes, None]]:
+def latest_tombstones(writer: ChangelogWriter, partition: int, erasures: list[dict]) -> list[tuple[bytes, None]]:
     found = []
-    for forget in forgets:
-        key = forget["marker_id"].encode()
+    for request in erasures:
+        key = request["marker_id"].encode()
         stored = writer.store.get(partition, key)
-        if stored is not None and forgets_fix(forget, decode(stored)[TIME]):
+        if stored is not None and erases_fix(request, decode(stored)[TIME]):
             found.append((key, None))
     return found
 
 
-def state_tombstones(writer: ChangelogWriter, partition: int, forgets: list[dict]) -> list[tuple[bytes, None]]:
-    return [(key, None) for key in {f["marker_id"].encode() for f in forgets if _whole(f)}
+def state_tombstones(writer: ChangelogWriter, partition: int, erasures: list[dict]) -> list[tuple[bytes, None]]:
+    return [(key, None) for key in {f["marker_id"].encode() for f in erasures if _whole(f)}
             if writer.store.get(partition, key) is not None]
 
 
-async def forget(forgets_by_partition: dict[int, list[dict]], latest: ChangelogWriter,
+async def erase(erasures_by_partition: dict[int, list[dict]], latest: ChangelogWriter,
                  states: list[tuple[ChangelogWriter, dict]]) -> int:
-    """Apply forget records; ``states``: the stages' state writers, each with its cache of
+    """Apply erase records; ``states``: the stages' state writers, each with its cache of
     decoded states by marker id. The number of keys removed."""
     work = []
-    for partition, forgets in forgets_by_partition.items():
-        work.append((latest, partition, latest_tombstones(latest, partition, forgets)))
+    for partition, erasures in erasures_by_partition.items():
+        work.append((latest, partition, latest_tombstones(latest, partition, erasures)))
         for writer, cache in states:
-            for forget_ in forgets:
-                if _whole(forget_):
-                    cache.pop(forget_["marker_id"], None)
-            work.append((writer, partition, state_tombstones(writer, partition, forgets)))
+            for request in erasures:
+                if _whole(request):
+                    cache.pop(request["marker_id"], None)
+            work.append((writer, partition, state_tombstones(writer, partition, erasures)))
     work = [(writer, partition, items) for writer, partition, items in work if items]
     offsets = await asyncio.gather(*(
-        retrying(f"forget: the changelog send for partition {partition}", lambda w=writer, p=partition, i=items: w.send(p, i))
+        retrying(f"erase: the changelog send for partition {partition}", lambda w=writer, p=partition, i=items: w.send(p, i))
         for writer, partition, items in work))
     for (writer, partition, items), offset in zip(work, offsets):
         writer.commit(partition, items, offset)

@@ -224,7 +224,7 @@ def test_the_track_page_lists_the_days_trips_and_stops_and_zooms_to_one(stack, d
 
 def test_history_delete_removes_a_marker_everywhere_and_keeps_what_it_sends_after(stack, driven, worker):
     assert worker.get("/api/markers/car-2")[0] == 200
-    done = subprocess.run([sys.executable, "-m", "tracker.cli", "history", "delete", "--marker", "car-2"],
+    done = subprocess.run([sys.executable, "-m", "tracker.cli", "history", "erase", "--marker", "car-2"],
                           env=stack.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "positions" in done.stdout
@@ -242,6 +242,6 @@ def test_history_delete_removes_a_marker_everywhere_and_keeps_what_it_sends_afte
     wait_for(lambda: stack.query("SELECT count(*) FROM positions WHERE marker_id = 'car-2'")[0][0] == 1, 30,
              "only the new fix in history")
 
-    bad = subprocess.run([sys.executable, "-m", "tracker.cli", "history", "delete", "--marker", "car/2"],
+    bad = subprocess.run([sys.executable, "-m", "tracker.cli", "history", "erase", "--marker", "car/2"],
                          env=stack.env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

@@ -1,4 +1,4 @@
-"""Forget records of the batches topic (``tracker history delete``): applied in their place in
+"""Erase records of the batches topic (``tracker history erase``): applied in their place in
 the stream, they remove a marker from ``latest`` and, for its whole history, its motion
 state, tombstones first on the changelogs; fixes after them are kept."""
 from types import SimpleNamespace
@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from agents.latest import read_steps
-from tables import forget as tables_forget
+from tables import erase as tables_erase
 from tables.journeys_state import JourneysStateWriter, journeys_state
 from tables.latest import LatestWriter, latest
 from tests.unit.test_latest import NOW_US, Changelog, NoGaps, fix
@@ -26,10 +26,10 @@ def records(*values: bytes, partition: int = 3):
             for i, value in enumerate(values)]
 
 
-async def test_a_forget_record_cuts_the_batch_where_it_stands():
+async def test_an_erase_record_cuts_the_batch_where_it_stands():
     before = next(batches.encode([fix("anna", 100), fix("bob", 100)]))
     after = next(batches.encode([fix("anna", 200)]))
-    steps = await read_steps(NoGaps(), records(before, batches.encode_forget("anna", None, None), after), None)
+    steps = await read_steps(NoGaps(), records(before, batches.encode_erase("anna", None, None), after), None)
     assert [(sorted(f), sorted(g)) for f, g in steps] == [([3], [3]), ([3], [])]
     assert [x[0] for x in steps[0][0][3]] == ["anna", "bob"] and steps[0][1][3][0]["marker_id"] == "anna"
     assert [x[0] for x in steps[1][0][3]] == ["anna"]
@@ -43,7 +43,7 @@ async def test_the_whole_history_removes_latest_and_the_state_changelog_first():
     states = JourneysStateWriter(changelog.send_many)
     states.commit(3, [(b"anna", b"[1]")], 0)
     cache = {"anna": object()}
-    removed = await tables_forget.forget({3: [{"marker_id": "anna", "from_us": None, "to_us": None}]}, writer,
+    removed = await tables_erase.erase({3: [{"marker_id": "anna", "from_us": None, "to_us": None}]}, writer,
                                          [(states, cache)])
     assert removed == 2
     assert b"anna" not in tables.contents(latest) and b"bob" in tables.contents(latest)
@@ -59,6 +59,6 @@ async def test_a_range_removes_latest_only_when_its_fix_is_in_it_and_keeps_the_s
     states = JourneysStateWriter(changelog.send_many)
     states.commit(3, [(b"anna", b"[1]")], 0)
     ranged = [{"marker_id": m, "from_us": 0, "to_us": 2_000 * 1_000_000} for m in ("anna", "bob")]
-    await tables_forget.forget({3: ranged}, writer, [(states, {})])
+    await tables_erase.erase({3: ranged}, writer, [(states, {})])
     assert b"anna" not in tables.contents(latest) and b"bob" in tables.contents(latest)
     assert b"anna" in tables.contents(journeys_state)

@@ -5,7 +5,7 @@ import pytest
 
 from tracker.cli.main import main
 from tracker.storage.months import (EPOCH, month_bounds, month_bounds_us, month_number, month_of, partition_name)
-from tracker.cli.retention import parse_age
+from tracker.cli.history import parse_age
 
 UTC = timezone.utc
 

@@ -68,7 +68,7 @@ def replayed(path):
     """The fixes ``tracker replay`` would send for the file, through the one validation."""
     from datetime import datetime, timezone
 
-    from tracker.cli.main import replay_records
+    from tracker.tracks.replay import records as replay_records
     from tracker.positions.model import parse_position
 
     start = datetime(2024, 6, 1, tzinfo=timezone.utc)

@@ -4,9 +4,10 @@ A record's value is JSON: ``{"v": 1, "fixes": [fix, ...]}`` where a fix is a lis
 ``tracker.positions.model.FIX_FIELDS`` order followed by ``received_us``. New fields are only ever
 appended to a fix, so readers take the ones they know.
 
-A record may instead ask to forget a marker (``tracker history delete``):
+A record may instead be an erase record, asking to erase a marker (``tracker history erase``):
 ``{"v": 1, "fixes": [], "forget": [{"marker_id", "from_us", "to_us"}]}`` (a bound of None is
-open). Readers apply it in its place in the stream: after the fixes before it.
+open; the key keeps the name workers of earlier versions read). Readers apply it in its place
+in the stream: after the fixes before it.
 """
 from __future__ import annotations
 
@@ -45,17 +46,17 @@ def decode(value: bytes) -> list[list]:
 
 
 def decode_record(value: bytes) -> tuple[list[list], list[dict]]:
-    """The fixes of one record and what it asks to forget."""
+    """The fixes of one record and what it asks to erase."""
     record = orjson.loads(value)
     return record["fixes"], record.get("forget") or []
 
 
-def encode_forget(marker_id: str, from_us: int | None, to_us: int | None) -> bytes:
+def encode_erase(marker_id: str, from_us: int | None, to_us: int | None) -> bytes:
     return orjson.dumps({"v": VERSION, "fixes": [], "forget": [{"marker_id": marker_id, "from_us": from_us,
                                                                 "to_us": to_us}]})
 
 
-def forgets_fix(forget: dict, time_us: int) -> bool:
-    """Whether a forget record covers a fix of its marker at ``time_us``."""
-    return ((forget["from_us"] is None or time_us >= forget["from_us"])
-            and (forget["to_us"] is None or time_us < forget["to_us"]))
+def erases_fix(request: dict, time_us: int) -> bool:
+    """Whether an erase record covers a fix of its marker at ``time_us``."""
+    return ((request["from_us"] is None or time_us >= request["from_us"])
+            and (request["to_us"] is None or time_us < request["to_us"]))

@@ -6,13 +6,16 @@ around them, or 1 s apart when the file has no times at all.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import gpxpy
 import gpxpy.gpx
+import orjson
 
+from tracker.positions.model import format_time
 from tracker.tracks.files import fill_times
 
 DEFAULT_STEP = timedelta(seconds=1)
@@ -66,3 +69,30 @@ def _fill_times(times: list[datetime | None]) -> list[datetime]:
         if filled[i] <= filled[i - 1]:
             filled[i] = filled[i - 1] + timedelta(milliseconds=1)
     return filled
+
+
+def records(points, marker_id: str, speedup: float, start, loop: bool):
+    """(seconds after start, key, value) for each point, once or forever."""
+    from tracker.tracks.derived_motion import derived_heading, derived_speed
+
+    key = marker_id.encode()
+    span = points[-1].offset.total_seconds() + 1.0  # one pass, and a second before the next
+    passes = itertools.count() if loop else range(1)
+    for lap in passes:
+        previous = None
+        for point in points:
+            due = (lap * span + point.offset.total_seconds()) / speedup
+            fix = {"marker_id": marker_id, "lat": point.lat, "lon": point.lon,
+                   "time": format_time(start + timedelta(seconds=due)), "source": "replay"}
+            if point.altitude is not None:
+                fix["altitude"] = point.altitude
+            if previous is not None:
+                speed = derived_speed(previous.lat, previous.lon, point.lat, point.lon,
+                                      (point.offset - previous.offset).total_seconds())
+                if speed is not None:
+                    fix["speed"] = speed
+                heading = derived_heading(previous.lat, previous.lon, point.lat, point.lon)
+                if heading is not None:
+                    fix["heading"] = heading
+            previous = point
+            yield due, key, orjson.dumps(fix)

@@ -1,0 +1,114 @@
+"""``tracker history``: commands on the history stored in Postgres.
+
+- ``prune``: drop the months of history older than an age, as the hourly retention check
+  does (``agents/retention.py``), and say which with their rows;
+- ``erase``: erase a marker's data on a person's request (``tracker.storage.erase``).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime, timedelta, timezone
+
+_AGE = re.compile(r"([0-9]{1,6})([dh])")
+
+
+def parse_age(text: str) -> timedelta:
+    """``90d`` (days) or ``36h`` (hours), at least one; ValueError otherwise."""
+    match = _AGE.fullmatch(text.strip())
+    if not match or int(match[1]) < 1:
+        raise ValueError(f"{text!r} is not an age such as 90d or 36h (a whole number of days or hours, at least 1)")
+    count = int(match[1])
+    return timedelta(days=count) if match[2] == "d" else timedelta(hours=count)
+
+
+async def prune(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+    from tracker.cli.common import on_database as _on_database
+    from tracker.cli.common import table as _table
+    from tracker.storage.months import DROP_LOCK_TIMEOUT, drop_older_than
+
+    try:
+        cutoff = datetime.now(timezone.utc) - parse_age(args.older_than)
+    except ValueError as exc:
+        raise CommandError(f"--older-than: {exc}", EXIT_USAGE) from None
+
+    async def drop(conn):
+        try:
+            return await drop_older_than(conn, cutoff, dry_run=args.dry_run)
+        except psycopg.errors.LockNotAvailable:
+            raise CommandError(f"a query held a history table for more than {DROP_LOCK_TIMEOUT}, so its months "
+                               "were not dropped (those of the tables before it were): try again",
+                               EXIT_UNAVAILABLE) from None
+
+    dropped = await _on_database(drop)
+    when = f"{cutoff:%Y-%m-%d %H:%M} UTC"
+    if not dropped:
+        print(f"nothing to drop: no month of history ended before {when}")
+        return 0
+    _table(("table", "partition", "month", "rows"),
+           [(d.table, d.partition, f"{d.month:%Y-%m}", f"{d.rows:,}") for d in dropped], "")
+    verb = "would drop" if args.dry_run else "dropped"
+    print(f"{verb} {len(dropped)} partition{'s' if len(dropped) != 1 else ''}, {sum(d.rows for d in dropped):,} rows: "
+          f"the months that ended before {when}")
+    return 0
+
+
+async def erase_command(args) -> int:
+    """``tracker history erase --marker ID [--from T] [--to T]``."""
+    from aiokafka.errors import KafkaError
+
+    from tracker.stream import batches
+    from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, on_database
+    from tracker.storage.erase import erase_history
+    from tracker.cli.journeys import day_or_time
+    from tracker.stream.admin import existing_topics
+    from tracker.stream.producer import positions_producer
+    from tracker.positions.model import MARKER_ID_PATTERN, micros_of
+    from tracker.settings import settings
+
+    if not MARKER_ID_PATTERN.fullmatch(args.marker):
+        raise CommandError(f"{args.marker!r} is not a marker id", EXIT_USAGE)
+    try:
+        from_us = None if args.start is None else micros_of(day_or_time(args.start))
+        to_us = None if args.end is None else micros_of(day_or_time(args.end, end=True))
+    except ValueError as exc:
+        raise CommandError(f"--from/--to: {exc}; use a day (2026-11-28) or an ISO 8601 time", EXIT_USAGE) from None
+    producer = positions_producer(settings)
+    try:
+        if await existing_topics(settings, [settings.batches_topic]):  # else no worker ever ran
+            await producer.start()
+            # The marker's partition of the batches topic, as for its positions: same key, same count.
+            await (await producer.send(settings.batches_topic, key=args.marker.encode(),
+                                       value=batches.encode_erase(args.marker, from_us, to_us)))
+    except KafkaError as exc:
+        raise CommandError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}", EXIT_UNAVAILABLE) from None
+    finally:
+        await producer.stop()
+    deleted = await on_database(lambda conn: erase_history(conn, args.marker, from_us, to_us))
+    print(f"{'table':<16} {'rows deleted':>12}")
+    for table, count in deleted.items():
+        print(f"{table:<16} {count:>12,}")
+    print(f"marker {args.marker!r}: the workers remove it from latest (and its motion and events state"
+          f"{'' if from_us is None and to_us is None else ', for the whole history only'}) as they read the request")
+    return 0
+
+
+def add_commands(commands) -> None:
+    history = commands.add_parser("history", help="the history stored in Postgres").add_subparsers(
+        title="history commands")
+    parser = history.add_parser("prune", help="drop the months of history (positions, events, trips, stops) "
+                                              "that ended before an age")
+    parser.add_argument("--older-than", required=True, metavar="AGE",
+                        help="90d or 36h: drop each month that ended before now minus AGE")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be dropped, drop nothing")
+    parser.set_defaults(run=prune)
+    erase = history.add_parser(
+        "erase", aliases=["delete"],
+        help="erase a marker's positions, events, trips and stops (a person's request), and its latest")
+    erase.add_argument("--marker", required=True, help="the marker id")
+    erase.add_argument("--from", dest="start", metavar="TIME", help="only from this day (UTC) or time (default: all)")
+    erase.add_argument("--to", dest="end", metavar="TIME", help="only to this day (UTC, included) or time (excluded)")
+    erase.set_defaults(run=erase_command)
