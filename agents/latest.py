@@ -153,21 +153,6 @@ async def read_steps(continuity: Continuity, events, generation) -> list[Step]:
     return steps
 
 
-async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
-    """The fixes of a batch of Faust events, per partition (erase records left out)."""
-    fixes: dict[int, list[list]] = {}
-    for step_fixes, _ in await read_steps(continuity, events, generation):
-        for partition, found in step_fixes.items():
-            fixes.setdefault(partition, []).extend(found)
-    return fixes
-
-
-async def apply(writer: LatestWriter, continuity: Continuity, events, generation=None) -> int:
-    """Write the events' fixes to the table; the number of markers updated."""
-    generation = app.consumer_generation_id if generation is None else generation
-    return await update(writer, await read_fixes(continuity, events, generation))
-
-
 async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]],
                  annotations: journeys_stage.Annotations | None = None) -> int:
     """Write each marker's newest fix of the batch to the table (with its odometer and

@@ -19,8 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 import psycopg
@@ -151,16 +150,6 @@ async def require_page(request) -> Access:
         raise LoginRequired("login_required", "sign in first",
                             headers={"Location": f"/login?next={quote(target, safe='')}"})
     return access
-
-
-@asynccontextmanager
-async def accounts_connection(code: str = "accounts_unavailable") -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled connection for a request's work on Postgres; 503 ``code`` when it cannot be reached."""
-    try:
-        async with database.connection() as conn:
-            yield conn
-    except DATABASE_ERRORS:
-        raise Unavailable(code, "the database cannot be reached; retry") from None
 
 
 def forget_session(session: str) -> None:

@@ -166,19 +166,3 @@ def render(fmt: str, marker_id: str, start: datetime, end: datetime, points: Seq
         points = sorted(points, key=lambda point: point["time"])
     renderer = RENDERERS[fmt](marker_id, start, end)
     return renderer.head() + renderer.points(points) + renderer.tail(len(points), next_url)
-
-
-def as_json(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
-    return render("json", marker_id, start, end, points)
-
-
-def as_geojson(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
-    return render("geojson", marker_id, start, end, points)
-
-
-def as_gpx(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
-    return render("gpx", marker_id, start, end, points)
-
-
-def as_csv(marker_id: str, start: datetime, end: datetime, points: Sequence[dict]) -> bytes:
-    return render("csv", marker_id, start, end, points)

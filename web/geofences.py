@@ -16,7 +16,8 @@ from tracker.geofences import store as geofence_store
 from tracker.app import app
 from tracker.geofences.model import BadGeofence, parse_feature
 from web import params
-from web.auth import accounts_connection, require, require_admin
+from web.auth import require, require_admin
+from web.db import request_connection
 from web.errors import BadRequest, NotFound
 
 MAX_BODY = 1024 * 1024
@@ -46,14 +47,14 @@ def _id(text: str) -> int:
 class Geofences(View):
     async def get(self, request):
         await require(request)
-        async with accounts_connection(UNAVAILABLE) as conn:
+        async with request_connection(UNAVAILABLE) as conn:
             _, geofences = await geofence_store.load(conn)
         return _geojson(self, {"type": "FeatureCollection", "features": [g.feature() for g in geofences]})
 
     async def post(self, request):
         await require_admin(request)
         geofence = await _feature(request)
-        async with accounts_connection(UNAVAILABLE) as conn:
+        async with request_connection(UNAVAILABLE) as conn:
             (geofence_id,) = await geofence_store.add_many(conn, [geofence])
         return _geojson(self, {**geofence.feature(), "id": geofence_id}, status=201)
 
@@ -63,7 +64,7 @@ class GeofenceItem(View):
     async def get(self, request, geofence_id: str):
         await require(request)
         try:
-            async with accounts_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn:
                 geofence = await geofence_store.get(conn, _id(geofence_id))
         except geofence_store.UnknownGeofence:
             raise NotFound("unknown_geofence", f"no geofence {geofence_id}") from None
@@ -74,7 +75,7 @@ class GeofenceItem(View):
         number = _id(geofence_id)
         geofence = await _feature(request, number)
         try:
-            async with accounts_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn:
                 await geofence_store.replace(conn, number, geofence)
         except geofence_store.UnknownGeofence:
             raise NotFound("unknown_geofence", f"no geofence {geofence_id}") from None
@@ -83,7 +84,7 @@ class GeofenceItem(View):
     async def delete(self, request, geofence_id: str):
         await require_admin(request)
         try:
-            async with accounts_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn:
                 await geofence_store.delete(conn, _id(geofence_id))
         except geofence_store.UnknownGeofence:
             raise NotFound("unknown_geofence", f"no geofence {geofence_id}") from None

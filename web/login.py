@@ -13,7 +13,8 @@ from datetime import timedelta
 from tracker.accounts import store as accounts
 from tracker.app import app
 from tracker.settings import settings
-from web.auth import SESSION_COOKIE, accounts_connection, forget_session, is_https, require_same_origin
+from web.auth import SESSION_COOKIE, forget_session, is_https, require_same_origin
+from web.db import request_connection
 from web.errors import HtmlPage
 
 FORM = """<!doctype html>
@@ -58,7 +59,7 @@ class Login(HtmlPage):
         user = str(form.get("user", ""))[:MAX_FIELD]
         password = str(form.get("password", ""))[:MAX_FIELD]
         next_path = safe_next(str(form.get("next", "")))
-        async with accounts_connection() as conn:
+        async with request_connection() as conn:
             access = await accounts.check_password(conn, user, password, "session")
             if access is None:
                 return _form(self, next_path, "Wrong user name or password.", status=401)
@@ -76,7 +77,7 @@ class Logout(HtmlPage):
         session = request.cookies.get(SESSION_COOKIE)
         if session:
             forget_session(session)
-            async with accounts_connection() as conn:
+            async with request_connection() as conn:
                 await accounts.close_session(conn, session)
         response = self.html("", status=303, headers={"Location": "/login"})
         response.del_cookie(SESSION_COOKIE, path="/")

@@ -22,7 +22,8 @@ from tracker.app import app
 from tracker.accounts.permissions import Access
 from tracker.settings import settings
 from web import params
-from web.auth import accounts_connection, is_https, require
+from web.auth import is_https, require
+from web.db import request_connection
 from web.cluster import feature_collection
 from web.errors import BadRequest, HtmlPage, NotFound
 from web.history import TrackQuery, load_track
@@ -60,7 +61,7 @@ class Shares(View):
             raise unknown_marker(marker_id)
         try:
             expires_in = accounts.parse_duration(body.get("expires_in", "24h"), longest=LONGEST_SHARE)
-            async with accounts_connection() as conn:
+            async with request_connection() as conn:
                 share_id, token, expires_at = await accounts.add_share(conn, marker_id, access.user_id, expires_in)
         except accounts.AccountError as exc:
             raise BadRequest("bad_share", str(exc)) from None
@@ -69,7 +70,7 @@ class Shares(View):
 
     async def get(self, request):
         access = await require(request)
-        async with accounts_connection() as conn:
+        async with request_connection() as conn:
             shares = await accounts.list_shares(conn, _maker(access))
         return _json(self, [_share_json(share) for share in shares])
 
@@ -87,7 +88,7 @@ class ShareItem(View):
         if not share_id.isdigit():
             raise NotFound("unknown_share", "no such share")
         try:
-            async with accounts_connection() as conn:
+            async with request_connection() as conn:
                 await accounts.revoke_share(conn, int(share_id), access)
         except accounts.AccountError:
             raise NotFound("unknown_share", f"no active share {share_id} of yours") from None
@@ -96,7 +97,7 @@ class ShareItem(View):
 
 async def shared_marker(token: str) -> str:
     """The marker a valid link shows; 404 otherwise."""
-    async with accounts_connection() as conn:
+    async with request_connection() as conn:
         access = await accounts.share_of(conn, token)
     if access is None:
         raise NotFound("unknown_share", "this link does not exist, has expired or was revoked")

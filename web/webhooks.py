@@ -18,7 +18,8 @@ from tracker.webhooks import store as webhook_store
 from tracker.app import app
 from tracker.webhooks.model import STATUSES, BadWebhook, parse_webhook
 from web import params
-from web.auth import accounts_connection, require_admin
+from web.auth import require_admin
+from web.db import request_connection
 from web.errors import BadRequest, NotFound
 
 MAX_BODY = 256 * 1024
@@ -46,7 +47,7 @@ def _unknown(webhook_id: str) -> NotFound:
 class Webhooks(View):
     async def get(self, request):
         await require_admin(request)
-        async with accounts_connection(UNAVAILABLE) as conn:
+        async with request_connection(UNAVAILABLE) as conn:
             webhooks = await webhook_store.load(conn)
         return _json(self, [webhook.public() for webhook in webhooks])
 
@@ -57,7 +58,7 @@ class Webhooks(View):
             new = parse_webhook(body)
         except BadWebhook as exc:
             raise BadRequest("bad_webhook", str(exc)) from None
-        async with accounts_connection(UNAVAILABLE) as conn:
+        async with request_connection(UNAVAILABLE) as conn:
             webhook = await webhook_store.add(conn, new, access.user_id)
         return _json(self, {**webhook.public(), "secret": webhook.secret}, status=201)
 
@@ -67,7 +68,7 @@ class WebhookItem(View):
     async def get(self, request, webhook_id: str):
         await require_admin(request)
         try:
-            async with accounts_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn:
                 webhook = await webhook_store.get(conn, _id(webhook_id))
                 counts = await webhook_store.delivery_counts(conn, webhook.webhook_id)
         except webhook_store.UnknownWebhook:
@@ -77,7 +78,7 @@ class WebhookItem(View):
     async def delete(self, request, webhook_id: str):
         await require_admin(request)
         try:
-            async with accounts_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn:
                 await webhook_store.delete(conn, _id(webhook_id))
         except webhook_store.UnknownWebhook:
             raise _unknown(webhook_id) from None
@@ -93,7 +94,7 @@ class WebhookDeliveries(View):
             status = params.choice_param(request.query, "status", "", STATUSES)
         limit = params.int_param(request.query, "limit", DELIVERIES_LIMIT, 1, DELIVERIES_MAX)
         try:
-            async with accounts_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn:
                 webhook = await webhook_store.get(conn, _id(webhook_id))
                 deliveries = await webhook_store.deliveries(conn, webhook.webhook_id, status, limit)
         except webhook_store.UnknownWebhook:

@@ -9,7 +9,7 @@ import orjson
 from shapely.geometry import shape
 
 from tracker.positions.store import TRACK_FIELDS
-from web.exports import RENDERERS, as_csv, as_geojson, as_gpx, as_json, render
+from web.exports import RENDERERS, render
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
 ROWS = [
@@ -21,7 +21,7 @@ END = START + timedelta(hours=1)
 
 
 def test_gpx_is_gpx_1_1_that_gpxpy_reads_back():
-    gpx = gpxpy.parse(as_gpx("car:7", START, END, ROWS).decode())
+    gpx = gpxpy.parse(render("gpx", "car:7", START, END, ROWS).decode())
     assert gpx.version == "1.1"
     (track,) = gpx.tracks
     assert track.name == "car:7"
@@ -32,7 +32,7 @@ def test_gpx_is_gpx_1_1_that_gpxpy_reads_back():
 
 
 def test_geojson_has_every_fix_then_the_track_as_a_linestring():
-    collection = orjson.loads(as_geojson("car:7", START, END, ROWS))
+    collection = orjson.loads(render("geojson", "car:7", START, END, ROWS))
     *fixes, track = collection["features"]
     assert track["properties"]["kind"] == "track" and track["properties"]["count"] == len(ROWS)
     line = shape(track["geometry"])
@@ -45,7 +45,7 @@ def test_geojson_has_every_fix_then_the_track_as_a_linestring():
 
 
 def test_csv_has_a_header_and_one_row_per_fix():
-    reader = csv.DictReader(io.StringIO(as_csv("car:7", START, END, ROWS).decode()))
+    reader = csv.DictReader(io.StringIO(render("csv", "car:7", START, END, ROWS).decode()))
     rows = list(reader)
     assert reader.fieldnames[:4] == ["marker_id", "time", "lat", "lon"]
     assert len(rows) == len(ROWS)
@@ -55,25 +55,25 @@ def test_csv_has_a_header_and_one_row_per_fix():
 
 
 def test_json_lists_positions_in_the_given_order():
-    body = orjson.loads(as_json("car:7", START, END, ROWS[::-1]))
+    body = orjson.loads(render("json", "car:7", START, END, ROWS[::-1]))
     assert body["count"] == 5
     assert [p["time"] for p in body["positions"]][0] == "2026-05-01T08:00:40Z"
 
 
 def test_csv_quotes_text_a_spreadsheet_would_run():
     rows = [{**ROWS[0], "source": "=HYPERLINK(\"http://x\")"}]
-    (row,) = csv.DictReader(io.StringIO(as_csv("car:7", START, END, rows).decode()))
+    (row,) = csv.DictReader(io.StringIO(render("csv", "car:7", START, END, rows).decode()))
     assert row["source"].startswith("'=")
 
 
 def test_gpx_is_chronological_whatever_the_query_order():
-    gpx = gpxpy.parse(as_gpx("car:7", START, END, ROWS[::-1]).decode())
+    gpx = gpxpy.parse(render("gpx", "car:7", START, END, ROWS[::-1]).decode())
     times = [p.time for p in gpx.tracks[0].segments[0].points]
     assert times == sorted(times)
 
 
 def test_csv_quotes_a_formula_in_any_cell_the_marker_id_included():
-    (row,) = csv.DictReader(io.StringIO(as_csv("@car", START, END, ROWS[:1]).decode()))
+    (row,) = csv.DictReader(io.StringIO(render("csv", "@car", START, END, ROWS[:1]).decode()))
     assert row["marker_id"] == "'@car"
 
 

@@ -7,7 +7,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from tracker.stream import retry
-from agents.latest import apply
+from agents.latest import read_steps, update
 from tables.latest import LatestWriter, decode, latest, position_of
 from tracker.stream import batches
 from tracker.stream.continuity import Continuity
@@ -45,6 +45,20 @@ def events(*slices: list[list], partition: int = 3, first_offset: int = 0):
     return [SimpleNamespace(message=SimpleNamespace(partition=partition, offset=first_offset + i,
                                                     value=next(batches.encode(fixes))))
             for i, fixes in enumerate(slices)]
+
+
+async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
+    """The fixes of a batch of Faust events, per partition (erase records left out)."""
+    fixes: dict[int, list[list]] = {}
+    for step_fixes, _ in await read_steps(continuity, events, generation):
+        for partition, found in step_fixes.items():
+            fixes.setdefault(partition, []).extend(found)
+    return fixes
+
+
+async def apply(writer: LatestWriter, continuity: Continuity, events, generation=1) -> int:
+    """Write the events' fixes to the table; the number of markers updated."""
+    return await update(writer, await read_fixes(continuity, events, generation))
 
 
 class NoGaps(Continuity):
