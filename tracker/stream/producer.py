@@ -31,28 +31,21 @@ class KafkaUnavailable(Exception):
     """The broker cannot be reached; the message says so in one line."""
 
 
+def _producer(config: Settings, **options) -> AIOKafkaProducer:
+    """Every send acknowledged by all in-sync replicas, uncompressed (positions compress
+    poorly for what it costs), batched by ``options``."""
+    return AIOKafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all", compression_type=None, **options)
+
+
 def positions_producer(config: Settings) -> AIOKafkaProducer:
-    """A producer that waits for the broker's acknowledgement and batches for throughput."""
-    return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers,
-        acks="all",
-        linger_ms=10,
-        max_batch_size=256 * 1024,
-        compression_type=None,
-    )
+    """The producer of commands, the MQTT bridge, tests and benchmarks: batches for throughput."""
+    return _producer(config, linger_ms=10, max_batch_size=256 * 1024)
 
 
 def stream_producer(config: Settings) -> AIOKafkaProducer:
-    """The producer of the intake and of the ``latest`` agent: every send acknowledged by
-    all in-sync replicas, large requests, a short linger so the live path stays fast."""
-    return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers,
-        acks="all",
-        linger_ms=2,
-        max_batch_size=1024 * 1024,
-        max_request_size=MAX_REQUEST_BYTES,
-        compression_type=None,
-    )
+    """The producer of the intake and of the ``latest`` agent: large requests, a short linger
+    so the live path stays fast."""
+    return _producer(config, linger_ms=2, max_batch_size=1024 * 1024, max_request_size=MAX_REQUEST_BYTES)
 
 
 def batch_sender(producer: AIOKafkaProducer):
