@@ -32,8 +32,7 @@ class KafkaUnavailable(Exception):
 
 
 def _producer(config: Settings, **options) -> AIOKafkaProducer:
-    """Every send acknowledged by all in-sync replicas, uncompressed (positions compress
-    poorly for what it costs), batched by ``options``."""
+    """Every send acknowledged by all in-sync replicas, uncompressed, batched as ``options`` say."""
     return AIOKafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all", compression_type=None, **options)
 
 
