@@ -36,7 +36,7 @@ from tracker.app import app
 from tracker.stream.retry import retrying
 from tracker.events.model import Detector, Limits, MarkerState
 from tracker.metrics import EVENTS_RAISED
-from tracker.resources import agent_progress, geofences, worker_producer
+from tracker.resources import agent_commits, geofences, worker_producer
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,6 @@ if settings.events_enabled:  # TRACKER_EVENTS=off: no events stage, no offline t
             return
         actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
         try:
-            await _stage.check_offline(await agent_progress.caught_up(actives), generation=app.consumer_generation_id)
+            await _stage.check_offline(await agent_commits.caught_up(actives), generation=app.consumer_generation_id)
         except Exception:  # noqa: BLE001 - the next tick tries again
             log.exception("events: the offline check failed")

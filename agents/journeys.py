@@ -37,7 +37,7 @@ from tracker.stream.retry import retrying
 from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_RECORDS
 from tracker.journeys.motion import TRACK_BREAK, MotionState, Spike
-from tracker.resources import agent_progress, worker_producer
+from tracker.resources import agent_commits, worker_producer
 from tracker.settings import settings
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ if settings.journeys_enabled:
             return
         actives = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.batches_topic]
         try:
-            partitions = await agent_progress.caught_up(actives)
+            partitions = await agent_commits.caught_up(actives)
             async with _stage.lock:
                 await _stage.publish(_stage.end_idle_trips(partitions, time.time_ns() // 1000,
                                                            app.consumer_generation_id))

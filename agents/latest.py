@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from faust.types import TP
-
 from agents import events as events_stage
 from agents import journeys as journeys_stage
 from tables import erase as tables_erase
@@ -34,9 +32,7 @@ from tracker.app import app, fatal
 from tracker.stream.continuity import Continuity
 from tracker.stream.retry import retrying
 from tracker.metrics import LATEST_UPDATES
-from tracker.stream import faust_internals
-from tracker.stream.partition_guard import CHECK_SECONDS, guards_for
-from tracker.resources import agent_progress, batches_offsets, worker_producer
+from tracker.resources import agent_commits, batches_offsets, worker_producer
 from tracker.settings import settings
 from tracker.stream.topics import batches_topic
 
@@ -48,49 +44,29 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 128
 WITHIN_SECONDS = 0.02
 
-def acknowledge_in_faust(generation, partition: int, offsets: range) -> None:
-    """Count records ``tracker.stream.continuity`` read again as acknowledged by Faust's consumer,
-    so that its commit of the partition can pass them (it never delivered them). Not after
-    a rebalance: the partition's bookkeeping then starts again from the group's commit."""
-    consumer, tp = app.consumer, TP(settings.batches_topic, partition)
-    if generation != app.consumer_generation_id or tp not in consumer.assignment():
-        return
-    faust_internals.acknowledge(consumer, tp, offsets)
-
-
-continuity = Continuity(batches_offsets.committed, batches_offsets.read, "latest", acknowledge_in_faust)
-
-
-partition_guard, recovery_guard = guards_for(app, settings.batches_topic, batches_offsets, agent_progress)
-
-
-@app.timer(CHECK_SECONDS)
-async def guard_partitions() -> None:
-    try:
-        if app.in_recovery:
-            await recovery_guard.check()
-        else:
-            await partition_guard.check()
-    except Exception:  # noqa: BLE001 - a check that failed is tried again at the next tick
-        log.exception("latest: cannot check the partitions' progress")
+continuity = Continuity(batches_offsets.committed, batches_offsets.read, "latest")
 
 
 @app.agent(batches_topic, name="latest")
 async def track_latest(stream):
     writer = None
     async for events in stream.take_events(MAX_EVENTS, within=WITHIN_SECONDS):
-        agent_progress.working()
+        agent_commits.working()
         try:
             if writer is None:
                 writer = LatestWriter((await worker_producer.ready()).send_many)
             generation = app.consumer_generation_id
-            for fixes, erasures in await read_steps(continuity, events, generation):
-                if fixes:
-                    await apply_fixes(writer, fixes, generation)
-                if erasures:
-                    await erase(writer, erasures)
-            continuity.processed()
-            agent_progress.processed(events)
+            # Read in an assignment that is over: the partition may be another worker's by
+            # now, and its new owner reads them again from the group's commit.
+            current = [event for event in events if event.message.generation_id == generation]
+            touched = {event.message.partition for event in current}
+            async for values in continuity.slices(generation, current):
+                for fixes, erasures in steps(values):
+                    if fixes:
+                        await apply_fixes(writer, fixes, generation)
+                    if erasures:
+                        await erase(writer, erasures)
+            agent_commits.processed(generation, {p: continuity.next[p] for p in touched if p in continuity.next})
         except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
             fatal("latest: stopped in the middle of a batch")
         except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
@@ -133,24 +109,23 @@ async def erase(writer: LatestWriter, erasures: dict[int, list[dict]]) -> int:
 Step = tuple[dict[int, list[list]], dict[int, list[dict]]]
 
 
-async def read_steps(continuity: Continuity, events, generation) -> list[Step]:
-    """The fixes of a batch of Faust events, per partition, in the order read, with those
-    of records the consumer skipped put first; cut at every erase record, so that it is
-    applied after the fixes before it and before those after it."""
-    values = await continuity.values_by_partition(generation, events)
-    steps: list[Step] = [({}, {})]
+def steps(values: dict[int, list[bytes]]) -> list[Step]:
+    """The fixes of a slice of the batches topic's records, per partition, in the order
+    read; cut at every erase record, so that it is applied after the fixes before it and
+    before those after it."""
+    found: list[Step] = [({}, {})]
     for partition, slices in values.items():
         step = 0
         for value in slices:
             fixes, erasures = batches.decode_record(value)
             if fixes:
-                steps[step][0].setdefault(partition, []).extend(fixes)
+                found[step][0].setdefault(partition, []).extend(fixes)
             if erasures:
-                steps[step][1].setdefault(partition, []).extend(erasures)
+                found[step][1].setdefault(partition, []).extend(erasures)
                 step += 1
-                if step == len(steps):
-                    steps.append(({}, {}))
-    return steps
+                if step == len(found):
+                    found.append(({}, {}))
+    return found
 
 
 async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]],

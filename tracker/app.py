@@ -22,7 +22,9 @@ EXIT_FATAL = 70
 EXIT_CONFIG = 78
 
 try:  # checks, at import, that faust-streaming and aiokafka are the releases it was written for
-    from tracker.stream import faust_internals  # noqa: F401
+    from tracker.stream import faust_internals
+
+    PATCHED = faust_internals.install()
 except RuntimeError as exc:  # faust_internals.IncompatibleInternals
     sys.stderr.write(f"tracker: {exc}\n")
     sys.exit(EXIT_CONFIG)
@@ -83,6 +85,15 @@ class GarbageCollection(faust.Service):
         gc.freeze()
 
 
+class PatchReport(faust.Service):
+    """Says once, when the worker starts, which of faust-streaming's functions it runs patched."""
+
+    async def on_start(self) -> None:
+        log.info("faust-streaming %s runs with %d patches (tracker.stream.faust_internals): %s",
+                 faust_internals.VERSIONS["faust-streaming"], len(faust_internals.PATCHES),
+                 "; ".join(f"{patch.qualname}: {patch.why}" for patch in faust_internals.PATCHES))
+
+
 def worker_service(service):
     """Run ``service`` in every worker: started before Faust's own components (so before the
     tables are recovered, which ``@app.service`` waits for) and stopped after them. For the
@@ -101,6 +112,7 @@ def fatal(message: str) -> None:
 
 
 worker_service(GarbageCollection())
+worker_service(PatchReport())
 
 
 def main() -> None:

@@ -50,3 +50,13 @@ NO_FIX = Counter(
     ["source"])
 CLUSTER_SCANS = Counter(
     "tracker_cluster_scans", "Cluster-wide reads of latest (this worker's rows and every peer's); viewers share them")
+FAUST_DROPPED = Counter(
+    "tracker_faust_dropped",
+    "Records faust-streaming's consumer fetched and did not deliver (tracker.stream.faust_internals): getmany "
+    "(the rest of a fetch after the flow stopped or the generation changed), stale_offset (an offset before the "
+    "last one delivered)", ["site"])
+FAUST_DROPS_PREVENTED = Counter(
+    "tracker_faust_drops_prevented",
+    "Records faust-streaming would have dropped without tracker.stream.faust_internals' patches: clear_on_resume "
+    "(events in a queue cleared by a resume while the flow ran), active_set (a fetch for partitions paused meanwhile)",
+    ["site"])

@@ -6,8 +6,13 @@ another agent's module, so that turning a stage off never takes away what anothe
 
 - ``database``: the Postgres pool.
 - ``worker_producer``: the Kafka producer of the intake, the stages and the sinks.
-- ``batches_offsets`` and ``agent_progress``: the batches topic's committed and end offsets,
-  records read again (``tracker.stream.continuity``), and how far the ``latest`` agent got.
+- ``batches_offsets``: the batches topic's committed and end offsets, records read again
+  (``tracker.stream.continuity``).
+- ``agent_commits``: what the ``latest`` agent processed, committed by itself, and the lease
+  that lets this worker answer for its partitions (``tracker.stream.commits``).
+- ``partition_guards``: the partitions of the batches topic, and the changelog partitions of
+  a recovery, that Faust's consumer stopped delivering, fetched again
+  (``tracker.stream.partition_guard``).
 - ``geofences``: every geofence, reloaded from Postgres, for the events stage and the
   journeys sink (the geofences a trip starts and ends in); started when either runs.
 - ``live_hub``: every marker's newest position from the ``latest`` changelog, for the live
@@ -22,7 +27,9 @@ from tracker.geofences.cache import GeofenceCache
 from tracker.positions.live_hub import LiveHub
 from tracker.settings import settings
 from tracker.storage.pool import Database
-from tracker.stream.continuity import AgentProgress, BrokerOffsets
+from tracker.stream.commits import AgentCommits
+from tracker.stream.continuity import BrokerOffsets
+from tracker.stream.partition_guard import PartitionGuards
 from tracker.stream.producer import WorkerProducer
 from tracker.stream.topics import changelog_topic
 
@@ -30,7 +37,10 @@ database = worker_service(Database(settings.database_url))
 worker_producer = worker_service(WorkerProducer())
 batches_offsets = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))
 #: How far the ``latest`` agent got (``agents/latest.py`` reports, the stages' timers ask).
-agent_progress = AgentProgress(batches_offsets)
+agent_commits = worker_service(AgentCommits(app, settings.batches_topic, batches_offsets.committed,
+                                            batches_offsets.end_offsets))
+app.on_partitions_revoked.connect(lambda sender, revoked, **kwargs: agent_commits.on_revoked(revoked))
+partition_guards = worker_service(PartitionGuards(app, settings.batches_topic, batches_offsets, agent_commits))
 
 geofences = GeofenceCache(database.connection, snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
 if settings.events_enabled or settings.journeys_enabled:

@@ -3,14 +3,13 @@ the stream, they remove a marker from ``latest`` and, for its whole history, its
 state, tombstones first on the changelogs; fixes after them are kept."""
 from types import SimpleNamespace
 
-import orjson
 import pytest
 
-from agents.latest import read_steps
+from agents.latest import steps
 from tables import erase as tables_erase
 from tables.journeys_state import JourneysStateWriter, journeys_state
 from tables.latest import LatestWriter, latest
-from tests.unit.test_latest import NOW_US, Changelog, NoGaps, fix
+from tests.unit.test_latest import Changelog, fix
 from tracker.stream import batches
 from tests.unit import tables
 
@@ -29,10 +28,10 @@ def records(*values: bytes, partition: int = 3):
 async def test_an_erase_record_cuts_the_batch_where_it_stands():
     before = next(batches.encode([fix("anna", 100), fix("bob", 100)]))
     after = next(batches.encode([fix("anna", 200)]))
-    steps = await read_steps(NoGaps(), records(before, batches.encode_erase("anna", None, None), after), None)
-    assert [(sorted(f), sorted(g)) for f, g in steps] == [([3], [3]), ([3], [])]
-    assert [x[0] for x in steps[0][0][3]] == ["anna", "bob"] and steps[0][1][3][0]["marker_id"] == "anna"
-    assert [x[0] for x in steps[1][0][3]] == ["anna"]
+    found = steps({3: [before, batches.encode_erase("anna", None, None), after]})
+    assert [(sorted(f), sorted(g)) for f, g in found] == [([3], [3]), ([3], [])]
+    assert [x[0] for x in found[0][0][3]] == ["anna", "bob"] and found[0][1][3][0]["marker_id"] == "anna"
+    assert [x[0] for x in found[1][0][3]] == ["anna"]
 
 
 async def test_the_whole_history_removes_latest_and_the_state_changelog_first():

@@ -6,8 +6,9 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
+from tracker.stream import continuity as continuity_module
 from tracker.stream import retry
-from agents.latest import read_steps, update
+from agents.latest import steps, update
 from tables.latest import LatestWriter, decode, latest, position_of
 from tracker.stream import batches
 from tracker.stream.continuity import Continuity
@@ -50,9 +51,10 @@ def events(*slices: list[list], partition: int = 3, first_offset: int = 0):
 async def read_fixes(continuity: Continuity, events, generation) -> dict[int, list[list]]:
     """The fixes of a batch of Faust events, per partition (erase records left out)."""
     fixes: dict[int, list[list]] = {}
-    for step_fixes, _ in await read_steps(continuity, events, generation):
-        for partition, found in step_fixes.items():
-            fixes.setdefault(partition, []).extend(found)
+    async for values in continuity.slices(generation, events):
+        for step_fixes, _ in steps(values):
+            for partition, found in step_fixes.items():
+                fixes.setdefault(partition, []).extend(found)
     return fixes
 
 
@@ -66,7 +68,7 @@ class NoGaps(Continuity):
         async def committed():
             return {}
 
-        async def read(partition, start, end):
+        async def read(partition, start, end, limit):
             raise AssertionError("nothing was skipped")
 
         super().__init__(committed, read)
@@ -144,9 +146,9 @@ async def test_offsets_the_consumer_skipped_are_read_again_and_applied_first(cha
     async def committed():
         return {3: 5}
 
-    async def read(partition, start, end):
+    async def read(partition, start, end, limit):
         reads.append((partition, start, end))
-        return [skipped[offset] for offset in range(start, end) if offset in skipped]
+        return [skipped[offset] for offset in range(start, end) if offset in skipped], end
 
     continuity = Continuity(committed, read)
     # The group resumes at 5; the consumer delivers 5 and 6, then 8: offset 7 was skipped.
@@ -164,9 +166,9 @@ async def test_a_new_generation_starts_from_the_committed_offset(changelog):
     async def committed():
         return {3: 10}
 
-    async def read(partition, start, end):
+    async def read(partition, start, end, limit):
         reads.append((start, end))
-        return []
+        return [], end
 
     continuity = Continuity(committed, read)
     writer = LatestWriter(changelog.send_many)
@@ -176,20 +178,49 @@ async def test_a_new_generation_starts_from_the_committed_offset(changelog):
     assert reads == [(10, 12)]
 
 
-async def test_records_read_again_count_as_acknowledged_once_their_batch_is_processed(changelog):
-    acknowledged = []
+async def test_a_long_gap_is_read_again_in_slices_in_order(changelog, monkeypatch):
+    """Records skipped are never all in memory at once: they come in slices of at most
+    SLICE_RECORDS records, each read only once the one before is handed over."""
+    monkeypatch.setattr(continuity_module, "SLICE_RECORDS", 4)
+    reads = []
 
     async def committed():
         return {3: 10}
 
-    async def read(partition, start, end):
-        return [next(batches.encode([fix("m1", "2026-01-01T10:00:04Z")]))] * (end - start)
+    async def read(partition, start, end, limit):
+        reads.append((start, min(end, start + limit)))
+        found = [next(batches.encode([fix("m1", 1_900_000_000 + offset)])) for offset in range(start, end)][:limit]
+        return found, start + len(found)
 
-    continuity = Continuity(committed, read, acknowledge=lambda *ack: acknowledged.append(ack))
-    writer = LatestWriter(changelog.send_many)
-    await apply(writer, continuity, events([fix("m1", "2026-01-01T10:00:05Z")], first_offset=12), generation=1)
-    assert acknowledged == [], "acknowledged before the batch was done"
-    continuity.processed()
-    assert acknowledged == [(1, 3, range(10, 12))]
-    continuity.processed()
-    assert len(acknowledged) == 1, "acknowledged twice"
+    continuity = Continuity(committed, read)
+    slices = []
+    async for values in continuity.slices(1, events([fix("m1", 1_900_000_100)], first_offset=21)):
+        slices.append(sum(map(len, values.values())))
+        assert continuity.next[3] == 10 + sum(slices) or continuity.next[3] == 22
+    assert reads == [(10, 14), (14, 18), (18, 21)]
+    assert slices == [4, 4, 4] and continuity.next[3] == 22 and continuity.reread_records == 11
+
+
+async def test_a_record_delivered_twice_is_handled_once(changelog):
+    continuity = NoGaps()
+    first = await read_fixes(continuity, events([fix("m1", "2026-01-01T10:00:05Z")], first_offset=0), 1)
+    again = await read_fixes(continuity, events([fix("m1", "2026-01-01T10:00:05Z")], first_offset=0), 1)
+    assert len(first[3]) == 1 and again == {}
+
+
+async def test_a_failed_read_of_skipped_records_is_retried_from_the_same_offset(changelog, monkeypatch):
+    monkeypatch.setattr(retry, "DELAYS", (0.01,))
+    reads = []
+
+    async def committed():
+        return {3: 10}
+
+    async def read(partition, start, end, limit):
+        reads.append(start)
+        if len(reads) == 1:
+            raise KafkaConnectionError("broker away")
+        return [next(batches.encode([fix("m1", 1_900_000_000 + o)])) for o in range(start, end)], end
+
+    continuity = Continuity(committed, read)
+    fixes = await read_fixes(continuity, events([fix("m1", 1_900_000_100)], first_offset=12), 1)
+    assert reads == [10, 10] and len(fixes[3]) == 3

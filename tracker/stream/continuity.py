@@ -1,25 +1,24 @@
 """Guards a Faust agent against offsets its consumer never delivered.
 
-faust-streaming can skip records of a partition after a rebalance and then commit past
-them (its consumer treats a jump in offsets as a gap to fill). For the ``latest`` agent
-that would lose fixes. ``Continuity`` knows, per partition, the next offset the agent must
-see: at the first event of a consumer generation, the offset the group had committed;
-after that, one past the last event. An event past that offset means records were
-skipped: they are read again directly from the broker and handled before the event, so
-nothing is acknowledged that was not processed. Once their batch is processed they are
-acknowledged in Faust's consumer too (``Continuity.processed``): its commit of a partition
-stops for good at the first offset it has not seen acknowledged.
+faust-streaming can skip records of a partition after a rebalance (the patches of
+``tracker.stream.faust_internals`` close the sites known; this guard holds for any other).
+``Continuity`` knows, per partition, the next offset the agent must see: at the first event
+of a consumer generation, the offset the group had committed (the agent's own commits:
+``tracker.stream.commits``); after that, one past the last record handled. An event past
+that offset means records were skipped: they are read again directly from the broker and
+handled before the event, in slices of at most ``SLICE_RECORDS`` records, so a long gap
+never sits in memory at once. An event before it was handled already (delivered twice)
+and is left out.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import defaultdict
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaTimeoutError
 from faust import Service
 
 from tracker.settings import Settings
@@ -29,76 +28,80 @@ log = logging.getLogger(__name__)
 
 #: committed() -> partition -> the offset the group resumes from (its commit, or the log's start)
 CommittedOffsets = Callable[[], Awaitable[dict[int, int]]]
-#: read(partition, start, end) -> the values of the records at offsets [start, end)
-ReadRange = Callable[[int, int, int], Awaitable[list[bytes]]]
-#: acknowledge(generation, partition, offsets): count records read again as processed
-Acknowledge = Callable[[object, int, range], None]
+#: read(partition, start, end, limit) -> (the values of the records at offsets [start, end),
+#: at most ``limit`` of them, the offset after the last one read)
+ReadRange = Callable[[int, int, int, int], Awaitable[tuple[list[bytes], int]]]
 
-REREAD_TIMEOUT = 60.0
+#: Most records handed over at once: the events of a batch together, a long gap in slices.
+SLICE_RECORDS = 256
+#: A read of one slice that takes longer fails (and is retried): the broker is not answering.
+READ_TIMEOUT = 30.0
 
 
 class Continuity:
-    def __init__(self, committed: CommittedOffsets, read: ReadRange, name: str = "latest",
-                 acknowledge: Acknowledge | None = None) -> None:
+    def __init__(self, committed: CommittedOffsets, read: ReadRange, name: str = "latest") -> None:
         self.name = name
         self.committed = committed
         self.read = read
-        self.acknowledge = acknowledge
-        #: (generation, partition, offsets) read again for the batch in hand
-        self._reread: list[tuple[object, int, range]] = []
         self.generation: object = None
-        self._next: dict[int, int] = {}
+        #: partition -> the next offset the agent must see, in ``generation``
+        self.next: dict[int, int] = {}
         self._start: dict[int, int] | None = None
         self.reread_records = 0
 
-    async def missing(self, generation: object, partition: int, offset: int) -> list[bytes]:
-        """Values of records before ``offset`` that were never delivered; then expects ``offset + 1``."""
+    async def _expected(self, generation: object, partition: int) -> int:
         if generation != self.generation:
-            self.generation = generation
-            self._next.clear()
-            self._start = None
-        expected = self._next.get(partition)
+            self.generation, self._start = generation, None
+            self.next.clear()
+        expected = self.next.get(partition)
         if expected is None:
             if self._start is None:
-                self._start = await self.committed()
-            expected = self._start.get(partition, 0)
-        self._next[partition] = max(offset + 1, expected)
-        if offset <= expected:
-            return []
-        log.warning("%s: partition %d skipped offsets %d to %d; reading them again",
-                    self.name, partition, expected, offset - 1)
-        values = await self.read(partition, expected, offset)
-        self.reread_records += len(values)
-        self._reread.append((generation, partition, range(expected, offset)))
-        return values
+                self._start = await retrying(f"{self.name}: reading the group's committed offsets", self.committed)
+            expected = self.next[partition] = self._start.get(partition, 0)
+        return expected
 
-    def processed(self) -> None:
-        """The batch in hand is done: the records read again for it count as acknowledged
-        (``acknowledge``), as Faust counts the events it delivered. Faust's commit of a
-        partition stops at the first offset it has not seen acknowledged, and it never
-        delivered these."""
-        reread, self._reread = self._reread, []
-        if self.acknowledge is not None:
-            for generation, partition, offsets in reread:
-                self.acknowledge(generation, partition, offsets)
-
-
-    async def values_by_partition(self, generation: object, events) -> dict[int, list[bytes]]:
-        """The values of a batch of Faust events, per partition, in offset order, with the
-        records the consumer skipped before each of them read again and put first."""
-        values: dict[int, list[bytes]] = defaultdict(list)
+    async def slices(self, generation: object, events) -> AsyncIterator[dict[int, list[bytes]]]:
+        """The values of a batch of Faust events, per partition and in offset order, with
+        the records the consumer skipped before each event read again and put first, and
+        the events already handled left out; in slices of at most ``SLICE_RECORDS``
+        records, in order. ``next`` moves as each slice is handed over."""
+        values: dict[int, list[bytes]] = {}
+        count = 0
         for event in events:
             message = event.message
-            values[message.partition].extend(await retrying(
-                f"{self.name}: reading what partition {message.partition} skipped",
-                lambda: self.missing(generation, message.partition, message.offset)))
-            values[message.partition].append(message.value)
-        return values
+            partition, offset = message.partition, message.offset
+            expected = await self._expected(generation, partition)
+            if offset < expected:
+                continue  # delivered twice: handled already
+            if offset > expected:
+                log.warning("%s: partition %d skipped offsets %d to %d; reading them again",
+                            self.name, partition, expected, offset - 1)
+            while expected < offset:
+                start = expected
+                read, expected = await retrying(
+                    f"{self.name}: reading what partition {partition} skipped",
+                    lambda: self.read(partition, start, offset, SLICE_RECORDS))
+                self.reread_records += len(read)
+                values.setdefault(partition, []).extend(read)
+                count += len(read)
+                self.next[partition] = expected
+                if count >= SLICE_RECORDS:
+                    yield values
+                    values, count = {}, 0
+            values.setdefault(partition, []).append(message.value)
+            count += 1
+            self.next[partition] = offset + 1
+            if count >= SLICE_RECORDS:
+                yield values
+                values, count = {}, 0
+        if values:
+            yield values
 
 
 class BrokerOffsets(Service):
-    """What ``Continuity`` asks of the broker, over clients kept open for the worker's life: a
-    consumer group's committed offsets, and a range of records read again."""
+    """What ``Continuity`` and the guards ask of the broker, over clients kept open for the
+    worker's life: a consumer group's committed offsets, the end offsets, and a range of
+    records read again."""
 
     def __init__(self, config: Settings, group_id: str, topic: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -121,70 +124,53 @@ class BrokerOffsets(Service):
         if self._admin is not None:
             await self._admin.close()
 
+    def _partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p) for p in range(self.config.topic_partitions)]
+
     async def committed(self) -> dict[int, int]:
-        partitions = [TopicPartition(self.topic, p) for p in range(self.config.topic_partitions)]
+        partitions = self._partitions()
         answer = await self._admin.list_consumer_group_offsets(self.group_id, partitions=partitions)
         offsets = {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
         missing = [tp for tp in partitions if tp not in offsets]
         if missing:  # nothing committed yet: the group starts at the log's start
-            offsets.update(await self._consumer.beginning_offsets(missing))
+            async with self._lock:
+                offsets.update(await self._consumer.beginning_offsets(missing))
         return {tp.partition: offset for tp, offset in offsets.items()}
 
     async def end_offsets(self) -> dict[int, int]:
         """partition -> the offset the next record of the topic will get."""
-        partitions = [TopicPartition(self.topic, p) for p in range(self.config.topic_partitions)]
         async with self._lock:
-            ends = await self._consumer.end_offsets(partitions)
+            ends = await self._consumer.end_offsets(self._partitions())
         return {tp.partition: offset for tp, offset in ends.items()}
 
-    async def read(self, partition: int, start: int, end: int) -> list[bytes]:
+    async def read(self, partition: int, start: int, end: int, limit: int) -> tuple[list[bytes], int]:
+        """The values of at most ``limit`` records at offsets [start, end), and the offset
+        after the last one read (``end`` once the range is read). ``KafkaTimeoutError`` (to
+        be retried) when the broker does not deliver them in ``READ_TIMEOUT`` seconds."""
         tp = TopicPartition(self.topic, partition)
         async with self._lock:
             consumer = self._consumer
             consumer.assign([tp])
             consumer.seek(tp, start)
             values: list[bytes] = []
+            position = start
 
-            async def read_all() -> None:
-                while await consumer.position(tp) < end:
-                    fetched = await consumer.getmany(tp, timeout_ms=500)
-                    values.extend(r.value for r in fetched.get(tp, ()) if r.offset < end)
+            async def read_some() -> None:
+                nonlocal position
+                while position < end and len(values) < limit:
+                    fetched = await consumer.getmany(tp, timeout_ms=500, max_records=limit - len(values))
+                    for record in fetched.get(tp, ()):
+                        if record.offset >= end:
+                            position = end
+                            break
+                        values.append(record.value)
+                        position = record.offset + 1
+                    else:
+                        position = max(position, await consumer.position(tp))
 
-            await asyncio.wait_for(read_all(), REREAD_TIMEOUT)
-            return values
-
-
-class AgentProgress:
-    """How far the agent of the batches topic got, per partition, for the timers that judge
-    silence (``offline``, an idle trip): a partition is caught up when the agent processed
-    every record of it, by its own count or by the group's commit. Behind (a backlog after
-    a restart), silence is not silence yet."""
-
-    def __init__(self, offsets: "BrokerOffsets") -> None:
-        self.offsets = offsets
-        #: partition -> the next offset the agent has yet to process
-        self.next_offset: dict[int, int] = {}
-        #: time.monotonic() when the agent last finished a batch; None while it works on one
-        self.processed_at: float | None = time.monotonic()
-
-    def idle_seconds(self) -> float:
-        """How long the agent has been waiting for records (0 while it works on a batch)."""
-        return 0.0 if self.processed_at is None else time.monotonic() - self.processed_at
-
-    def working(self) -> None:
-        self.processed_at = None
-
-    def processed(self, records) -> None:
-        self.processed_at = time.monotonic()
-        for record in records:
-            message = record.message
-            self.next_offset[message.partition] = max(self.next_offset.get(message.partition, 0),
-                                                      message.offset + 1)
-
-    async def caught_up(self, partitions: list[int]) -> list[int]:
-        """Those of ``partitions`` whose every record the agent has processed."""
-        committed, ends = await self.offsets.committed(), await self.offsets.end_offsets()
-        for partition in set(self.next_offset) - set(partitions):
-            del self.next_offset[partition]
-        return [p for p in partitions
-                if max(self.next_offset.get(p, 0), committed.get(p, 0)) >= ends.get(p, 0)]
+            try:
+                await asyncio.wait_for(read_some(), READ_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise KafkaTimeoutError(f"offsets {start} to {end - 1} of {tp.topic}[{partition}] "
+                                        f"not read in {READ_TIMEOUT:.0f} s") from None
+            return values, min(position, end)

@@ -30,15 +30,17 @@ BATCHES_CONFIG = {"max.message.bytes": str(MAX_REQUEST_BYTES)}
 RETENTION_CONFIG = {"retention.ms": str(round(settings.topic_retention_hours * 3_600_000))}
 
 
-def _raw_topic(name: str, config: dict[str, str] | None = None):
+def _raw_topic(name: str, config: dict[str, str] | None = None, acks: bool = True):
     """Keys and values as bytes: nothing can fail to deserialize before our code sees it."""
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                      partitions=settings.topic_partitions, config={**RETENTION_CONFIG, **(config or {})},
-                     internal=True)
+                     internal=True, acks=acks)
 
 
 positions_topic = _raw_topic(settings.topic)
-batches_topic = _raw_topic(settings.batches_topic, BATCHES_CONFIG)
+#: Faust does not track the batches topic's offsets: the ``latest`` agent commits what it
+#: processed itself (``tracker.stream.commits``).
+batches_topic = _raw_topic(settings.batches_topic, BATCHES_CONFIG, acks=False)
 events_topic = _raw_topic(settings.events_topic)
 journeys_topic = _raw_topic(settings.journeys_topic)
 
