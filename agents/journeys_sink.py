@@ -12,6 +12,7 @@ each (``tracker.journeys.rebuild``) and deletes the mark, in one transaction.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, time, timedelta, timezone
 
@@ -31,6 +32,8 @@ from tracker.settings import settings
 log = logging.getLogger(__name__)
 
 RECOMPUTE_SECONDS = 2.0
+#: How long the sink waits for the worker's first load of the geofences.
+FIRST_LOAD_WAIT_SECONDS = 10.0
 #: A dirty day whose awaited fix never shows up in history is recomputed after this.
 MAX_WAIT = timedelta(minutes=10)
 #: Days one worker recomputes per tick.
@@ -48,6 +51,11 @@ class JourneysSink(PostgresSink):
         return records.decode(value)
 
     async def write(self, conn: psycopg.AsyncConnection, items: list) -> None:
+        if not geofences.loaded.is_set():  # a trip's geofences are named from the first load on
+            try:
+                await asyncio.wait_for(geofences.loaded.wait(), FIRST_LOAD_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("journeys: the geofences are not loaded yet; trips are written without them")
         await write_records(conn, items)
 
 

@@ -11,12 +11,17 @@ time as the ``latest`` write. Only one agent
 reads the topic: with two, faust-streaming can stall a rebalance for good (a record one
 agent has started and the other skips is never acknowledged, and the group waits for it).
 
-Nothing may leave the loop with an exception, because ``take_events`` acknowledges its
-events when it is left: Kafka errors are retried until they pass, and anything else
-stops the worker without acknowledging (``tracker.app.fatal``), so the events are read
-again after a restart. Offsets Faust's consumer skipped are read again first
-(``tracker.stream.continuity``); a partition it stopped delivering, and a changelog partition its
-recovery waits for in vain, are fetched again (``tracker.stream.partition_guard``).
+Faust does not track the topic's offsets: once a batch is durable the agent reports how far
+it got, and ``tracker.stream.commits.AgentCommits`` commits that, as the group member of the
+generation the events were read in. Events of a generation that is over are left to the
+partitions' new owner, and nothing is written once the generation has ended or while this
+worker has not proven lately that it still owns the partitions (after being stopped, say):
+another worker may hold newer values by then. Nothing may leave the loop with an
+exception: Kafka errors are retried until they pass, and anything else stops the worker
+(``tracker.app.fatal``), so the events are read again from the group's commit after a
+restart. Offsets Faust's consumer skipped are read again first (``tracker.stream.continuity``);
+a partition it stopped delivering, and a changelog partition its recovery waits for in
+vain, are fetched again (``tracker.stream.partition_guard``).
 """
 from __future__ import annotations
 
@@ -59,19 +64,28 @@ async def track_latest(stream):
             # Read in an assignment that is over: the partition may be another worker's by
             # now, and its new owner reads them again from the group's commit.
             current = [event for event in events if event.message.generation_id == generation]
-            touched = {event.message.partition for event in current}
-            async for values in continuity.slices(generation, current):
-                for fixes, erasures in steps(values):
-                    if fixes:
-                        await apply_fixes(writer, fixes, generation)
-                    if erasures:
-                        await erase(writer, erasures)
-            agent_commits.processed(generation, {p: continuity.next[p] for p in touched if p in continuity.next})
+            if await apply_batch(writer, current, generation):
+                touched = {event.message.partition for event in current}
+                agent_commits.processed(generation, {p: continuity.next[p] for p in touched if p in continuity.next})
         except asyncio.CancelledError:  # stopped in the middle: the events would be acknowledged
             fatal("latest: stopped in the middle of a batch")
         except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
             log.exception("latest: cannot apply a batch")
             fatal(f"latest: {exc!r}")
+
+
+async def apply_batch(writer: LatestWriter, events, generation: int) -> bool:
+    """Apply the events (with the records skipped before them), step by step; False if the
+    generation ended first: the rest is left to the partitions' new owner."""
+    async for values in continuity.slices(generation, events):
+        for fixes, erasures in steps(values):
+            if not await agent_commits.writable(generation):
+                return False
+            if fixes:
+                await apply_fixes(writer, fixes, generation)
+            if erasures:
+                await erase(writer, erasures)
+    return True
 
 
 async def apply_fixes(writer: LatestWriter, fixes: dict[int, list[list]], generation) -> None:

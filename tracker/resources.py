@@ -10,6 +10,8 @@ another agent's module, so that turning a stage off never takes away what anothe
   (``tracker.stream.continuity``).
 - ``agent_commits``: what the ``latest`` agent processed, committed by itself, and the lease
   that lets this worker answer for its partitions (``tracker.stream.commits``).
+- ``readiness``: the partitions of ``latest`` this worker may answer reads for
+  (``tracker.stream.ownership``).
 - ``partition_guards``: the partitions of the batches topic, and the changelog partitions of
   a recovery, that Faust's consumer stopped delivering, fetched again
   (``tracker.stream.partition_guard``).
@@ -29,6 +31,7 @@ from tracker.settings import settings
 from tracker.storage.pool import Database
 from tracker.stream.commits import AgentCommits
 from tracker.stream.continuity import BrokerOffsets
+from tracker.stream.ownership import Readiness
 from tracker.stream.partition_guard import PartitionGuards
 from tracker.stream.producer import WorkerProducer
 from tracker.stream.topics import changelog_topic
@@ -41,6 +44,8 @@ agent_commits = worker_service(AgentCommits(app, settings.batches_topic, batches
                                             batches_offsets.end_offsets))
 app.on_partitions_revoked.connect(lambda sender, revoked, **kwargs: agent_commits.on_revoked(revoked))
 partition_guards = worker_service(PartitionGuards(app, settings.batches_topic, batches_offsets, agent_commits))
+#: The partitions of ``latest`` this worker may answer reads for (``tracker.stream.ownership``).
+readiness = Readiness(app, settings.batches_topic, agent_commits)
 
 geofences = GeofenceCache(database.connection, snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
 if settings.events_enabled or settings.journeys_enabled:

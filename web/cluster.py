@@ -1,8 +1,11 @@
-"""Cluster-wide reads of ``latest``: this worker's active partitions plus every peer's.
+"""Cluster-wide reads of ``latest``: this worker's partitions plus every peer's.
 
 Peers are the other members of the consumer group, with the URLs they published in the
 partition assignment (``--web-host``/``--web-port``). A peer is asked for its local rows
-only (``scope=local``), so no request fans out twice. Requests between workers carry
+only (``scope=local``), so no request fans out twice. Each worker answers only for the
+partitions it may answer for now (``tracker.stream.ownership.Readiness``) and says which in
+``PARTITIONS_HEADER``; the partitions nobody answered for (a worker still recovering, one
+that cannot be reached) are the list's ``missing`` partitions, never silently left out. Requests between workers carry
 ``TRACKER_CLUSTER_SECRET`` and nothing of the client's (no cookie, no Authorization); a
 peer's answer is parsed as JSON and every row checked before it is used; a peer that
 answers anything else is unavailable, and is never relayed.
@@ -22,20 +25,28 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import orjson
 
+from tables.changelog import PartitionStore
 from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.metrics import CLUSTER_SCANS
+from tracker.resources import readiness
 from tracker.positions.model import STORED_MARKER_ID, format_micros, micros_of
 from tracker.settings import settings
 from web.auth import CLUSTER_HEADER
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10)
+#: The partitions of ``latest`` a worker's local rows cover, comma separated.
+PARTITIONS_HEADER = "X-Tracker-Partitions"
 SNAPSHOT_SECONDS = 1.0
 MAX_SNAPSHOTS = 256
 
 
 class PeerUnavailable(Exception):
     pass
+
+
+class PeerNotReady(PeerUnavailable):
+    """The peer cannot answer for the partition now (503): recovering, or not proven its owner."""
 
 
 class Filters:
@@ -65,14 +76,31 @@ class Filters:
         return self.since_us is None or fix[1] >= self.since_us
 
 
-def local_positions(filters: Filters) -> list[dict]:
-    """Rows of the partitions this worker owns (RocksDB iterates active partitions only)."""
-    positions = []
-    for value in latest.values():
-        fix = decode(value)
-        if filters.keep(fix):
-            positions.append(position_of(fix))
-    return positions
+class Scan:
+    """Positions, and the partitions of ``latest`` they cover."""
+
+    def __init__(self, positions: list[dict], covered: frozenset[int]) -> None:
+        self.positions, self.covered = positions, covered
+
+    @property
+    def missing(self) -> list[int]:
+        return sorted(set(range(settings.topic_partitions)) - self.covered)
+
+
+def local_positions(filters: Filters) -> Scan:
+    """Rows of the partitions this worker may answer for now."""
+    covered = readiness.partitions()
+    store, positions = PartitionStore(latest), []
+    for partition in sorted(covered):
+        for _, value in store.items(partition):
+            fix = decode(value)
+            if filters.keep(fix):
+                positions.append(position_of(fix))
+    return Scan(positions, covered)
+
+
+def covered_header(scan: Scan) -> dict[str, str]:
+    return {PARTITIONS_HEADER: ",".join(map(str, sorted(scan.covered)))}
 
 
 def _url(url) -> str:
@@ -120,31 +148,39 @@ class SharedAnswers:
 _snapshots = SharedAnswers()
 
 
-async def cluster_positions(filters: Filters) -> list[dict]:
-    """Every marker's latest position across the cluster, sorted by marker id."""
+async def cluster_positions(filters: Filters) -> Scan:
+    """Every marker's latest position across the cluster, sorted by marker id, and the
+    partitions they cover."""
     return await _snapshots.get(filters.key, lambda: _scan_cluster(filters))
 
 
-async def _scan_cluster(filters: Filters) -> list[dict]:
+async def _scan_cluster(filters: Filters) -> Scan:
     CLUSTER_SCANS.inc()
     peers = peer_urls()
-    positions = local_positions(filters)
+    local = local_positions(filters)
+    positions, covered = local.positions, set(local.covered)
     if peers:
         if not settings.cluster_secret:
             raise PeerUnavailable("TRACKER_CLUSTER_SECRET is not set: workers cannot ask each other")
         query = filters.query + [("scope", "local")]
-        answers = await asyncio.gather(*(_ask_rows(app.http_client, peer, query) for peer in peers))
+        answers = await asyncio.gather(*(_ask_rows(app.http_client, peer, query) for peer in peers),
+                                       return_exceptions=True)
         for answer in answers:
-            positions.extend(answer)
+            if isinstance(answer, PeerUnavailable):
+                continue  # its partitions are missing from the answer, and said to be
+            if isinstance(answer, BaseException):
+                raise answer
+            positions.extend(answer.positions)
+            covered |= answer.covered
     positions.sort(key=lambda position: position["marker_id"])
-    return positions
+    return Scan(positions, frozenset(covered))
 
 
 async def peer_position(owner: str, marker_id: str) -> dict | None:
     """``marker_id``'s position from the worker that owns it; None if it has none."""
     if not settings.cluster_secret:
         raise PeerUnavailable("TRACKER_CLUSTER_SECRET is not set: workers cannot ask each other")
-    status, answer = await _ask(app.http_client, owner, f"/api/markers/{marker_id}", [], allow_missing=True)
+    status, answer, _ = await _ask(app.http_client, owner, f"/api/markers/{marker_id}", [], allow_missing=True)
     if status == 404:
         return None
     if not valid_position(answer) or answer["marker_id"] != marker_id:
@@ -152,20 +188,29 @@ async def peer_position(owner: str, marker_id: str) -> dict | None:
     return answer
 
 
-async def _ask_rows(session: aiohttp.ClientSession, peer: str, query: list[tuple[str, str]]) -> list[dict]:
-    _, answer = await _ask(session, peer, "/api/markers", query)
+async def _ask_rows(session: aiohttp.ClientSession, peer: str, query: list[tuple[str, str]]) -> Scan:
+    _, answer, headers = await _ask(session, peer, "/api/markers", query)
     if not isinstance(answer, list) or not all(valid_position(row) for row in answer):
         raise PeerUnavailable(f"{peer} answered rows that are not positions")
-    return answer
+    declared = headers.get(PARTITIONS_HEADER)
+    if declared is None:  # a peer of an earlier version answers for every partition it holds
+        return Scan(answer, frozenset(range(settings.topic_partitions)))
+    try:
+        covered = frozenset(int(part) for part in declared.split(",") if part)
+    except ValueError:
+        raise PeerUnavailable(f"{peer} answered a malformed {PARTITIONS_HEADER}") from None
+    return Scan(answer, covered)
 
 
 async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list[tuple[str, str]],
-               allow_missing: bool = False) -> tuple[int, Any]:
+               allow_missing: bool = False) -> tuple[int, Any, Any]:
     headers = {CLUSTER_HEADER: settings.cluster_secret, "Accept": "application/json"}
     try:
         async with session.get(f"{peer}{path}", params=query, headers=headers, allow_redirects=False,
                                timeout=PEER_TIMEOUT) as response:
             missing = allow_missing and response.status == 404
+            if response.status == 503:
+                raise PeerNotReady(f"{peer} is not ready")
             if response.status != 200 and not missing:
                 raise PeerUnavailable(f"{peer} answered {response.status}")
             if response.content_type != "application/json":
@@ -174,7 +219,7 @@ async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise PeerUnavailable(f"{peer}: {exc.__class__.__name__}") from None
     try:
-        return response.status, orjson.loads(body)
+        return response.status, orjson.loads(body), response.headers
     except orjson.JSONDecodeError:
         raise PeerUnavailable(f"{peer} answered malformed JSON") from None
 
@@ -216,7 +261,9 @@ def valid_position(row: Any) -> bool:
             and (row.get("name") is None or isinstance(row["name"], str)))
 
 
-def feature_collection(positions: list[dict], stale_after: float) -> dict[str, Any]:
+def feature_collection(positions: list[dict], stale_after: float, missing: list[int] | None = None) -> dict[str, Any]:
+    """The positions as a GeoJSON FeatureCollection; with ``missing`` partitions (nobody
+    could answer for them) it says ``"partial": true`` and which."""
     now = time.time()
     features = []
     for position in positions:
@@ -227,4 +274,7 @@ def feature_collection(positions: list[dict], stale_after: float) -> dict[str, A
             "geometry": {"type": "Point", "coordinates": [position["lon"], position["lat"]]},
             "properties": {**position, "age_seconds": round(age, 1), "stale": age > stale_after},
         })
-    return {"type": "FeatureCollection", "features": features}
+    collection = {"type": "FeatureCollection", "features": features}
+    if missing:
+        collection.update(partial=True, missing_partitions=missing)
+    return collection

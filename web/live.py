@@ -7,7 +7,9 @@ seconds holds the markers whose position changed since (``m``) and those removed
 ``data`` is ``{"m": [[marker_id, lat, lon, time_ms, speed, heading, battery, moving, source, name], …],
 "r": [marker_id, …]}``; each message has an ``id``. A client that reconnects with
 ``Last-Event-ID`` gets the changes it missed as one update, or a fresh snapshot when they
-are older than the worker keeps. A comment line every 15 s keeps idle connections open. A
+are older than the worker keeps. A snapshot taken while the worker is still reading some
+partitions' positions (up to ``LOAD_WAIT_SECONDS`` after it starts) says so:
+``"partial": true`` and ``"missing"``, the partitions whose markers follow in updates. A comment line every 15 s keeps idle connections open. A
 client too slow to take its messages is disconnected (and starts again from a snapshot
 when it reconnects).
 
@@ -27,7 +29,6 @@ from tracker.positions.live_hub import Viewer, encode_update
 from tracker.resources import live_hub as hub
 from web import params
 from web.auth import require
-from web.errors import Unavailable
 
 HEARTBEAT_SECONDS = 15.0
 GZIP_LEVEL = 6
@@ -48,10 +49,10 @@ def _keeper(access, bbox):
 async def live(web, request):
     access = await require(request)
     keep = _keeper(access, params.bbox_param(request.query))
-    try:
+    try:  # a snapshot taken before then says which partitions it lacks ("partial")
         await asyncio.wait_for(hub.loaded.wait(), LOAD_WAIT_SECONDS)
     except asyncio.TimeoutError:
-        raise Unavailable("not_ready", "this worker is still reading the positions; retry shortly") from None
+        pass
     viewer = Viewer(keep)
     first = _first_message(request.headers.get("Last-Event-ID"), keep)
     hub.subscribe(viewer)  # no await since the first message: it gets every tick after it

@@ -4,6 +4,12 @@
 A marker the caller may not see answers exactly as a marker that never reported: 404.
 A request for one marker is forwarded to the worker that holds the marker's partition of
 ``latest`` (with the cluster secret, not the caller's credentials), so any worker answers.
+
+A position is answered only by a worker that may answer for its partition now
+(``tracker.stream.ownership.Readiness``): otherwise 503 ``not_ready`` with ``Retry-After``,
+never a position older than one already served. A list says which partitions nobody could
+answer for: ``X-Tracker-Partial: true`` and ``X-Tracker-Missing-Partitions`` on the JSON
+list, ``"partial": true`` and ``"missing_partitions"`` in the GeoJSON.
 """
 from __future__ import annotations
 
@@ -11,22 +17,28 @@ import hashlib
 
 import orjson
 
+from tables.changelog import PartitionStore
 from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.accounts.permissions import Access
+from tracker.positions.intake import partition_of
+from tracker.resources import readiness
 from tracker.settings import settings
 from web import params
 from web.auth import is_cluster_request, require
-from web.cluster import (Filters, PeerUnavailable, SharedAnswers, cluster_positions, feature_collection,
-                         local_positions, owner_of, peer_position)
+from web.cluster import (Filters, PeerNotReady, PeerUnavailable, Scan, SharedAnswers, cluster_positions,
+                         covered_header, feature_collection, local_positions, owner_of, peer_position)
 from web.errors import Forbidden, NotFound, Unavailable
-from web.health import readiness
+
+RETRY_AFTER = {"Retry-After": "1"}
 
 
-def _ready() -> None:
-    ready, state = readiness()
-    if not ready:
-        raise Unavailable("not_ready", f"this worker is {state}; retry shortly")
+def not_ready(what: str) -> Unavailable:
+    return Unavailable("not_ready", f"{what}; retry shortly", headers=RETRY_AFTER)
+
+
+def partial_headers(missing: list[int]) -> dict[str, str]:
+    return {"X-Tracker-Partial": "true", "X-Tracker-Missing-Partitions": ",".join(map(str, missing))} if missing else {}
 
 
 def _tag(positions: list[dict]) -> str:
@@ -34,29 +46,32 @@ def _tag(positions: list[dict]) -> str:
     return '"' + hashlib.blake2b(orjson.dumps(positions), digest_size=16).hexdigest() + '"'
 
 
-#: format -> (body, ETag) of a list of positions
+#: format -> (body, ETag) of a list of positions and the partitions nobody answered for
 RENDER = {
-    "json": lambda positions: (orjson.dumps(positions), None),
-    "geojson": lambda positions: (orjson.dumps(feature_collection(positions, settings.stale_after)), _tag(positions)),
+    "json": lambda positions, missing: (orjson.dumps(positions), None),
+    "geojson": lambda positions, missing: (orjson.dumps(feature_collection(positions, settings.stale_after, missing)),
+                                           _tag([positions, missing])),
 }
 #: Rendered lists, shared for a second by callers who see the same markers with the same filters.
 _rendered = SharedAnswers()
 
 
-async def visible_positions(request, access: Access, fmt: str) -> tuple[bytes, str | None]:
-    """The filtered positions ``access`` may see, rendered, and their ETag (this worker's
-    only with ``scope=local``)."""
+async def visible_positions(request, access: Access, fmt: str) -> tuple[bytes, str | None, dict[str, str]]:
+    """The filtered positions ``access`` may see, rendered, their ETag, and the headers that
+    say what the list covers (this worker's partitions only with ``scope=local``)."""
     query = request.query
     filters = Filters(params.bbox_param(query), params.time_param(query, "since", None))
     scope = params.choice_param(query, "scope", "cluster", ("cluster", "local"))
-    _ready()
     if scope == "local":
         if not is_cluster_request(request):
             raise Forbidden("cluster_only", "scope=local is for requests between workers")
-        return RENDER[fmt](local_positions(filters))
+        local = local_positions(filters)
+        return (*RENDER[fmt](local.positions, None), covered_header(local))
 
-    async def render() -> bytes:
-        return RENDER[fmt](access.keep(await cluster_positions(filters)))
+    async def render() -> tuple[bytes, str | None, dict[str, str]]:
+        scan: Scan = await cluster_positions(filters)
+        missing = scan.missing
+        return (*RENDER[fmt](access.keep(scan.positions), missing), partial_headers(missing))
 
     try:
         return await _rendered.get((fmt, filters.key, access.scope_key), render)
@@ -67,7 +82,8 @@ async def visible_positions(request, access: Access, fmt: str) -> tuple[bytes, s
 @app.page("/api/markers")
 async def markers_list(web, request):
     access = await require(request)
-    return web.bytes((await visible_positions(request, access, "json"))[0], content_type="application/json")
+    body, _, headers = await visible_positions(request, access, "json")
+    return web.bytes(body, content_type="application/json", headers=headers)
 
 
 @app.page("/api/markers.geojson")
@@ -75,10 +91,10 @@ async def markers_geojson(web, request):
     """With an ``ETag`` (the body's hash): a client that sends it back in ``If-None-Match``
     gets 304 and no body while nothing changed; gzip when the client takes it."""
     access = await require(request)
-    body, tag = await visible_positions(request, access, "geojson")
+    body, tag, headers = await visible_positions(request, access, "geojson")
     if tag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-        return web.bytes(b"", status=304, headers={"ETag": tag})
-    response = web.bytes(body, content_type="application/geo+json", headers={"ETag": tag})
+        return web.bytes(b"", status=304, headers={"ETag": tag, **headers})
+    response = web.bytes(body, content_type="application/geo+json", headers={"ETag": tag, **headers})
     response.enable_compression()
     return response
 
@@ -87,23 +103,33 @@ def unknown_marker(marker_id: str) -> NotFound:
     return NotFound("unknown_marker", f"no position for marker {marker_id!r}")
 
 
+def local_position(marker_id: str) -> dict | None:
+    """The marker's position from this worker's own partition of it; 503 when this worker
+    may not answer for that partition now."""
+    partition = partition_of(marker_id.encode(), settings.topic_partitions)
+    if partition not in readiness.partitions():
+        raise not_ready(f"this worker cannot answer for partition {partition} now")
+    value = PartitionStore(latest).get(partition, marker_id.encode())
+    return None if value is None else position_of(decode(value))
+
+
 async def latest_position(request, marker_id: str) -> dict:
     """The marker's position from the worker that owns it; 404 if it has none."""
     if is_cluster_request(request):  # a peer asks: answer from this worker's partitions only
-        value = latest.get(marker_id.encode())
-        if value is None:
+        position = local_position(marker_id)
+        if position is None:
             raise unknown_marker(marker_id)
-        return position_of(decode(value))
-    _ready()
+        return position
     try:
         owner = owner_of(marker_id)
         if owner is None:
-            value = latest.get(marker_id.encode())
-            position = None if value is None else position_of(decode(value))
+            position = local_position(marker_id)
         else:
             position = await peer_position(owner, marker_id)
     except KeyError:
-        raise Unavailable("not_ready", "the marker's partition has no owner yet; retry shortly") from None
+        raise not_ready("the marker's partition has no owner yet") from None
+    except PeerNotReady:
+        raise not_ready("the worker that owns the marker cannot answer for it now") from None
     except PeerUnavailable as exc:
         raise Unavailable("peer_unavailable", f"could not reach the worker that owns the marker: {exc}") from None
     if position is None:

@@ -1,5 +1,8 @@
 """The geofences a trip starts and ends in are named with the events stage turned off
 (``TRACKER_EVENTS=off``): the journeys sink has the geofences whatever stages run."""
+import subprocess
+import sys
+
 import orjson
 import pytest
 
@@ -14,17 +17,20 @@ def square(name: str, x_m: float, half_m: float = 200.0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def worker(stack):
+def worker(stack, tmp_path_factory):
+    """The geofences are in Postgres before the worker starts: it loads them at its start."""
+    path = tmp_path_factory.mktemp("geofences") / "places.geojson"
+    path.write_bytes(orjson.dumps({"type": "FeatureCollection",
+                                   "features": [square("depot", 0.0), square("yard", 6_000.0)]}))
+    loaded = subprocess.run([sys.executable, "-m", "tracker.cli", "geofences", "import", str(path)], env=stack.env,
+                            capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
     worker = stack.worker(TRACKER_EVENTS="off", TRACKER_JOURNEYS="on").start()
     worker.wait_ready()
     return worker
 
 
 def test_a_trip_from_the_depot_to_the_yard_names_both_with_events_off(stack, worker):
-    for name, x_m in (("depot", 0.0), ("yard", 6_000.0)):
-        status, _, _ = worker.request("POST", "/api/geofences", orjson.dumps(square(name, x_m)),
-                                      headers={"Content-Type": "application/geo+json"})
-        assert status == 201
     day = Day("van-geo")
     day.fix(speed=0.0)
     day.wait(600).drive(6_000).wait(900)

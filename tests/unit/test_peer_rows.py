@@ -7,7 +7,7 @@ import pytest
 
 from tracker.settings import settings
 from tracker.testing import serve_http
-from web.cluster import PeerUnavailable, _ask_rows, valid_position
+from web.cluster import PARTITIONS_HEADER, PeerNotReady, PeerUnavailable, _ask_rows, valid_position
 
 ROW = {"marker_id": "car-1", "lat": 45.5, "lon": 14.25, "time": "2026-11-28T07:00:00Z", "speed": 3.5,
        "heading": None, "altitude": None, "accuracy": 5.0, "battery": 80.0, "source": "osmand",
@@ -49,8 +49,9 @@ def test_non_rows_are_refused(row):
 class FakePeer:
     """A worker's HTTP port that answers whatever the test says, and records what it was sent."""
 
-    def __init__(self, status: int, content_type: str, body: bytes) -> None:
+    def __init__(self, status: int, content_type: str, body: bytes, headers: dict | None = None) -> None:
         self.answer = (status, content_type, body)
+        self.headers = headers or {}
         self.seen_headers = []
 
     async def __aenter__(self):
@@ -59,7 +60,7 @@ class FakePeer:
         async def handle(request):
             self.seen_headers.append(dict(request.headers))
             status, content_type, body = self.answer
-            return web.Response(status=status, body=body, content_type=content_type)
+            return web.Response(status=status, body=body, content_type=content_type, headers=self.headers)
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", handle)
@@ -85,11 +86,26 @@ async def test_a_peer_answering_anything_but_positions_is_unavailable_and_never_
 
 async def test_a_peer_is_asked_with_the_cluster_secret_and_its_rows_are_used(monkeypatch):
     monkeypatch.setattr("web.cluster.settings", dataclasses.replace(settings, cluster_secret="s3cret"))
-    async with FakePeer(200, "application/json", orjson.dumps([ROW])) as peer, aiohttp.ClientSession() as session:
-        assert await _ask_rows(session, peer.url, [("scope", "local")]) == [ROW]
+    async with FakePeer(200, "application/json", orjson.dumps([ROW]), {PARTITIONS_HEADER: "1,6"}) as peer, \
+            aiohttp.ClientSession() as session:
+        scan = await _ask_rows(session, peer.url, [("scope", "local")])
+    assert scan.positions == [ROW] and scan.covered == {1, 6}
     (headers,) = peer.seen_headers
     assert headers["X-Tracker-Cluster"] == "s3cret"
     assert "Authorization" not in headers and "Cookie" not in headers
+
+
+async def test_a_peer_of_an_earlier_version_answers_for_every_partition_it_holds():
+    async with FakePeer(200, "application/json", orjson.dumps([ROW])) as peer, aiohttp.ClientSession() as session:
+        scan = await _ask_rows(session, peer.url, [("scope", "local")])
+    assert scan.covered == set(range(settings.topic_partitions))
+
+
+async def test_a_peer_that_is_not_ready_says_so():
+    async with FakePeer(503, "application/json", b'{"error": "not_ready"}') as peer, \
+            aiohttp.ClientSession() as session:
+        with pytest.raises(PeerNotReady):
+            await _ask_rows(session, peer.url, [("scope", "local")])
 
 
 async def test_a_failed_shared_answer_is_not_kept_for_the_next_caller():

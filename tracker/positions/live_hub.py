@@ -91,8 +91,10 @@ class Viewer:
 
 
 def encode_update(seq: int, changes: Changes, keep: Callable[[str, float, float], bool],
-                  event: str = "update") -> bytes | None:
-    """An SSE message of the changes ``keep`` lets through (None if none)."""
+                  event: str = "update", missing: list[int] | None = None) -> bytes | None:
+    """An SSE message of the changes ``keep`` lets through (None if none); a snapshot taken
+    before the hub has read some partitions says ``"partial": true`` and ``"missing"``
+    (their markers come in later updates)."""
     rows, removed = [], []
     for marker_id, row in changes.items():
         if row is None:
@@ -102,7 +104,10 @@ def encode_update(seq: int, changes: Changes, keep: Callable[[str, float, float]
             rows.append(row)
     if not rows and not removed and event == "update":
         return None
-    return (f"id: {seq}\nevent: {event}\ndata: ".encode() + orjson.dumps({"m": rows, "r": removed}) + b"\n\n")
+    data = {"m": rows, "r": removed}
+    if missing:
+        data.update(partial=True, missing=missing)
+    return f"id: {seq}\nevent: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
 class LiveHub(Service):
@@ -115,7 +120,16 @@ class LiveHub(Service):
         self.ticks: deque[tuple[int, float, Changes]] = deque()
         self.viewers: set[Viewer] = set()
         self.loaded = asyncio.Event()
+        #: Changelog partitions not read to the end they had when the hub started.
+        self._loading: dict[TopicPartition, int] = {tp: 0 for tp in self._partitions()}
         self._consumer: AIOKafkaConsumer | None = None
+
+    def _partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(self.changelog, p) for p in range(self.config.topic_partitions)]
+
+    def loading(self) -> list[int]:
+        """The partitions whose markers the hub has not read yet."""
+        return sorted(tp.partition for tp in self._loading)
 
     async def on_start(self) -> None:
         self.add_future(self._read_forever())
@@ -130,7 +144,7 @@ class LiveHub(Service):
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=4 * 1024 * 1024)
         await consumer.start()
-        partitions = [TopicPartition(self.changelog, p) for p in range(self.config.topic_partitions)]
+        partitions = self._partitions()
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         return consumer
@@ -194,7 +208,7 @@ class LiveHub(Service):
             viewer.offer(self.seq, changes)
 
     def snapshot(self, keep: Callable[[str, float, float], bool]) -> bytes:
-        return encode_update(self.seq, self.positions, keep, event="snapshot")
+        return encode_update(self.seq, self.positions, keep, event="snapshot", missing=self.loading())
 
     def missed(self, since: int) -> Changes | None:
         """The changes after tick ``since``, merged; None if some are no longer kept."""

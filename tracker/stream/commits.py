@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 COMMIT_SECONDS = 0.5
 #: How long an accepted commit proves ownership: well within the group's session timeout
 #: (10 s), after which the broker may give the partitions to another member.
-LEASE_SECONDS = 4.0
+LEASE_SECONDS = 6.0
 #: A gap this long between two ticks of the event loop means the process stood still
 #: (stopped, or starved): ownership is proven again by the next accepted commit.
-STALL_SECONDS = 1.5
+STALL_SECONDS = 2.0
 TICK_SECONDS = 0.25
 COMMIT_TIMEOUT = 5.0
 
@@ -100,6 +100,17 @@ class AgentCommits(Service):
             self.stalled_at = now
         return (self.proven_at is not None and self.proven_at >= self.stalled_at
                 and now - self.proven_at < LEASE_SECONDS)
+
+    async def writable(self, generation: int) -> bool:
+        """Whether the agent may still write what it read in ``generation``: once this worker
+        has proven it is that member (waiting for the proof after a stall); False as soon as
+        the generation is over, for then another worker may own the partitions and write
+        newer values that these would follow in the changelogs."""
+        while self.app.consumer_generation_id == generation:
+            if self.proven():
+                return True
+            await asyncio.sleep(TICK_SECONDS)
+        return False
 
     def owned(self) -> list[int]:
         """The partitions of the topic assigned to this worker in the current generation."""
@@ -158,6 +169,9 @@ class AgentCommits(Service):
         return [p for p in partitions
                 if max(self.next_offset.get(p, 0), committed.get(p, 0)) >= ends.get(p, 0)]
 
+    async def on_start(self) -> None:
+        self._ticked_at = self.clock()
+
     @Service.task
     async def _tick(self) -> None:
         while not self.should_stop:
@@ -173,9 +187,11 @@ class AgentCommits(Service):
     async def _commit_regularly(self) -> None:
         while not self.should_stop:
             await asyncio.sleep(COMMIT_SECONDS)
-            if self.app.in_recovery:
+            if self.app.in_recovery or self.app.should_stop:
                 continue
             try:
                 await self.commit()
             except Exception:  # noqa: BLE001 - tried again at the next tick
+                if self.should_stop or self.app.should_stop:
+                    return  # the consumer stops first; the last commit was at the revocation
                 log.exception("latest: cannot commit")
