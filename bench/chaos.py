@@ -1,11 +1,13 @@
 """Chaos: two workers take a stream while workers are killed, Kafka restarts and Postgres
-stops; afterwards nothing may be lost or doubled, and ``latest`` must be right.
+stops; afterwards nothing may be lost or doubled, ``latest`` must be right, the events must
+equal an offline computation over the stored history (the same geofences, the same rules),
+and the trips and stops must equal what ``tracker journeys rebuild`` finds in it.
 
     make chaos                      (500,000 positions, 1,000 markers, the full schedule)
     python -m bench.chaos --help    (smaller runs)
 
-Exits 1 if any valid position is missing from Postgres, a row is doubled, or ``latest``
-is wrong for a marker. The test suite runs a short version (tests/integration/test_chaos.py).
+Exits 1 if any valid position is missing from Postgres, a row is doubled, ``latest`` is
+wrong for a marker, or an event, trip or stop differs from its offline computation. The test suite runs a short version (tests/integration/test_chaos.py).
 """
 from __future__ import annotations
 
@@ -53,12 +55,17 @@ class Report:
     lost: int = 0
     duplicates: int = 0
     latest_wrong: int = 0
+    events_checked: int = 0
+    events_wrong: int = 0
+    journeys_checked: int = 0
+    journeys_wrong: int = 0
     recoveries: list[tuple[str, float]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.latest_wrong == 0 and self.stored == self.expected
+        return (self.lost == 0 and self.duplicates == 0 and self.latest_wrong == 0 and self.stored == self.expected
+                and self.events_wrong == 0 and self.journeys_wrong == 0)
 
     def table(self) -> str:
         rows = [
@@ -68,6 +75,10 @@ class Report:
             ("lost positions", f"{self.lost:,}"),
             ("duplicate rows", f"{self.duplicates:,}"),
             ("markers whose latest is wrong", f"{self.latest_wrong:,}"),
+            ("events (offline computation)", f"{self.events_checked:,}"),
+            ("events missing or extra", f"{self.events_wrong:,}"),
+            ("trips and stops (rebuild)", f"{self.journeys_checked:,}"),
+            ("trips and stops differing", f"{self.journeys_wrong:,}"),
         ]
         rows += [(f"recovery after {what}", f"{seconds:.1f} s") for what, seconds in self.recoveries]
         width = max(len(name) for name, _ in rows)
@@ -147,6 +158,7 @@ def run(plan: Plan, stack: Stack | None = None) -> Report:
     rng = random.Random(plan.seed)
     records, newest, expected = stream(plan)
     report.expected = len(expected)
+    _add_geofences(stack)
     workers = [stack.worker().start(), stack.worker().start()]
     for worker in workers:
         worker.wait_ready()
@@ -214,6 +226,21 @@ def _disturb(plan: Plan, stack, workers, producer, report: Report, rng: random.R
             kafka_done = True
 
 
+#: Bands of latitude the markers' random walks cross now and then: enter and exit events.
+GEOFENCES = [(44.0, 45.0), (45.5, 46.0)]
+
+
+def _add_geofences(stack: Stack) -> None:
+    """The geofences, in Postgres before the workers start (they load them at their start)."""
+    features = [{"type": "Feature", "properties": {"name": f"band-{south}"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[13.0, south], [16.0, south], [16.0, north], [13.0, north],
+                                            [13.0, south]]]}} for south, north in GEOFENCES]
+    path = stack.tmp / "geofences.geojson"
+    path.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": features}))
+    subprocess.run([sys.executable, "-m", "tracker.cli", "geofences", "import", str(path)], env=stack.env,
+                   check=True, capture_output=True)
+
+
 def _verify(stack: Stack, workers, expected, newest, report: Report) -> None:
     rows = stack.query("SELECT marker_id, (extract(epoch FROM fix_time) * 1000)::bigint FROM positions")
     present = set(rows)
@@ -222,6 +249,55 @@ def _verify(stack: Stack, workers, expected, newest, report: Report) -> None:
     report.lost = len(expected - present)
     latest = settle_latest(workers[0], newest)
     report.latest_wrong = sum(1 for marker, position in newest.items() if latest.get(marker) != position)
+    _verify_events(stack, report)
+    _verify_journeys(stack, report)
+
+
+def _offline_events(stack: Stack) -> set[str]:
+    """The ids of the events the stored history gives, computed here by the events model
+    (``online`` and ``offline`` left out: they depend on the wall clock)."""
+    from tracker.events.model import Detector, Limits, MarkerState
+    from tracker.geofences.model import GeofenceIndex, parse_feature
+
+    settings = stack.settings
+    features = stack.query("SELECT geofence_id, feature FROM geofences ORDER BY geofence_id")
+    detector = Detector(GeofenceIndex(parse_feature(feature, gid) for gid, feature in features),
+                        Limits(settings.speed_limit, settings.overspeed_reset_seconds, settings.low_battery))
+    fixes = [[marker_id, time_us, lat, lon, speed, None, None, None, battery, None, None, time_us]
+             for marker_id, time_us, lat, lon, speed, battery in stack.query(
+                 "SELECT marker_id, (extract(epoch FROM fix_time) * 1000000)::bigint, lat, lon, speed, battery "
+                 "FROM positions ORDER BY marker_id, fix_time")]
+    events, _ = detector.apply_fixes(fixes, lambda marker_id: MarkerState())
+    return {event["id"] for event in events if event["type"] not in ("online", "offline")}
+
+
+def _verify_events(stack: Stack, report: Report) -> None:
+    wait_for(lambda: stack.caught_up("-events", stack.settings.events_topic), 120, "the events sink")
+    offline = _offline_events(stack)
+    stored = {event_id for (event_id,) in stack.query(
+        "SELECT event_id FROM events WHERE type NOT IN ('online', 'offline')")}
+    report.events_checked = len(offline)
+    report.events_wrong = len(offline ^ stored)
+
+
+def _journeys(stack: Stack) -> set[tuple]:
+    return (set(stack.query("SELECT 'trip', marker_id, start_time, end_time, round(distance_m::numeric, 1) "
+                            "FROM trips"))
+            | set(stack.query("SELECT 'stop', marker_id, start_time, end_time, 0 FROM stops")))
+
+
+def _verify_journeys(stack: Stack, report: Report) -> None:
+    settings = stack.settings
+    wait_for(lambda: stack.caught_up("-journeys", settings.journeys_topic)
+             and not stack.query("SELECT 1 FROM journeys_dirty"), 300, "the journeys sink")
+    live = _journeys(stack)
+    rebuilt = subprocess.run([sys.executable, "-m", "tracker.cli", "journeys", "rebuild"], env=stack.env,
+                             capture_output=True, text=True, timeout=600)
+    if rebuilt.returncode != 0:
+        raise RuntimeError(f"tracker journeys rebuild failed: {rebuilt.stderr.strip()}")
+    offline = _journeys(stack)
+    report.journeys_checked = len(offline)
+    report.journeys_wrong = len(live ^ offline)
 
 
 def main() -> None:

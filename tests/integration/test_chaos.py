@@ -1,5 +1,6 @@
-"""The short chaos run: one kill -9 and one Postgres stop while two workers take a stream.
-``make chaos`` runs the long one, with Kafka restarts too (bench/chaos.py)."""
+"""The short chaos run: one kill -9 and one Postgres stop while two workers take a stream;
+positions, latest, events and trips checked after. ``make chaos`` runs the long one, with
+Kafka restarts too (bench/chaos.py)."""
 from bench.chaos import Plan, run
 
 
@@ -13,4 +14,6 @@ def test_kill_and_postgres_outage_lose_nothing(stack, figures):
     assert report.duplicates == 0, report.table()
     assert report.stored == report.expected, report.table()
     assert report.latest_wrong == 0, report.table()
+    assert report.events_checked > 0 and report.events_wrong == 0, report.table()
+    assert report.journeys_checked > 0 and report.journeys_wrong == 0, report.table()
     assert "postgres stopped and started" in report.events
