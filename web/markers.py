@@ -5,9 +5,12 @@ A marker the caller may not see answers exactly as a marker that never reported:
 A request for one marker is forwarded to the worker that holds the marker's partition of
 ``latest`` (with the cluster secret, not the caller's credentials), so any worker answers.
 
-A position is answered only by a worker that may answer for its partition now
-(``tracker.stream.ownership.Readiness``): otherwise 503 ``not_ready`` with ``Retry-After``,
-never a position older than one already served. A list says which partitions nobody could
+A position is answered by the worker that may answer for its partition now
+(``tracker.stream.ownership.Readiness``). When none can (the owner restarting, recovering,
+or unsure it still owns the partition), the worker asked answers from its live hub, which
+holds every marker's ``latest`` value as the changelog has it, as long as the hub is current
+(``X-Tracker-Position-Source: changelog`` instead of ``latest``); otherwise 503 ``not_ready``
+with ``Retry-After``. Never a position older than one already served. A list says which partitions nobody could
 answer for: ``X-Tracker-Partial: true`` and ``X-Tracker-Missing-Partitions`` on the JSON
 list, ``"partial": true`` and ``"missing_partitions"`` in the GeoJSON.
 """
@@ -22,7 +25,7 @@ from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.accounts.permissions import Access
 from tracker.positions.intake import partition_of
-from tracker.resources import readiness
+from tracker.resources import live_hub, readiness
 from tracker.settings import settings
 from web import params
 from web.auth import is_cluster_request, require
@@ -113,13 +116,25 @@ def local_position(marker_id: str) -> dict | None:
     return None if value is None else position_of(decode(value))
 
 
-async def latest_position(request, marker_id: str) -> dict:
-    """The marker's position from the worker that owns it; 404 if it has none."""
+def changelog_position(marker_id: str, unavailable: Unavailable) -> tuple[dict, str]:
+    """The marker's position as the changelog holds it, from this worker's live hub, if the
+    hub is current; else ``unavailable`` is raised."""
+    if not live_hub.current():
+        raise unavailable
+    value = live_hub.values.get(marker_id)
+    if value is None:
+        raise unknown_marker(marker_id)
+    return position_of(decode(value)), "changelog"
+
+
+async def latest_position(request, marker_id: str) -> tuple[dict, str]:
+    """The marker's position, and where it came from (``latest``, or ``changelog`` when the
+    worker that owns it cannot answer); 404 if it has none."""
     if is_cluster_request(request):  # a peer asks: answer from this worker's partitions only
         position = local_position(marker_id)
         if position is None:
             raise unknown_marker(marker_id)
-        return position
+        return position, "latest"
     try:
         owner = owner_of(marker_id)
         if owner is None:
@@ -127,14 +142,17 @@ async def latest_position(request, marker_id: str) -> dict:
         else:
             position = await peer_position(owner, marker_id)
     except KeyError:
-        raise not_ready("the marker's partition has no owner yet") from None
+        return changelog_position(marker_id, not_ready("the marker's partition has no owner yet"))
+    except Unavailable as exc:  # this worker owns it but cannot answer for it now
+        return changelog_position(marker_id, exc)
     except PeerNotReady:
-        raise not_ready("the worker that owns the marker cannot answer for it now") from None
+        return changelog_position(marker_id, not_ready("the worker that owns the marker cannot answer for it now"))
     except PeerUnavailable as exc:
-        raise Unavailable("peer_unavailable", f"could not reach the worker that owns the marker: {exc}") from None
+        return changelog_position(marker_id, Unavailable(
+            "peer_unavailable", f"could not reach the worker that owns the marker: {exc}", headers=RETRY_AFTER))
     if position is None:
         raise unknown_marker(marker_id)
-    return position
+    return position, "latest"
 
 
 @app.page("/api/markers/{marker_id}")
@@ -143,4 +161,6 @@ async def marker_latest(web, request, marker_id: str):
     params.marker_id_param(marker_id)
     if not access.permits(marker_id):
         raise unknown_marker(marker_id)
-    return web.bytes(orjson.dumps(await latest_position(request, marker_id)), content_type="application/json")
+    position, source = await latest_position(request, marker_id)
+    return web.bytes(orjson.dumps(position), content_type="application/json",
+                     headers={"X-Tracker-Position-Source": source})

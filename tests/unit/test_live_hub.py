@@ -89,3 +89,48 @@ def test_a_viewer_that_stops_reading_is_dropped_at_the_bound(hub, monkeypatch):
         hub.tick()
         assert viewer.queued_bytes <= 10_000
     assert viewer.dropped and not viewer.queue
+
+
+class Changelog:
+    """The hub's consumer as ``_note_progress`` reads it: the broker's end of each partition."""
+
+    def __init__(self, highwaters):
+        self.highwaters = highwaters
+
+    def assignment(self):
+        return set(self.highwaters)
+
+    def highwater(self, tp):
+        return self.highwaters[tp]
+
+
+class Read:
+    def __init__(self, offset):
+        self.offset = offset
+
+
+def test_the_hub_is_current_only_once_every_partition_is_read_to_its_end(hub, monkeypatch):
+    from aiokafka import TopicPartition
+
+    clock = [100.0]
+    monkeypatch.setattr(live_hub.time, "monotonic", lambda: clock[0])
+    p0, p1 = TopicPartition("changelog", 0), TopicPartition("changelog", 1)
+    hub._consumer = Changelog({p0: 10, p1: 4})
+    hub._read_to = {p0: 0, p1: 0}
+    hub.loaded.set()
+    hub._take([Record("a", fix("a", 1))])
+    hub._note_progress({p0: [Read(9)]}, asked_at=99.5)
+    assert not hub.current(), "partition 1 is not read yet"
+    hub._note_progress({p1: [Read(3)]}, asked_at=99.8)
+    assert hub.current() and hub.values["a"] == orjson.dumps(fix("a", 1))
+    clock[0] = 101.0
+    assert not hub.current(), "a worker stopped for a while is not current until it reads again"
+    hub._consumer.highwaters[p0] = 12
+    hub._note_progress({}, asked_at=101.0)
+    assert not hub.current()
+
+
+def test_a_tombstone_removes_the_markers_value(hub):
+    hub._take([Record("a", fix("a", 1))])
+    hub._take([Record("a", None)])
+    assert "a" not in hub.values

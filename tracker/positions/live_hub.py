@@ -14,6 +14,11 @@ stops reading is dropped when its queue is full, rather than growing the worker'
 
 A row is a compact JSON array: ``[marker_id, lat, lon, time_ms, speed, heading, battery,
 moving, source, name]`` (unknown values null; ``name`` from ``tracker.positions.model.display_name``).
+
+The hub also keeps each marker's ``latest`` value as the changelog holds it (``values``), so
+that any worker can answer for a marker whose owner cannot (restarting, say): while the hub
+is ``current`` (it has read every partition to its end within ``CURRENT_SECONDS``, with the
+process running meanwhile), those values are what the owner had written.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: How long ticks are kept for viewers that reconnect.
 KEPT_SECONDS = 60.0
+#: How long a read of every partition to its end keeps the hub current.
+CURRENT_SECONDS = 1.0
 #: The most a viewer's unsent messages may hold.
 CLIENT_BUFFER_BYTES = settings.live_client_buffer
 
@@ -115,6 +122,12 @@ class LiveHub(Service):
         super().__init__(**kwargs)
         self.config, self.changelog, self.interval = config, changelog, interval
         self.positions: dict[str, Row] = {}
+        #: marker id -> its ``latest`` value, as the changelog holds it
+        self.values: dict[str, bytes] = {}
+        #: time.monotonic() when the hub last had every partition read to its end
+        self.current_at = float("-inf")
+        #: changelog partition -> the offset after the last record read
+        self._read_to: dict[TopicPartition, int] = {}
         self.pending: Changes = {}
         self.seq = 0
         self.ticks: deque[tuple[int, float, Changes]] = deque()
@@ -147,6 +160,7 @@ class LiveHub(Service):
         partitions = self._partitions()
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        self._read_to = {tp: await consumer.position(tp) for tp in partitions}
         return consumer
 
     async def _read_forever(self) -> None:
@@ -158,6 +172,7 @@ class LiveHub(Service):
                     self._loading = {tp: end for tp, end in ends.items() if end > 0}
                     if not self._loading:
                         self.loaded.set()
+                asked_at = time.monotonic()
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
             except asyncio.CancelledError:
                 raise
@@ -174,13 +189,30 @@ class LiveHub(Service):
                     del self._loading[tp]
                     if not self._loading:
                         self.loaded.set()
+            self._note_progress(batches, asked_at)
             await asyncio.sleep(0)
+
+    def _note_progress(self, batches, asked_at: float) -> None:
+        """The hub is current as of ``asked_at`` when every partition is read to the end the
+        broker reported (its highwater) in the fetches that followed that moment."""
+        for tp, records in batches.items():
+            self._read_to[tp] = records[-1].offset + 1
+        consumer = self._consumer
+        if self.loaded.is_set() and all(
+                (highwater := consumer.highwater(tp)) is not None and self._read_to.get(tp, 0) >= highwater
+                for tp in consumer.assignment()):
+            self.current_at = asked_at
+
+    def current(self) -> bool:
+        """Whether ``values`` hold what the changelog holds, as of a moment ago."""
+        return time.monotonic() - self.current_at < CURRENT_SECONDS
 
     def _take(self, records) -> None:
         positions, pending = self.positions, self.pending
         for record in records:
             marker_id = record.key.decode()
             if record.value is None:
+                self.values.pop(marker_id, None)
                 if positions.pop(marker_id, None) is not None:
                     pending[marker_id] = None
                 continue
@@ -188,6 +220,7 @@ class LiveHub(Service):
             current = positions.get(marker_id)
             if current is None or row[3] >= current[3]:
                 positions[marker_id] = pending[marker_id] = row
+                self.values[marker_id] = record.value
 
     async def _tick_forever(self) -> None:
         while not self.should_stop:
