@@ -72,6 +72,8 @@ async def track_latest(stream):
         except Exception as exc:  # noqa: BLE001 - acknowledging now would lose the events
             log.exception("latest: cannot apply a batch")
             fatal(f"latest: {exc!r}")
+        finally:
+            agent_commits.finished()
 
 
 async def apply_batch(writer: LatestWriter, events, generation: int) -> bool:

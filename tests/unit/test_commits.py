@@ -98,3 +98,17 @@ async def test_a_worker_that_stood_still_answers_again_only_after_a_new_commit(m
     commits._ticked_at = member.now
     assert not commits.proven(), "a lease from before the stall proves nothing after it"
     assert await commits.commit() and commits.proven()
+
+
+async def test_a_revocation_waits_for_the_batch_in_flight_before_it_commits(member):
+    import asyncio
+
+    commits = agent_commits(member)
+    commits.working()
+    revoking = asyncio.ensure_future(commits.on_revoked({TP(TOPIC, 0)}))
+    await asyncio.sleep(0.05)
+    assert not revoking.done() and member.sent == []
+    commits.processed(7, {0: 44})
+    commits.finished()
+    await revoking
+    assert member.sent == [({0: 44}, 7)]

@@ -8,8 +8,8 @@ The agent sees every record of a partition in order from the group's commit on (
 Faust skipped are read again first: ``tracker.stream.continuity``), so that offset is the
 contiguous end of what is done. ``AgentCommits`` commits it:
 
-- every ``COMMIT_SECONDS``, and when partitions are revoked (Faust has waited for the
-  batch in flight by then);
+- every ``COMMIT_SECONDS``, and when partitions are revoked, once the batch in flight is
+  done (Faust does not wait for events of a topic it does not acknowledge);
 - through Faust's own group member, as the member of the generation the records were
   read in (``faust_internals.commit``): after a rebalance the commit fails instead of
   winning, and the records are read again by their new owner;
@@ -47,6 +47,8 @@ LEASE_SECONDS = 6.0
 STALL_SECONDS = 2.0
 TICK_SECONDS = 0.25
 COMMIT_TIMEOUT = 5.0
+#: How long a revocation waits for the batch in flight (well within the rebalance timeout).
+REVOKE_WAIT_SECONDS = 5.0
 
 
 class AgentCommits(Service):
@@ -72,10 +74,20 @@ class AgentCommits(Service):
         self.stalled_at = float("-inf")
         self._ticked_at = clock()
         self._lock = asyncio.Lock()
+        #: set while the agent is not in the middle of a batch
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # --- what the agent reports ---------------------------------------------------------
     def working(self) -> None:
         self.processed_at = None
+        self._idle.clear()
+
+    def finished(self) -> None:
+        """The batch is over, done or given up (``processed`` reports what was done)."""
+        if self.processed_at is None:
+            self.processed_at = self.clock()
+        self._idle.set()
 
     def processed(self, generation: int, offsets: dict[int, int]) -> None:
         """The batch is durable: per partition, the offset after the last record processed
@@ -148,9 +160,15 @@ class AgentCommits(Service):
             return True
 
     async def on_revoked(self, revoked) -> None:
-        """Partitions are being taken away (Faust has waited for the batch in flight): commit
-        what was processed of them, then forget them; reads wait for the next proof."""
+        """Partitions are being taken away: once the batch in flight is done (at most
+        ``REVOKE_WAIT_SECONDS``), commit what was processed of them, then forget them; reads
+        wait for the next proof."""
         mine = sorted(tp.partition for tp in revoked if tp.topic == self.topic)
+        try:
+            await asyncio.wait_for(self._idle.wait(), REVOKE_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("latest: a batch was still in flight %.0f s into the rebalance; committing what is done",
+                        REVOKE_WAIT_SECONDS)
         if mine:
             try:
                 await self.commit(mine)
