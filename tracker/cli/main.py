@@ -72,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="share of records that are late fixes, older than the marker's last (testing)")
     simulate.set_defaults(run=_simulate)
 
-    replay = commands.add_parser("replay", help="send a recorded GPX track with its own timing")
-    replay.add_argument("file", help="a GPX 1.0 or 1.1 file")
+    replay = commands.add_parser("replay", help="send a recorded track with its own timing")
+    replay.add_argument("file", help="a track file of any format tracker import reads (GPX, GeoJSON, .rec, ...)")
     replay.add_argument("--marker", help="marker id (default: the file's name)")
     replay.add_argument("--speedup", type=float, default=1.0, help="play X times faster")
     replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
@@ -263,7 +263,7 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from tracker.tracks.replay import BadTrack, load
+    from tracker.tracks.replay import BadTrackFile, check, points
     from tracker.tracks.simulate import utcnow
 
     if args.speedup <= 0:
@@ -272,29 +272,33 @@ async def _replay(args: argparse.Namespace) -> int:
     if not MARKER_ID_PATTERN.fullmatch(marker_id):
         raise CommandError(f"{marker_id!r} is not a marker id ({MARKER_ID_RULE}): pass --marker", EXIT_USAGE)
     try:
-        points = load(Path(args.file))
-    except BadTrack as exc:
+        track = check(Path(args.file))
+        start = utcnow()
+        async with _producer() as producer:
+            sent, elapsed = await send_paced(producer, settings.topic, replay_records(
+                lambda: points(track), marker_id, args.speedup, start, args.loop), "replay",
+                None if args.loop else track.count)
+    except BadTrackFile as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
-    start = utcnow()
-    async with _producer() as producer:
-        sent, elapsed = await send_paced(producer, settings.topic, replay_records(
-            points, marker_id, args.speedup, start, args.loop), "replay",
-            None if args.loop else len(points))
     print(f"replayed {sent} points of {args.file} as {marker_id} in {elapsed:.1f} s")
     return 0
 
 
-def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
-    """(seconds after start, key, value) for each point, once or forever."""
+def replay_records(laps, marker_id: str, speedup: float, start, loop: bool):
+    """(seconds after start, key, value) for each point of ``laps()`` (the track's points,
+    read again for each pass), once or forever; a pass starts a second after the last one's
+    last point."""
     from tracker.tracks.derived_motion import derived_heading, derived_speed
 
     key = marker_id.encode()
-    span = points[-1].offset.total_seconds() + 1.0  # one pass, and a second before the next
     passes = itertools.count() if loop else range(1)
-    for lap in passes:
+    lap_start = 0.0
+    for _ in passes:
         previous = None
-        for point in points:
-            due = (lap * span + point.offset.total_seconds()) / speedup
+        offset = 0.0
+        for point in laps():
+            offset = point.offset.total_seconds()
+            due = (lap_start + offset) / speedup
             fix = {"marker_id": marker_id, "lat": point.lat, "lon": point.lon,
                    "time": format_time(start + timedelta(seconds=due)), "source": "replay"}
             if point.altitude is not None:
@@ -309,6 +313,7 @@ def replay_records(points, marker_id: str, speedup: float, start, loop: bool):
                     fix["heading"] = heading
             previous = point
             yield due, key, orjson.dumps(fix)
+        lap_start += offset + 1.0
 
 
 async def _db_init(args: argparse.Namespace) -> int:
