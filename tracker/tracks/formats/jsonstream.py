@@ -50,6 +50,15 @@ def json_reader(head: bytes) -> Reader:
 def items(stream: BinaryIO, *prefixes: str, multiple_values: bool = False) -> Iterator[tuple[str, Any]]:
     """(prefix, item) for every item at each of ``prefixes`` (``"locations.item"``), in the
     order of the file within each prefix, numbers as floats or ints."""
+    if len(prefixes) == 1:  # the parser's own loop, in C
+        prefix = prefixes[0]
+        try:
+            for value in ijson.items(stream, prefix, use_float=True, multiple_values=multiple_values,
+                                     buf_size=CHUNK):
+                yield prefix, value
+        except ijson.JSONError as exc:
+            raise BadTrackFile(f"not valid JSON ({first_line(exc)})") from None
+        return
     found = {prefix: ijson.sendable_list() for prefix in prefixes}
     parsers = [ijson.items_coro(found[prefix], prefix, use_float=True, multiple_values=multiple_values)
                for prefix in prefixes]
