@@ -24,7 +24,8 @@ from typing import Any, BinaryIO, Iterator
 import ijson
 
 from tracker.positions.model import EPOCH, MICROSECOND
-from tracker.tracks.files import first_line, TIME_KEYS, BadPoint, BadTrackFile, Point, Reading, number, parse_point_time, place
+from tracker.tracks.files import (TIME_KEYS, BadPoint, BadTrackFile, Point, Reading, first_line, number,
+                                  parse_point_time, place)
 
 _NO_TIME = -(2 ** 63)
 _BAD_TIME = _NO_TIME + 1

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO, Iterator
 
 import ijson
 
-from tracker.tracks.files import first_line, BadTrackFile
+from tracker.tracks.files import BadTrackFile, first_line
 from tracker.tracks.formats import Reader
 
 CHUNK = 64 * 1024

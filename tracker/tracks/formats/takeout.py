@@ -116,11 +116,16 @@ def _segment(segment: dict, reading: Reading, where: str) -> Iterator[Point]:
             moment = step.get("timestamp", step.get("timestampMs")) if timed_path else None
             places.append((step.get("latE7"), step.get("lngE7"), step.get("accuracyMeters"), moment))
     places.append((_dig(segment, "endLocation", "latitudeE7"), _dig(segment, "endLocation", "longitudeE7"), None, end))
-    for lat, lon, accuracy, moment in places:
-        if lat is None and lon is None:
-            continue  # a segment without a start or end location
+    places = [(_e7, (lat, lon), moment, accuracy) for lat, lon, accuracy, moment in places
+              if lat is not None or lon is not None]  # a segment may lack a start or end location
+    yield from _located(places, attributes, reading, where)
+
+
+def _located(places: list, attributes: dict | None, reading: Reading, where: str) -> Iterator[Point]:
+    """A point for each (locate, its arguments, time, accuracy) of ``places``."""
+    for locate, arguments, moment, accuracy in places:
         try:
-            point = _e7(lat, lon)
+            point = locate(*arguments)
             point.time = moment if moment is None or isinstance(moment, datetime) else parse_point_time(moment)
             point.accuracy = known(number(accuracy, "accuracy"))
         except BadPoint as exc:
@@ -189,20 +194,13 @@ def read_timeline(stream: BinaryIO, reading: Reading) -> Iterator[Point]:
             attributes = {"activity": kind[:32]} if isinstance(kind, str) else None
             places += [(_dig(activity, "start", "latLng") or activity.get("start"), item.get("startTime")),
                        (_dig(activity, "end", "latLng") or activity.get("end"), item.get("endTime"))]
-        for text, moment in places:
-            try:
-                point = place(*lat_lon_text(text))
-                point.time = None if moment is None else parse_point_time(moment)
-            except BadPoint as exc:
-                reading.skip(exc, where)
-                continue
-            point.attributes = dict(attributes) if attributes else None
-            yield point
+        yield from _located([(_lat_lon, (text,), moment, None) for text, moment in places], attributes, reading,
+                            where)
 
 
 def _signal(signal: dict, reading: Reading, where: str) -> Iterator[Point]:
     try:
-        point = place(*lat_lon_text(signal.get("LatLng", signal.get("latLng"))))
+        point = _lat_lon(signal.get("LatLng", signal.get("latLng")))
         moment = signal.get("timestamp")
         if moment is None:
             raise BadPoint("no timestamp")
@@ -216,6 +214,10 @@ def _signal(signal: dict, reading: Reading, where: str) -> Iterator[Point]:
     if isinstance(signal.get("source"), str):
         point.attributes = {"provider": signal["source"][:32]}
     yield point
+
+
+def _lat_lon(text: Any) -> Point:
+    return place(*lat_lon_text(text))
 
 
 def _e7(lat: Any, lon: Any) -> Point:

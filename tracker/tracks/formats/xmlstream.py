@@ -15,7 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import BinaryIO, Iterator
 
-from tracker.tracks.files import first_line, HEAD, BadTrackFile, Point, Prefixed, Reading
+from tracker.tracks.files import HEAD, BadTrackFile, Point, Prefixed, Reading, first_line
 
 XINCLUDE = "{http://www.w3.org/2001/XInclude}"
 _PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
