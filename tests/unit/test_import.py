@@ -271,6 +271,10 @@ def test_dry_run_says_what_it_would_send_and_sends_nothing(tmp_path, capsys, sen
     ("empty.gpx", '<gpx version="1.0" xmlns="http://www.topografix.com/GPX/1/0"></gpx>', "no track or route points"),
     ("empty.geojson", '{"type": "FeatureCollection", "features": []}', "no points"),
     ("html.gpx", '<html xmlns="http://www.w3.org/1999/xhtml"/>', "not GPX, KML or TCX"),
+    ("entities.gpx", '<?xml version="1.0"?><!DOCTYPE gpx [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>' + GPX_ROUTE,
+     "a DOCTYPE is not accepted"),
+    ("truncated.json", '{"locations": [{"latitudeE7": 1, "longitudeE7": 1, "timestamp": "2024-05-01T10:00:00Z"}, {"lat',
+     "not valid JSON"),
     ("bad.gpx", GPX_10.replace('lat="45.0"', 'lat="95.0"'), "no valid point: 3 skipped: lat outside [-90, 90] "
                                                            "(3, the first at point 1)"),
     ("bad.rec", "2024-05-05T06:00:00Z\t*\t{not json\n", "no valid point: 1 skipped: JSON not valid (1, at line 1)"),

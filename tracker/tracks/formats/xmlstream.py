@@ -50,16 +50,17 @@ def elements(stream: BinaryIO, records: frozenset[str] = frozenset()) -> Iterato
     memory holds one record at a time. The root's "start" comes first."""
     stack: list[ET.Element] = []
     inside = 0  # depth inside a record
+    names: dict[str, str] = {}  # tag: local name
     try:
         for event, element in ET.iterparse(stream, events=("start", "end")):
-            tag = element.tag
             if event == "start":
+                tag = element.tag
                 if tag.startswith(XINCLUDE):
                     raise BadTrackFile("XInclude is not accepted in a track file")
-                name = tag.rpartition("}")[2]
                 if inside:
                     inside += 1
                     continue
+                name = names.get(tag) or names.setdefault(tag, tag.rpartition("}")[2])
                 if name in records:
                     inside = 1
                 else:
@@ -71,7 +72,7 @@ def elements(stream: BinaryIO, records: frozenset[str] = frozenset()) -> Iterato
                 continue
             inside = 0
             stack.pop()
-            yield event, tag.rpartition("}")[2], element
+            yield event, names[element.tag], element
             if stack:
                 stack[-1].remove(element)
     except ET.ParseError as exc:
