@@ -279,6 +279,19 @@ def test_geojson_with_properties_after_a_bare_geometry_and_bad_times_counted(tmp
         "geometry": {"type": "LineString", "coordinates": [[14, 45]]}}))
 
 
+@pytest.mark.parametrize("order", ["properties first", "geometry first"])
+def test_geojson_line_times_whichever_comes_first(tmp_path, order):
+    geometry = {"type": "LineString", "coordinates": [[14.0, 45.0], [14.1, 45.0]]}
+    properties = {"coordTimes": ["2024-05-03T07:00:00Z", "2024-05-03T07:00:10Z"]}
+    feature = {"type": "Feature", "properties": properties, "geometry": geometry} if order == "properties first" \
+        else {"type": "Feature", "geometry": geometry, "properties": properties}
+    points, _ = points_of(tmp_path, "line.geojson", orjson.dumps(feature))
+    assert times(points) == [utc("2024-05-03T07:00:00Z"), utc("2024-05-03T07:00:10Z")]
+    collection = {"type": "FeatureCollection", "features": [feature, feature]}
+    points, _ = points_of(tmp_path, "lines.geojson", orjson.dumps(collection))
+    assert len(points) == 4 and [p.track_break for p in points] == [False, False, True, False]
+
+
 def test_geojson_flat_coord_times_of_many_lines_are_split_in_one_pass(tmp_path):
     """A MultiLineString's one flat list of times for 20,000 lines (quadratic before)."""
     lines = [[[14 + i / 1e4, 45.0], [14 + i / 1e4, 45.001]] for i in range(20_000)]

@@ -276,13 +276,6 @@ def timed(points: Iterable[Point], step: timedelta = DEFAULT_STEP) -> Iterator[t
             yield late, last + step * i, True
 
 
-def fill_times(times: list[datetime | None], step: timedelta = DEFAULT_STEP) -> list[datetime]:
-    """Every ``None`` of ``times`` (which has at least one time) given one, as ``timed`` does."""
-    points = [Point(moment, 0.0, 0.0) for moment in times]
-    filled = {id(point): moment for point, moment, _ in timed(points, step)}
-    return [filled[id(point)] for point in points]
-
-
 def parse_point_time(value: Any) -> datetime:
     """ISO 8601 text (no zone: UTC) or epoch seconds or milliseconds (numbers or text), as
     an aware UTC datetime; ``BadPoint`` with the reason otherwise."""
