@@ -82,7 +82,7 @@ def test_gpx_10_track_with_its_own_times_and_speeds(tmp_path, capsys, sent):
     assert [r.get("heading") for r in sent] == [90.5, 90.0, 90.0]
     assert [r.get("altitude") for r in sent] == [120.5, 121.0, None]
     assert {r["source"] for r in sent} == {"import"} and {r["marker_id"] for r in sent} == {"bike-1"}
-    assert "old.gpx: 3 points, 2024-05-01T10:00:00Z to 2024-05-01T10:00:20Z" in out
+    assert "old.gpx: 3 points (GPX), 2024-05-01T10:00:00Z to 2024-05-01T10:00:20Z" in out
     assert "imported 3 points as bike-1" in out
 
 
@@ -214,7 +214,7 @@ def test_start_and_interval_give_files_without_times_their_times(tmp_path, capsy
         "2024-05-06T10:00:00Z", "2024-05-06T10:00:05Z", "2024-05-06T10:00:10Z",
         "2024-05-02T08:00:00Z", "2024-05-02T08:30:00Z",
         "2024-05-06T10:00:15Z", "2024-05-06T10:00:20Z", "2024-05-06T10:00:25Z"]
-    assert "a.gpx: 3 points, 2024-05-06T10:00:00Z to 2024-05-06T10:00:10Z (times from --start, 5 s apart)" in out
+    assert "a.gpx: 3 points (GPX), 2024-05-06T10:00:00Z to 2024-05-06T10:00:10Z (times from --start, 5 s apart)" in out
     assert refused(capsys, first, "--marker", "u-1", "--start", "2024-05-06T10:00:00Z").startswith(
         "tracker: --start and --interval go together")
     assert "--interval" in refused(capsys, first, "--marker", "u-1", "--start", "2024-05-06", "--interval", "0")
@@ -258,8 +258,8 @@ def test_dry_run_says_what_it_would_send_and_sends_nothing(tmp_path, capsys, sen
     assert code == 0, err
     assert sent == []
     assert out.splitlines() == [
-        f"{tmp_path}/old.gpx: 3 points, 2024-05-01T10:00:00Z to 2024-05-01T10:00:20Z",
-        f"{tmp_path}/route.gpx: 2 points, 2024-05-02T08:00:00Z to 2024-05-02T08:30:00Z",
+        f"{tmp_path}/old.gpx: 3 points (GPX), 2024-05-01T10:00:00Z to 2024-05-01T10:00:20Z",
+        f"{tmp_path}/route.gpx: 2 points (GPX), 2024-05-02T08:00:00Z to 2024-05-02T08:30:00Z",
         "dry run: 5 points would be sent as d-1; nothing sent",
     ]
 
@@ -270,11 +270,19 @@ def test_dry_run_says_what_it_would_send_and_sends_nothing(tmp_path, capsys, sen
     ("notes.txt", "just some notes\n", "unknown format"),
     ("empty.gpx", '<gpx version="1.0" xmlns="http://www.topografix.com/GPX/1/0"></gpx>', "no track or route points"),
     ("empty.geojson", '{"type": "FeatureCollection", "features": []}', "no points"),
-    ("kml.gpx", '<kml xmlns="http://www.opengis.net/kml/2.2"/>', "not GPX"),
-    ("bad.gpx", GPX_10.replace('lat="45.0" lon="14.001"', 'lat="95.0" lon="14.001"'), "point 2: lat 95.0 is outside"),
-    ("bad.rec", "2024-05-05T06:00:00Z\t*\t{not json\n", "line 1: not valid JSON"),
-    ("future.gpx", GPX_ROUTE.replace("2024-05-02T08:30:00Z", (NOW + timedelta(hours=1)).isoformat()),
-     "more than 5 min from now"),
+    ("html.gpx", '<html xmlns="http://www.w3.org/1999/xhtml"/>', "not GPX, KML or TCX"),
+    ("entities.gpx", '<?xml version="1.0"?><!DOCTYPE gpx [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>' + GPX_ROUTE,
+     "a DOCTYPE is not accepted"),
+    ("truncated.json", '{"locations": [{"latitudeE7": 1, "longitudeE7": 1, "timestamp": "2024-05-01T10:00:00Z"}, {"lat',
+     "not valid JSON"),
+    ("bad.gpx", GPX_10.replace('lat="45.0"', 'lat="95.0"'), "no valid point: 3 skipped: lat outside [-90, 90] "
+                                                           "(3, the first at point 1)"),
+    ("bad.rec", "2024-05-05T06:00:00Z\t*\t{not json\n", "no valid point: 1 skipped: JSON not valid (1, at line 1)"),
+    ("end.gpx", GPX_ROUTE.replace("2024-05-02T08:00:00Z", "9999-12-31T23:00:00-05:00")
+     .replace("2024-05-02T08:30:00Z", "9999-12-31T23:59:59.999999Z"), "no valid point: 2 skipped: time"),
+    ("future.gpx", GPX_ROUTE.replace("2024-05-02T08:00:00Z", (NOW + timedelta(hours=1)).isoformat())
+     .replace("2024-05-02T08:30:00Z", (NOW + timedelta(hours=2)).isoformat()),
+     "2 skipped: time more than 5 min from now"),
 ])
 def test_bad_files_are_one_line_naming_the_file_and_exit_2(tmp_path, capsys, sent, name, content, reason):
     good = write(tmp_path, "good.gpx", GPX_10)
@@ -287,3 +295,50 @@ def test_a_missing_file_and_a_bad_marker_id(tmp_path, capsys, sent):
     assert "cannot read" in refused(capsys, tmp_path / "absent.gpx", "--marker", "m-1")
     err = refused(capsys, write(tmp_path, "old.gpx", GPX_10), "--marker", "no spaces")
     assert "not a marker id" in err and "1 to 64 characters" in err
+
+
+def test_a_file_with_some_bad_points_sends_the_rest_and_says_how_many_were_skipped_and_why(tmp_path, capsys, sent):
+    content = GPX_10.replace('lat="45.0" lon="14.001"', 'lat="95.0" lon="14.001"').replace(
+        "2024-05-01T10:00:20Z", (NOW + timedelta(hours=1)).isoformat())
+    code, out, err = run(capsys, write(tmp_path, "partly.gpx", content), "--marker", "s-1")
+    assert code == 0, err
+    assert times(sent) == ["2024-05-01T10:00:00Z"]
+    assert ("partly.gpx: 1 points (GPX), 2024-05-01T10:00:00Z to 2024-05-01T10:00:00Z; 2 skipped: "
+            "lat outside [-90, 90] (1, at point 2); time more than 5 min from now (1, at point 2)") in out
+
+
+def test_every_format_through_the_command(tmp_path, capsys, sent):
+    """One file of each reader, with the kind of times it has, through ``tracker import``."""
+    from tests.unit.test_track_formats import KML, OSMAND_GPX, RECORDS, TCX, TIMELINE
+
+    files = {
+        "a.gpx": OSMAND_GPX,
+        "b.kml": KML,
+        "c.tcx": TCX,
+        "d.csv": "time,lat,lon\n2024-05-05T06:00:00Z,48.1,11.5\n2024-05-05T06:00:10Z,48.2,11.6\n",
+        "e.rec": REC,
+        "Records.json": orjson.dumps(RECORDS).decode(),
+        "Timeline.json": orjson.dumps(TIMELINE).decode(),
+    }
+    paths = [write(tmp_path, name, content) for name, content in files.items()]
+    code, out, err = run(capsys, *paths, "--marker", "all-1", "--interval", "60")
+    assert code == 0, err
+    counts = {line.split(": ")[0].rpartition("/")[2]: int(line.split(": ")[1].split()[0])
+              for line in out.splitlines() if " points (" in line}
+    assert counts == {"a.gpx": 2, "b.kml": 10, "c.tcx": 2, "d.csv": 2, "e.rec": 2, "Records.json": 3,
+                      "Timeline.json": 7}
+    assert len(sent) == sum(counts.values())
+    kml = sent[2:12]  # the LineString timed from its TimeSpan, 60 s apart; the Point after it interpolated
+    assert [r["time"] for r in kml[6:9]] == ["2024-05-03T07:00:00Z", "2024-05-03T07:01:00Z", "2024-05-03T07:02:00Z"]
+    assert kml[9]["source"] == "import:interpolated" and kml[8]["source"] == "import"
+    assert sent[12]["attributes"] == {"heart_rate": 120, "cadence": 80, "power": 210}
+    assert sent[13]["attributes"] == {"track_break": True}  # the TCX file's second track
+    assert "Records.json: 3 points (Google Takeout Records.json)" in out
+
+
+def test_points_without_a_time_after_the_last_timed_one_may_not_reach_the_future(tmp_path, capsys, sent):
+    almost = (datetime.now(timezone.utc) + timedelta(minutes=4)).isoformat()
+    content = GPX_ROUTE.replace('<rtept lat="46.1" lon="15.1"><time>2024-05-02T08:30:00Z</time></rtept>',
+                                '<rtept lat="46.1" lon="15.1"/>' * 120).replace("2024-05-02T08:00:00Z", almost)
+    err = refused(capsys, write(tmp_path, "late.gpx", content), "--marker", "l-1")
+    assert "late.gpx: its times reach" in err and "more than 5 min from now" in err

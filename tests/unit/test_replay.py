@@ -1,9 +1,15 @@
-"""GPX loading: several segments, points without a time, unreadable files."""
+"""What ``tracker replay`` reads, through the import's readers: several segments, points
+without a time, other formats than GPX, unreadable files."""
 from datetime import timedelta
 
+import orjson
 import pytest
 
-from tracker.tracks.replay import BadTrack, load
+from tracker.tracks.replay import BadTrackFile, check, points
+
+
+def load(path):
+    return list(points(check(path)))
 
 GPX = """<?xml version="1.0"?>
 <gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">
@@ -38,19 +44,32 @@ def test_a_file_without_times_is_one_point_a_second(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("not xml at all", "not valid GPX"),
+    ("not xml at all", "unknown format"),
+    ("<gpx><trk>", "not valid XML"),
     ('<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"></gpx>', "no track or route points"),
 ])
 def test_unusable_files_say_why(tmp_path, content, message):
     path = tmp_path / "bad.gpx"
     path.write_text(content)
-    with pytest.raises(BadTrack, match=message):
+    with pytest.raises(BadTrackFile, match=message):
         load(path)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(BadTrack, match="cannot read"):
+    with pytest.raises(BadTrackFile, match="cannot read"):
         load(tmp_path / "absent.gpx")
+
+
+def test_geojson_and_owntracks_files_replay_too(tmp_path):
+    line = {"type": "Feature", "properties": {"coordTimes": ["2024-05-01T10:00:00Z", "2024-05-01T10:00:20Z"]},
+            "geometry": {"type": "LineString", "coordinates": [[14.0, 45.0, 100], [14.1, 45.1]]}}
+    path = tmp_path / "line.geojson"
+    path.write_bytes(orjson.dumps(line))
+    assert [(p.offset.total_seconds(), p.lat, p.altitude) for p in load(path)] == [(0, 45.0, 100.0), (20, 45.1, None)]
+    rec = tmp_path / "phone.rec"
+    rec.write_text("".join(f'2024-05-05T06:00:{s:02d}Z\t*\t{{"_type":"location","tst":{1714888800 + s},'
+                           f'"lat":48.{s},"lon":11.5}}\n' for s in (0, 10, 30)))
+    assert [p.offset.total_seconds() for p in load(rec)] == [0, 10, 30]
 
 
 SAME_TIME = """<?xml version="1.0"?>
@@ -73,7 +92,7 @@ def replayed(path):
 
     start = datetime(2024, 6, 1, tzinfo=timezone.utc)
     return [parse_position(value, now=start + timedelta(days=1))  # raises if the worker would refuse it
-            for _, _, value in replay_records(load(path), "clock", 1.0, start, False)]
+            for _, _, value in replay_records(lambda: load(path), "clock", 1.0, start, False)]
 
 
 def test_points_sharing_one_timestamp_give_no_speed_the_validator_rejects(tmp_path):

@@ -41,8 +41,8 @@ def add_commands(commands) -> None:
                           help="share of records that are late fixes, older than the marker's last (testing)")
     simulate.set_defaults(run=_simulate)
 
-    replay = commands.add_parser("replay", help="send a recorded GPX track with its own timing")
-    replay.add_argument("file", help="a GPX 1.0 or 1.1 file")
+    replay = commands.add_parser("replay", help="send a recorded track with its own timing")
+    replay.add_argument("file", help="a track file of any format tracker import reads (GPX, GeoJSON, .rec, ...)")
     replay.add_argument("--marker", help="marker id (default: the file's name)")
     replay.add_argument("--speedup", type=float, default=1.0, help="play X times faster")
     replay.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
@@ -103,7 +103,7 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from tracker.tracks.replay import BadTrack, load, records
+    from tracker.tracks.replay import BadTrackFile, check, points, records
     from tracker.tracks.simulate import utcnow
 
     if args.speedup <= 0:
@@ -112,14 +112,14 @@ async def _replay(args: argparse.Namespace) -> int:
     if not MARKER_ID_PATTERN.fullmatch(marker_id):
         raise CommandError(f"{marker_id!r} is not a marker id ({MARKER_ID_RULE}): pass --marker", EXIT_USAGE)
     try:
-        points = load(Path(args.file))
-    except BadTrack as exc:
+        track = check(Path(args.file))
+        start = utcnow()
+        async with started(settings, settings.topic) as producer:
+            sent, elapsed = await send_paced(producer, settings.topic, records(
+                lambda: points(track), marker_id, args.speedup, start, args.loop), "replay",
+                None if args.loop else track.count)
+    except BadTrackFile as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
-    start = utcnow()
-    async with started(settings, settings.topic) as producer:
-        sent, elapsed = await send_paced(producer, settings.topic, records(
-            points, marker_id, args.speedup, start, args.loop), "replay",
-            None if args.loop else len(points))
     print(f"replayed {sent} points of {args.file} as {marker_id} in {elapsed:.1f} s")
     return 0
 

@@ -1,50 +1,56 @@
-"""Recorded tracks from files: GPX 1.0 and 1.1, GeoJSON, OwnTracks Recorder ``.rec``.
+"""Recorded tracks from files, read as a stream of points: what every format's reader shares.
 
-One function per format turns a file's bytes into its points, in file order: a ``Point``
-holds the time (``None`` when the file gives none), lat, lon, and whatever the file says of
-speed (m/s), heading (degrees), altitude (m), accuracy (m) and battery (%). The first point
-of every track segment or line after the first has ``track_break`` set: the device stopped
-recording before it (the journeys take it as a gap: ``tracker.journeys.motion``).
+A reader (``tracker.tracks.formats``, one module per format) turns one file into its points,
+in file order, holding only what the format needs at a time: a ``Point`` holds the time
+(``None`` when the file gives none), lat, lon, whatever the file says of speed (m/s),
+heading (degrees), altitude (m), accuracy (m) and battery (%), and the few other values
+whose meaning the format states (``attributes``: heart rate, cadence, activity, ...). The
+first point of every track segment or line after the first has ``track_break`` set: the
+device stopped recording before it (the journeys take it as a gap:
+``tracker.journeys.motion``).
 
-- GPX (``read_gpx``): the points of every track segment; route points only when there is
-  no track; a file with nothing but waypoints is refused (places, not a journey). Speed
-  and course from GPX 1.0's ``<speed>``/``<course>`` or from any ``<extensions>`` element
-  named ``speed``/``course`` (Garmin's TrackPointExtension).
-- GeoJSON (``read_geojson``): a FeatureCollection, a Feature or a bare geometry;
-  LineStrings with a ``coordTimes`` or ``times`` property (one time per coordinate),
-  MultiLineStrings with ``coordTimes`` nested per line (as Garmin and togeojson write
-  them), and Point features with a ``time`` property (and ``speed``, ``heading``,
-  ``altitude``, ``accuracy``, ``battery`` when present). Other geometries are skipped.
-- OwnTracks Recorder (``read_rec``): lines ``<ISO time>\\t<tag>\\t<JSON>``; the objects of
-  ``"_type": "location"`` (``tst`` epoch seconds, ``vel`` km/h, ``cog``, ``alt``, ``acc``,
-  ``batt``).
+A point that cannot be used (no coordinates, lat or lon out of range, a time that is not
+one) is left out and counted in ``Skips`` with the reason; a file that cannot be read at
+all raises ``BadTrackFile`` with one line naming the file and the reason.
 
-``read`` picks the format by the file's suffix, else by its first bytes. A file that cannot
-be used raises ``BadTrackFile`` with one line naming the file and the reason. ``fill_times``
-gives the points without a time one (``tracker import`` and ``tracker replay``).
+``sources`` finds what a path holds (a file, or the members of a zip: a Google Takeout
+archive, a KMZ); ``read`` picks a source's format by its first bytes and its suffix
+(``tracker.tracks.formats.detect``) and streams its points; ``timed`` gives the points
+without a time one, as it goes (``tracker import`` and ``tracker replay``).
 """
 from __future__ import annotations
 
-import gc
+import io
+import math
 import re
-import xml.etree.ElementTree as ET
-from contextlib import contextmanager
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import orjson
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from tracker.positions.model import InvalidPosition, parse_time
-from tracker.ingest.protocols import known, number
 
 #: Points without a time before the first timed point, or after the last, are this far apart.
 DEFAULT_STEP = timedelta(seconds=1)
+#: The keys other trackers write a point's time under, first found wins.
+TIME_KEYS = ("time", "timestamp", "datetime", "when", "recorded_at", "date")
+#: Bytes looked at to tell a file's format.
+HEAD = 64 * 1024
 
 
 class BadTrackFile(Exception):
     """The file cannot be imported; the message says why, in one line."""
+
+
+def first_line(exc: Exception) -> str:
+    """A parser's message, which may run over several lines, as one."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else exc.__class__.__name__
+
+
+class BadPoint(Exception):
+    """One point cannot be used; the message is the reason, the same for every such point."""
 
 
 @dataclass(slots=True)
@@ -58,277 +64,221 @@ class Point:
     accuracy: float | None = None
     battery: float | None = None
     track_break: bool = False  # the recording stopped before this point (a new segment or line)
+    attributes: dict[str, Any] | None = None  # values the format names: heart_rate, cadence, ...
 
 
-def read(path: Path) -> list[Point]:
-    """The points of one file, in file order; ``BadTrackFile`` if it has none or is unusable."""
+class Skips:
+    """The points a reader left out: how many for each reason, and where the first was."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, str] = {}
+
+    def add(self, reason: str, where: str) -> None:
+        if reason in self.counts:
+            self.counts[reason] += 1
+        else:
+            self.counts[reason] = 1
+            self.first[reason] = where
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """``3 skipped: lat outside [-90, 90] (2, the first at point 4); JSON not valid (1, at line 9)``."""
+        reasons = sorted(self.counts, key=lambda reason: -self.counts[reason])
+        parts = [f"{r} ({self.counts[r]}, the first at {self.first[r]})" if self.counts[r] > 1
+                 else f"{r} (1, at {self.first[r]})" for r in reasons[:3]]
+        if len(reasons) > 3:
+            parts.append(f"{len(reasons) - 3} other reasons ({sum(self.counts[r] for r in reasons[3:])})")
+        return f"{self.total} skipped: {'; '.join(parts)}"
+
+
+@dataclass
+class Reading:
+    """What a reader is told and tells back while it reads one source."""
+    skips: Skips = field(default_factory=Skips)
+    #: ``--interval``: the time between the points of a KML LineString timed by its TimeSpan.
+    interval: timedelta | None = None
+    #: Set by the reader: the format's name, for the summary.
+    format: str = ""
+
+    def skip(self, reason: Any, where: str) -> None:
+        self.skips.add(str(reason), where)
+
+
+# --- sources -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """One stream of track data: a file, or a member of a zip archive."""
+    path: Path
+    member: str | None = None  # in the zip at ``path``
+    size: int = 0  # bytes, uncompressed
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.member is None else f"{self.path}:{self.member}"
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.member or self.path.name).suffix.lower()
+
+    def open(self) -> BinaryIO:
+        """A binary stream of the data; ``BadTrackFile`` if it cannot be opened."""
+        try:
+            if self.member is None:
+                return open(self.path, "rb")
+            archive = zipfile.ZipFile(self.path)
+            return _Closing(archive.open(self.member), archive)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise BadTrackFile(f"cannot read {self.name}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def sources(path: Path) -> list[Source]:
+    """What ``path`` holds: itself, or the members of a zip that carry tracks (see
+    ``tracker.tracks.formats.takeout.members``); ``BadTrackFile`` if there is none."""
+    from tracker.tracks.formats.takeout import members
+
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        with open(path, "rb") as stream:
+            magic = stream.read(4)
     except OSError as exc:
         raise BadTrackFile(f"cannot read {path}: {exc.strerror or exc.__class__.__name__}") from None
+    if magic != b"PK\x03\x04":
+        return [Source(path, None, size)]
     try:
-        with _no_cycle_collection():
-            points = _reader(path, data)(data)
-    except BadTrackFile as exc:
-        raise BadTrackFile(f"{path}: {exc}") from None
-    if not points:
-        raise BadTrackFile(f"{path}: no points")
-    return points
+        with zipfile.ZipFile(path) as archive:
+            chosen = members(archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BadTrackFile(f"{path}: not a readable zip archive ({exc})") from None
+    if not chosen:
+        raise BadTrackFile(f"{path}: a zip archive without a track file (Records.json, Semantic Location History, "
+                           f"Timeline.json, KML, GPX, GeoJSON, TCX, CSV or .rec)")
+    return [Source(path, info.filename, info.file_size) for info in chosen]
 
 
-def fill_times(times: list[datetime | None], step: timedelta = DEFAULT_STEP) -> list[datetime]:
-    """Every ``None`` of ``times`` (which has at least one time) given one: spread evenly
-    between the timed points around it, ``step`` apart before the first and after the last."""
-    known_at = [i for i, t in enumerate(times) if t is not None]
-    if not known_at:
-        raise ValueError("no times to fill from")
-    filled = list(times)
-    first, last = known_at[0], known_at[-1]
-    for i in range(first):  # before the first timed point
-        filled[i] = times[first] - step * (first - i)
-    for i in range(last + 1, len(times)):  # after the last one
-        filled[i] = times[last] + step * (i - last)
-    for left, right in zip(known_at, known_at[1:]):  # gaps between timed points
-        if right - left > 1:
-            span = (times[right] - times[left]) / (right - left)
-            for i in range(left + 1, right):
-                filled[i] = times[left] + span * (i - left)
-    return filled
+def read(source: Source, reading: Reading, progress: Callable[[int], None] | None = None) -> Iterator[Point]:
+    """The points of one source, in file order, bad ones counted in ``reading.skips``;
+    ``BadTrackFile`` naming the source if it cannot be read. ``progress`` is told the bytes
+    read so far, now and then."""
+    from tracker.tracks.formats import detect
 
-
-# --- GPX ------------------------------------------------------------------------------------
-def read_gpx(data: bytes) -> list[Point]:
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise BadTrackFile(f"not valid XML ({exc})") from None
-    namespace, _, name = root.tag[1:].rpartition("}") if root.tag.startswith("{") else ("", "", root.tag)
-    if name != "gpx":
-        raise BadTrackFile(f"not GPX (its root element is <{name}>, not <gpx>)")
-    q = (lambda tag: f"{{{namespace}}}{tag}") if namespace else (lambda tag: tag)
-    segments = [s for s in (list(seg.iterfind(q("trkpt")))
-                            for seg in root.iterfind(f"{q('trk')}/{q('trkseg')}")) if s]
-    elements = [element for segment in segments for element in segment]
-    breaks = {id(segment[0]) for segment in segments[1:]}
-    if not elements:
-        elements = list(root.iterfind(f"{q('rte')}/{q('rtept')}"))
-    if not elements:
-        if root.find(q("wpt")) is not None:
-            raise BadTrackFile("only waypoints, no track or route: waypoints are places, not a journey")
-        raise BadTrackFile("no track or route points")
-    tags = {q("time"): "time", q("ele"): "altitude", q("speed"): "speed", q("course"): "heading",
-            q("extensions"): "extensions"}
-    points = []
-    for index, element in enumerate(elements, 1):
-        attributes = element.attrib
+    with source.open() as raw:
+        stream = Counted(raw, progress)
         try:
-            point = Point(None, _float(attributes.get("lat"), "lat"), _float(attributes.get("lon"), "lon"))
-            for child in element:
-                field = tags.get(child.tag)
-                if field is None:
-                    continue
-                if field == "time":
-                    point.time = _time(child.text)
-                elif field == "extensions":
-                    _gpx_extensions(child, point)
-                else:
-                    setattr(point, field, _float(child.text, field))
-            _check_coordinates(point)
+            head = stream.read(HEAD)
+            reader = detect(source, head)
+            stream = io.BufferedReader(Prefixed(head, stream), 1 << 16)
+            yield from reader(stream, reading)
         except BadTrackFile as exc:
-            raise BadTrackFile(f"point {index}: {exc}") from None
-        point.track_break = id(element) in breaks
-        points.append(point)
-    return points
+            raise BadTrackFile(f"{source.name}: {exc}") from None
+        except UnicodeDecodeError:
+            raise BadTrackFile(f"{source.name}: not UTF-8 text") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise BadTrackFile(f"{source.name}: cannot read it to the end ({exc})") from None
 
 
-def _gpx_extensions(extensions: ET.Element, point: Point) -> None:
-    """Speed and course from extensions (``gpxtpx:speed``, ``gpxtpx:course``, ...) unless
-    the point has them already."""
-    for element in extensions.iter():
-        name = element.tag.rpartition("}")[2]
-        if name == "speed" and point.speed is None:
-            point.speed = _float(element.text, "speed")
-        elif name == "course" and point.heading is None:
-            point.heading = _float(element.text, "course")
+class Counted(io.RawIOBase):
+    """A binary stream that counts the bytes read through it."""
+
+    def __init__(self, stream: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+        self.stream, self.progress, self.count, self.reported = stream, progress, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.count += len(data)
+        if self.progress is not None and self.count - self.reported >= 1 << 20:
+            self.reported = self.count
+            self.progress(self.count)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
-# --- GeoJSON ----------------------------------------------------------------------------------
-_GEOMETRIES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
-               "GeometryCollection")
+class Prefixed(io.RawIOBase):
+    """``head`` (already read) and then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head, self.stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            if size is None or size < 0:
+                data, self.head = self.head + self.stream.read(), b""
+                return data
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.stream.read(size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
-def read_geojson(data: bytes) -> list[Point]:
-    try:
-        document = orjson.loads(data.removeprefix(b"\xef\xbb\xbf"))
-    except orjson.JSONDecodeError as exc:
-        raise BadTrackFile(f"not valid JSON ({exc})") from None
-    kind = document.get("type") if isinstance(document, dict) else None
-    if kind == "FeatureCollection":
-        features = document.get("features")
-        if not isinstance(features, list):
-            raise BadTrackFile("a FeatureCollection without a list of features")
-    elif kind == "Feature":
-        features = [document]
-    elif kind in _GEOMETRIES:
-        features = [{"type": "Feature", "geometry": document, "properties": {}}]
-    else:
-        raise BadTrackFile("not GeoJSON (no FeatureCollection, Feature or geometry)")
-    points: list[Point] = []
-    for index, feature in enumerate(features, 1):
-        try:
-            found = _feature_points(feature)
-        except BadTrackFile as exc:
-            raise BadTrackFile(f"feature {index}: {exc}") from None
-        if points and found and len(found) > 1:  # another line: a new piece of recording
-            found[0].track_break = True
-        points.extend(found)
-    return points
+class _Closing:
+    """A zip member's stream that also closes its archive."""
+
+    def __init__(self, stream: BinaryIO, archive: zipfile.ZipFile) -> None:
+        self.stream, self.archive = stream, archive
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stream.close()
+        self.archive.close()
 
 
-def _feature_points(feature: Any) -> list[Point]:
-    if not isinstance(feature, dict):
-        raise BadTrackFile("not an object")
-    geometry = feature.get("geometry") or {}
-    properties = feature.get("properties") or {}
-    if not isinstance(geometry, dict) or not isinstance(properties, dict):
-        raise BadTrackFile("geometry and properties must be objects")
-    kind, coordinates = geometry.get("type"), geometry.get("coordinates")
-    if kind == "Point":
-        point = _coordinate(coordinates, "the Point")
-        point.time = None if properties.get("time") is None else _time(properties["time"])
-        for field, names in (("speed", ("speed",)), ("heading", ("heading", "course")),
-                             ("altitude", ("altitude", "ele")), ("accuracy", ("accuracy",)),
-                             ("battery", ("battery",))):
-            value = next((properties[n] for n in names if properties.get(n) is not None), None)
-            if value is not None:
-                setattr(point, field, _json_number(value, field))
-        return [point]
-    times = properties.get("coordTimes", properties.get("times"))
-    if kind == "LineString":
-        return _line(coordinates, times)
-    if kind == "MultiLineString":
-        if not isinstance(coordinates, list):
-            raise BadTrackFile("a MultiLineString without a list of lines")
-        if times is not None and (not isinstance(times, list) or len(times) != len(coordinates)
-                                  or not all(isinstance(t, list) for t in times)):
-            counts = [len(line) if isinstance(line, list) else 0 for line in coordinates]
-            if isinstance(times, list) and len(times) == sum(counts):  # one flat list for all lines
-                bounds = [sum(counts[:i]) for i in range(len(counts) + 1)]
-                times = [times[a:b] for a, b in zip(bounds, bounds[1:])]
+# --- times -------------------------------------------------------------------------------------
+def timed(points: Iterable[Point], step: timedelta = DEFAULT_STEP) -> Iterator[tuple[Point, datetime, bool]]:
+    """(point, time, interpolated) for every point of ``points``, which has at least one with
+    a time: a point without one gets a time spread evenly between the timed points around
+    it, ``step`` apart before the first and after the last. Holds only the points between
+    two timed ones."""
+    waiting: list[Point] = []
+    last: datetime | None = None
+    for point in points:
+        moment = point.time
+        if moment is None:
+            waiting.append(point)
+            continue
+        if waiting:
+            if last is None:  # before the first timed point
+                count = len(waiting)
+                for i, early in enumerate(waiting):
+                    yield early, moment - step * (count - i), True
             else:
-                raise BadTrackFile("coordTimes must hold one list of times per line")
-        lines = [line for line in (_line(line, None if times is None else times[i])
-                                   for i, line in enumerate(coordinates)) if line]
-        for line in lines[1:]:
-            line[0].track_break = True
-        return [point for line in lines for point in line]
-    return []  # polygons and the rest carry no track
+                span = (moment - last) / (len(waiting) + 1)
+                for i, between in enumerate(waiting, 1):
+                    yield between, last + span * i, True
+            waiting.clear()
+        yield point, moment, False
+        last = moment
+    if waiting:
+        if last is None:
+            raise ValueError("no times to fill from")
+        for i, late in enumerate(waiting, 1):
+            yield late, last + step * i, True
 
 
-def _line(coordinates: Any, times: Any) -> list[Point]:
-    if not isinstance(coordinates, list):
-        raise BadTrackFile("a line without a list of coordinates")
-    if times is not None and (not isinstance(times, list) or len(times) != len(coordinates)):
-        count = len(times) if isinstance(times, list) else "no list of"
-        raise BadTrackFile(f"{count} times for {len(coordinates)} coordinates")
-    points = []
-    for i, coordinate in enumerate(coordinates):
-        point = _coordinate(coordinate, f"coordinate {i + 1}")
-        if times is not None and times[i] is not None:
-            point.time = _time(times[i])
-        points.append(point)
-    return points
-
-
-def _coordinate(value: Any, what: str) -> Point:
-    if not isinstance(value, list) or len(value) < 2:
-        raise BadTrackFile(f"{what} is not [lon, lat]")
-    point = Point(None, _json_number(value[1], "lat"), _json_number(value[0], "lon"))
-    if len(value) > 2 and value[2] is not None:
-        point.altitude = _json_number(value[2], "altitude")
-    _check_coordinates(point)
-    return point
-
-
-# --- OwnTracks Recorder ----------------------------------------------------------------------------
-def read_rec(data: bytes) -> list[Point]:
-    """``_type: location`` objects of an OwnTracks Recorder file; other lines are skipped."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadTrackFile("not UTF-8 text") from None
-    points = []
-    for index, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split("\t", 2)
-        if len(parts) != 3:
-            raise BadTrackFile(f"line {index} is not <time> TAB <tag> TAB <JSON>")
-        try:
-            body = orjson.loads(parts[2])
-        except orjson.JSONDecodeError as exc:
-            raise BadTrackFile(f"line {index}: not valid JSON ({exc})") from None
-        if not isinstance(body, dict) or body.get("_type") != "location":
-            continue
-        try:
-            points.append(_location(body))
-        except (BadTrackFile, InvalidPosition) as exc:
-            raise BadTrackFile(f"line {index}: {getattr(exc, 'message', exc)}") from None
-    return points
-
-
-def _location(body: dict) -> Point:
-    lat, lon = number(body.get("lat"), "lat"), number(body.get("lon"), "lon")
-    if lat is None or lon is None:
-        raise BadTrackFile("a location without lat and lon")
-    velocity = known(number(body.get("vel"), "vel"))
-    point = Point(None if body.get("tst") in (None, "") else _time(body["tst"]), lat, lon,
-                  speed=None if velocity is None else velocity / 3.6,
-                  heading=known(number(body.get("cog"), "cog")),
-                  altitude=number(body.get("alt"), "alt"),
-                  accuracy=known(number(body.get("acc"), "acc")),
-                  battery=known(number(body.get("batt"), "batt")))
-    _check_coordinates(point)
-    return point
-
-
-# --- shared ----------------------------------------------------------------------------------
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Reading a file makes hundreds of thousands of objects and no reference cycles: the
-    cycle collector would only walk them again and again (a third of the time of a large
-    GPX file)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-_REC_LINE = re.compile(rb"\d{4}-\d\d-\d\dT[^\t\n]*\t[^\t\n]*\t\s*\{")
-_BY_SUFFIX: dict[str, Callable[[bytes], list[Point]]] = {
-    ".gpx": read_gpx, ".geojson": read_geojson, ".json": read_geojson, ".rec": read_rec}
-
-
-def _reader(path: Path, data: bytes) -> Callable[[bytes], list[Point]]:
-    reader = _BY_SUFFIX.get(path.suffix.lower())
-    if reader is not None:
-        return reader
-    head = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
-    if head.startswith(b"<"):
-        return read_gpx
-    if head.startswith(b"{"):
-        return read_geojson
-    if _REC_LINE.match(head):
-        return read_rec
-    raise BadTrackFile("unknown format: expected GPX (.gpx), GeoJSON (.geojson, .json) "
-                       "or an OwnTracks Recorder file (.rec)")
-
-
-def _time(value: Any) -> datetime:
-    """ISO 8601 text (no zone: UTC) or epoch seconds or milliseconds, as an aware UTC datetime."""
+def parse_point_time(value: Any) -> datetime:
+    """ISO 8601 text (no zone: UTC) or epoch seconds or milliseconds (numbers or text), as
+    an aware UTC datetime; ``BadPoint`` with the reason otherwise."""
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -338,34 +288,71 @@ def _time(value: Any) -> datetime:
         except ValueError:
             moment = None
         if moment is not None:
-            if moment.tzinfo is None:
-                return moment.replace(tzinfo=timezone.utc)
-            return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+            try:
+                if moment.tzinfo is None:
+                    return moment.replace(tzinfo=timezone.utc)
+                return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+            except OverflowError:
+                raise BadPoint("time beyond the calendar") from None
     try:
         return parse_time(value, max_future=None)  # numbers, and the reason for what is not a time
     except InvalidPosition as exc:
-        raise BadTrackFile(exc.message) from None
+        raise BadPoint(_time_reason(exc)) from None
     except (OverflowError, ValueError):
-        raise BadTrackFile(f"time {str(value)[:40]!r} is outside the calendar") from None
+        raise BadPoint("time beyond the calendar") from None
 
 
-def _float(text: str | None, name: str) -> float:
-    if text is None:
-        raise BadTrackFile(f"no {name}")
+def _time_reason(exc: InvalidPosition) -> str:
+    """The reason without the value, so that all such points count under one reason."""
+    if exc.code == "bad_time":
+        return "time not ISO 8601"
+    if "before 1970" in exc.message:
+        return "time before 1970"
+    if exc.code == "out_of_range":
+        return "time beyond the calendar"
+    return "time not a time"
+
+
+# --- numbers and places ----------------------------------------------------------------------------
+def number(value: Any, name: str) -> float | None:
+    """A number from a file, as a number or as text; ``None`` for null or ''; ``BadPoint``
+    otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise BadPoint(f"{name} not a number")
     try:
-        return float(text)
-    except ValueError:
-        raise BadTrackFile(f"{name} {text.strip()[:40]!r} is not a number") from None
+        result = float(value)
+    except (TypeError, ValueError):
+        raise BadPoint(f"{name} not a number") from None
+    if not math.isfinite(result):
+        raise BadPoint(f"{name} not finite")
+    return result
 
 
-def _json_number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadTrackFile(f"{name} {str(value)[:40]!r} is not a number")
-    return float(value)
+def known(value: float | None) -> float | None:
+    """Apps write an unknown speed, heading or accuracy as a negative number."""
+    return None if value is None or value < 0 else value
 
 
-def _check_coordinates(point: Point) -> None:
-    if not -90.0 <= point.lat <= 90.0:
-        raise BadTrackFile(f"lat {point.lat} is outside [-90, 90]")
-    if not -180.0 <= point.lon <= 180.0:
-        raise BadTrackFile(f"lon {point.lon} is outside [-180, 180]")
+def place(lat: Any, lon: Any, time: datetime | None = None) -> Point:
+    """A point at (lat, lon), checked; ``BadPoint`` if there is none or it is off the globe."""
+    lat, lon = number(lat, "lat"), number(lon, "lon")
+    if lat is None or lon is None:
+        raise BadPoint("no lat and lon")
+    if not -90.0 <= lat <= 90.0:
+        raise BadPoint("lat outside [-90, 90]")
+    if not -180.0 <= lon <= 180.0:
+        raise BadPoint("lon outside [-180, 180]")
+    return Point(time, lat, lon)
+
+
+_DEGREES = re.compile(r"\s*(?:geo:)?\s*(-?[\d.]+)\s*°?\s*,\s*(-?[\d.]+)\s*°?\s*")
+
+
+def lat_lon_text(text: Any) -> tuple[str, str]:
+    """``"50.0506312°, 14.3439906°"`` (or ``"geo:50.05,14.34"``) as its lat and lon."""
+    match = _DEGREES.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise BadPoint("place not 'lat°, lon°'")
+    return match[1], match[2]

@@ -1,8 +1,11 @@
-"""GPX tracks as a stream of fixes, with the track's own timing.
+"""Recorded tracks as a stream of fixes, with the track's own timing (``tracker replay``).
 
-Every track point of every segment (and route points when a file has no track) becomes a
-fix, in file order. Points without a time get one: spread evenly between the timed points
-around them, or 1 s apart when the file has no times at all.
+The file is read by the import's readers (``tracker.tracks.files``: GPX, KML, TCX, GeoJSON,
+CSV, Overland, Google Takeout, OwnTracks ``.rec``), first to check it, then once per pass,
+as a stream. Every point becomes a fix, in file order. Points without a time get one:
+spread evenly between the timed points around them, or 1 s apart when the file has no
+times at all; a point recorded out of order keeps its predecessor's time + 1 ms, so that
+the replay never goes backwards.
 """
 from __future__ import annotations
 
@@ -10,19 +13,16 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
-import gpxpy
-import gpxpy.gpx
 import orjson
 
 from tracker.positions.model import format_time
-from tracker.tracks.files import fill_times
+from tracker.tracks.files import DEFAULT_STEP, BadTrackFile, Reading, Source, read, sources, timed
 
-DEFAULT_STEP = timedelta(seconds=1)
+__all__ = ["BadTrackFile", "TrackPoint", "check", "points", "records"]
 
-
-class BadTrack(Exception):
-    """The file cannot be replayed; the message says why, in one line."""
+_BASE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -33,55 +33,60 @@ class TrackPoint:
     altitude: float | None
 
 
-def load(path: Path) -> list[TrackPoint]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadTrack(f"cannot read {path}: {exc.__class__.__name__}: {exc}") from None
-    try:
-        gpx = gpxpy.parse(text)
-    except (gpxpy.gpx.GPXException, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise BadTrack(f"{path} is not valid GPX: {first_line}") from None
-    raw = [p for track in gpx.tracks for segment in track.segments for p in segment.points]
-    if not raw:
-        raw = [p for route in gpx.routes for p in route.points]
-    if not raw:
-        raise BadTrack(f"{path} has no track or route points")
-    times = _fill_times([_utc(p.time) for p in raw])
-    start = times[0]
-    return [TrackPoint(t - start, p.latitude, p.longitude, p.elevation) for t, p in zip(times, raw)]
+@dataclass(frozen=True)
+class Track:
+    """A checked file: its sources, how many points, and whether any has a time."""
+    sources: list[Source]
+    count: int
+    timed: bool
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+def check(path: Path) -> Track:
+    """The file read once: ``BadTrackFile`` naming it and the reason if it has no usable point."""
+    found = sources(path)
+    count = with_time = 0
+    for source in found:
+        reading = Reading()
+        for point in read(source, reading):
+            count += 1
+            with_time += point.time is not None
+    if not count:
+        raise BadTrackFile(f"{path}: no track or route points")
+    return Track(found, count, with_time > 0)
 
 
-def _fill_times(times: list[datetime | None]) -> list[datetime]:
-    if all(t is None for t in times):
-        base = datetime(2000, 1, 1, tzinfo=timezone.utc)
-        return [base + DEFAULT_STEP * i for i in range(len(times))]
-    filled = fill_times(times, DEFAULT_STEP)
-    # Never go backwards: a point recorded out of order keeps its predecessor's time + 1 ms.
-    for i in range(1, len(filled)):
-        if filled[i] <= filled[i - 1]:
-            filled[i] = filled[i - 1] + timedelta(milliseconds=1)
-    return filled
+def points(track: Track) -> Iterator[TrackPoint]:
+    """The track's points, read again, with offsets from the first that never go backwards."""
+    stream = (point for source in track.sources for point in read(source, Reading()))
+    if track.timed:
+        moments = timed(stream)
+    else:
+        moments = ((point, _BASE + DEFAULT_STEP * i, True) for i, point in enumerate(stream))
+    start = previous = None
+    for point, moment, _ in moments:
+        if start is None:
+            start = previous = moment
+        elif moment <= previous:
+            moment = previous + timedelta(milliseconds=1)
+        previous = moment
+        yield TrackPoint(moment - start, point.lat, point.lon, point.altitude)
 
 
-def records(points, marker_id: str, speedup: float, start, loop: bool):
-    """(seconds after start, key, value) for each point, once or forever."""
+def records(laps, marker_id: str, speedup: float, start, loop: bool):
+    """(seconds after start, key, value) for each point of ``laps()`` (the track's points,
+    read again for each pass), once or forever; a pass starts a second after the last one's
+    last point."""
     from tracker.tracks.derived_motion import derived_heading, derived_speed
 
     key = marker_id.encode()
-    span = points[-1].offset.total_seconds() + 1.0  # one pass, and a second before the next
     passes = itertools.count() if loop else range(1)
-    for lap in passes:
+    lap_start = 0.0
+    for _ in passes:
         previous = None
-        for point in points:
-            due = (lap * span + point.offset.total_seconds()) / speedup
+        offset = 0.0
+        for point in laps():
+            offset = point.offset.total_seconds()
+            due = (lap_start + offset) / speedup
             fix = {"marker_id": marker_id, "lat": point.lat, "lon": point.lon,
                    "time": format_time(start + timedelta(seconds=due)), "source": "replay"}
             if point.altitude is not None:
@@ -96,3 +101,4 @@ def records(points, marker_id: str, speedup: float, start, loop: bool):
                     fix["heading"] = heading
             previous = point
             yield due, key, orjson.dumps(fix)
+        lap_start += offset + 1.0

@@ -44,5 +44,12 @@ async def send_paced(producer: AIOKafkaProducer, topic: str, items: Iterable[tup
 
 def _progress(label: str, sent: int, total: int | None, elapsed: float, end: str = "") -> None:
     of = f"/{total}" if total is not None else ""
+    shown = f"{bar(sent, total)} " if total else ""
     rate = sent / elapsed if elapsed > 0 else 0.0
-    print(f"\r{label}: {sent}{of} sent, {rate:,.0f}/s", end=end, file=sys.stderr, flush=True)
+    print(f"\r{label}: {shown}{sent}{of} sent, {rate:,.0f}/s", end=end, file=sys.stderr, flush=True)
+
+
+def bar(done: int, total: int, width: int = 20) -> str:
+    """``[#########...........]``: how much of ``total`` is done."""
+    filled = min(width, int(width * done / total)) if total else width
+    return "[" + "#" * filled + "." * (width - filled) + "]"
