@@ -29,34 +29,29 @@ so importing a file again adds nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import sys
 import time
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import orjson
 
-from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from tracker.cli.common import EXIT_USAGE, CommandError
 from tracker.tracks.derived_motion import derived_heading, derived_speed
 from tracker.journeys.motion import TRACK_BREAK
 from tracker.positions.model import (EPOCH, MARKER_ID_PATTERN, MARKER_ID_RULE, MAX_FUTURE, MICROSECOND,
                                      OPTIONAL_RANGES, InvalidPosition, format_time, parse_time)
 from tracker.settings import settings
-from tracker.tracks.sender import bar
+from tracker.tracks.sender import bar, send_all
 from tracker.tracks.files import (DEFAULT_STEP, BadTrackFile, Point, Reading, Skips, Source, read, sources,
                                   timed)
 
 SOURCE = "import"
 SOURCE_INTERPOLATED = "import:interpolated"
-#: Records encoded and handed to the producer at a time (it packs them into batches of its
-#: own size and sends them while the next chunk is encoded).
-CHUNK = 10_000
 
 
 def add_command(commands) -> None:
@@ -306,57 +301,3 @@ class _Progress:
         if self.shown:
             print(f"\r{self.label}: {bar(self.size, self.size)} {self.size / 1e6:,.0f} MB read",
                   file=sys.stderr, flush=True)
-
-
-async def send_all(producer, topic: str, key: bytes, values: Iterable[bytes], total: int,
-                   label: str = "import") -> tuple[int, float]:
-    """Send the ``total`` values under ``key`` to its partition, in batches (taking the next
-    values while the last batches are on their way), and wait until the broker has
-    acknowledged all; progress on stderr about once a second. (records acknowledged,
-    seconds taken)"""
-    from aiokafka.errors import KafkaError
-
-    from tracker.positions.intake import partition_of
-    from tracker.stream.producer import batch_sender
-    from tracker.tracks.sender import _progress
-
-    started = last_report = time.monotonic()
-    acknowledged = 0
-    values = iter(values)
-    pending: list[tuple[asyncio.Future, int]] = []
-
-    def settle() -> None:
-        """Count the acknowledged batches (raising a failed one's error); keep the others."""
-        nonlocal acknowledged, pending
-        waiting = []
-        for future, count in pending:
-            if future.done():
-                future.result()
-                acknowledged += count
-            else:
-                waiting.append((future, count))
-        pending = waiting
-
-    try:
-        partitions = sorted(await producer.partitions_for(topic))
-        partition = partitions[partition_of(key, len(partitions))]
-        send = batch_sender(producer)
-        while chunk := [(key, value) for value in islice(values, CHUNK)]:
-            pending.extend(await send(topic, partition, chunk))
-            await asyncio.sleep(0)  # let the producer send while the next chunk is encoded
-            settle()
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                last_report = now
-                _progress(label, acknowledged, total, now - started)
-        while pending:
-            await asyncio.wait([future for future, _ in pending], timeout=1.0)
-            settle()
-            if pending:
-                _progress(label, acknowledged, total, time.monotonic() - started)
-    except KafkaError as exc:
-        _progress(label, acknowledged, total, time.monotonic() - started, end="\n")
-        raise CommandError(f"Kafka failed after {acknowledged} of {total} points: {exc}", EXIT_UNAVAILABLE) from None
-    elapsed = time.monotonic() - started
-    _progress(label, acknowledged, total, elapsed, end="\n")
-    return acknowledged, elapsed
