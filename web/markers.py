@@ -4,6 +4,11 @@
 A marker the caller may not see answers exactly as a marker that never reported: 404.
 A request for one marker is forwarded to the worker that holds the marker's partition of
 ``latest`` (with the cluster secret, not the caller's credentials), so any worker answers.
+While no worker can answer from ``latest`` (the owner restarting or unreachable, a rebalance,
+this worker stopping) or ``latest`` lacks the marker (a partition its new owner is still
+filling in), the marker's newest fix in the history database is the answer, with
+``X-Tracker-Position-Source: history``: 503 only when neither can be read, 404 only when
+neither has the marker.
 """
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ import orjson
 from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.accounts.permissions import Access
+from tracker.resources import database
 from tracker.settings import settings
+from tracker.storage.db import DATABASE_ERRORS, newest_fix
 from web import params
 from web.auth import is_cluster_request, require
 from web.cluster import (Filters, PeerUnavailable, SharedAnswers, cluster_positions, feature_collection,
@@ -87,28 +94,56 @@ def unknown_marker(marker_id: str) -> NotFound:
     return NotFound("unknown_marker", f"no position for marker {marker_id!r}")
 
 
-async def latest_position(request, marker_id: str) -> dict:
-    """The marker's position from the worker that owns it; 404 if it has none."""
+#: Seconds a request waits for a connection to the history database when ``latest`` cannot answer.
+STORED_TIMEOUT = 2.0
+
+
+async def latest_position(request, marker_id: str) -> tuple[dict, str]:
+    """The marker's position and where it came from ("latest", or "history" while no worker
+    can answer from ``latest``); 404 if it has none."""
     if is_cluster_request(request):  # a peer asks: answer from this worker's partitions only
         value = latest.get(marker_id.encode())
         if value is None:
             raise unknown_marker(marker_id)
-        return position_of(decode(value))
+        return position_of(decode(value)), "latest"
+    try:
+        position = await _live_position(marker_id)
+    except Unavailable as live_unavailable:
+        stored = await _stored_position(marker_id)
+        if stored is None:
+            raise live_unavailable from None
+        return stored, "history"
+    if position is None:  # unknown, or a partition its new owner is still filling in
+        stored = await _stored_position(marker_id)
+        if stored is None:
+            raise unknown_marker(marker_id)
+        return stored, "history"
+    return position, "latest"
+
+
+async def _live_position(marker_id: str) -> dict | None:
+    """From ``latest``, on this worker or the one that owns the marker's partition."""
     _ready()
     try:
         owner = owner_of(marker_id)
         if owner is None:
             value = latest.get(marker_id.encode())
-            position = None if value is None else position_of(decode(value))
-        else:
-            position = await peer_position(owner, marker_id)
+            return None if value is None else position_of(decode(value))
+        return await peer_position(owner, marker_id)
     except KeyError:
         raise Unavailable("not_ready", "the marker's partition has no owner yet; retry shortly") from None
     except PeerUnavailable as exc:
         raise Unavailable("peer_unavailable", f"could not reach the worker that owns the marker: {exc}") from None
-    if position is None:
-        raise unknown_marker(marker_id)
-    return position
+
+
+async def _stored_position(marker_id: str) -> dict | None:
+    """The marker's newest fix in the history database, or None (none stored, or no database)."""
+    try:
+        async with database.connection(timeout=STORED_TIMEOUT) as conn:
+            fix = await newest_fix(conn, marker_id)
+    except DATABASE_ERRORS:
+        return None
+    return None if fix is None else position_of(fix)
 
 
 @app.page("/api/markers/{marker_id}")
@@ -117,4 +152,6 @@ async def marker_latest(web, request, marker_id: str):
     params.marker_id_param(marker_id)
     if not access.permits(marker_id):
         raise unknown_marker(marker_id)
-    return web.bytes(orjson.dumps(await latest_position(request, marker_id)), content_type="application/json")
+    position, source = await latest_position(request, marker_id)
+    return web.bytes(orjson.dumps(position), content_type="application/json",
+                     headers={"X-Tracker-Position-Source": source})

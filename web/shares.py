@@ -108,7 +108,7 @@ async def shared_marker(token: str) -> str:
 async def shared_position(web, request, token: str):
     marker_id = await shared_marker(token)
     try:
-        positions = [await latest_position(request, marker_id)]
+        positions = [(await latest_position(request, marker_id))[0]]
     except NotFound:
         positions = []
     body = orjson.dumps(feature_collection(positions, settings.stale_after))

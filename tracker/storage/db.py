@@ -400,6 +400,11 @@ _TRACK = sql.SQL(
     "ORDER BY fix_time {order} LIMIT %s"
 )
 _HAS_MARKER = "SELECT EXISTS (SELECT 1 FROM positions WHERE marker_id = %s)"
+_NEWEST_FIX = (
+    "SELECT marker_id, (extract(epoch FROM fix_time) * 1000000)::bigint, lat, lon, speed, heading, altitude, "
+    "accuracy, battery, source, attributes, (extract(epoch FROM received_at) * 1000000)::bigint "
+    "FROM positions WHERE marker_id = %s ORDER BY fix_time DESC LIMIT 1"
+)
 _PAGE_END = sql.SQL(
     "SELECT fix_time FROM positions WHERE marker_id = %s AND fix_time >= %s AND fix_time <= %s "
     "ORDER BY fix_time {order} OFFSET %s LIMIT 1"
@@ -451,6 +456,14 @@ async def stream_track(conn: psycopg.AsyncConnection, marker_id: str, start, end
             await cur.execute(query, (marker_id, start, end, limit))
             while chunk := await cur.fetchmany(STREAM_CHUNK):
                 yield chunk
+
+
+async def newest_fix(conn: psycopg.AsyncConnection, marker_id: str) -> list | None:
+    """The marker's newest stored fix as the ``latest`` table holds one (times in
+    microseconds), or None."""
+    cur = await conn.execute(_NEWEST_FIX, (marker_id,))
+    row = await cur.fetchone()
+    return None if row is None else list(row)
 
 
 async def has_marker(conn: psycopg.AsyncConnection, marker_id: str) -> bool:
