@@ -29,8 +29,22 @@ BASE_URL = "http://127.0.0.1:4200"
 #: The services of the default profile, and those that have a health check.
 SERVICES = {"kafka", "postgres", "worker-1", "worker-2", "simulator", "nginx"}
 MQTT_SERVICES = {"mosquitto", "mqtt-bridge"}
-UNCHECKED = {"simulator", "mqtt-bridge"}  # no health check: running is all they say
+UNCHECKED = {"simulator", "mqtt-bridge"}
+ARTIFACTS = ROOT / "tests" / "artifacts"  # no health check: running is all they say
 BOOT_SECONDS = 300
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed step leaves the stack's logs in tests/artifacts/deploy-STEP.log."""
+    report = yield
+    deployment = item.funcargs.get("deployment") if hasattr(item, "funcargs") else None
+    if report.failed and call.when == "call" and isinstance(deployment, Deployment):
+        logs = deployment.compose("--profile", "mqtt", "logs", "--no-color", "--timestamps",
+                                  check=False, timeout=120).stdout
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"deploy-{item.name}.log").write_text(logs)
+    return report
 
 
 def pytest_collection_modifyitems(items):
@@ -185,9 +199,5 @@ def deployment(tmp_path_factory):
     print(built.stderr, file=sys.stderr)
     try:
         yield deployment
-    finally:
-        logs = deployment.compose("--profile", "mqtt", "logs", "--no-color", check=False, timeout=120).stdout
-        artifacts = ROOT / "tests" / "artifacts"
-        artifacts.mkdir(exist_ok=True)
-        (artifacts / "deploy-compose.log").write_text(logs)
+    finally:  # whatever a step left running
         deployment.compose("--profile", "mqtt", "down", "-v", "--remove-orphans", check=False, timeout=300)
