@@ -1,13 +1,15 @@
 # make install: .venv with the project and its test extra
 # make services: start the local Kafka broker and Postgres server (scripts/services)
 # make test: install if needed, start the services, run the whole suite
+# make test-deploy: boot docker-compose.yml from a clean copy and use it (tests/deploy; needs
+#           Docker: scripts/images engine starts the daemon as root)
 # make run: local demo: services, two workers and the simulator (Ctrl-C stops it); installs
 #           the Debian packages it needs first (scripts/system-packages)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz
+.PHONY: install services test test-deploy unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz
 
 install: $(VENV)/.installed
 
@@ -23,6 +25,10 @@ services:
 
 test: install services
 	eval "$$(scripts/services env)" && $(BIN)/pytest -ra $(PYTEST_ARGS)
+
+test-deploy: install
+	scripts/images engine
+	$(BIN)/pytest -ra tests/deploy $(PYTEST_ARGS)
 
 run: system-packages install
 	scripts/demo

@@ -24,6 +24,8 @@ _cache: dict[str, tuple[float, bool]] = {}
 
 
 def readiness() -> tuple[bool, str]:
+    if app.should_stop:  # shutting down: its tables are closing, let another worker answer
+        return False, "stopping"
     if not app.tables.recovery.completed.is_set():
         return False, "recovering tables"
     if app.rebalancing:
