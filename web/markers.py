@@ -130,6 +130,8 @@ def changelog_position(marker_id: str, unavailable: Unavailable) -> tuple[dict, 
 async def latest_position(request, marker_id: str) -> tuple[dict, str]:
     """The marker's position, and where it came from (``latest``, or ``changelog`` when the
     worker that owns it cannot answer); 404 if it has none."""
+    if app.should_stop:  # its tables and its client to the peers are closing: ask another worker
+        raise not_ready("this worker is stopping")
     if is_cluster_request(request):  # a peer asks: answer from this worker's partitions only
         position = local_position(marker_id)
         if position is None:

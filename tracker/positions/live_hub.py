@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 #: How long ticks are kept for viewers that reconnect.
 KEPT_SECONDS = 60.0
 #: How long a read of every partition to its end keeps the hub current.
-CURRENT_SECONDS = 1.0
+CURRENT_SECONDS = 2.0
 #: The most a viewer's unsent messages may hold.
 CLIENT_BUFFER_BYTES = settings.live_client_buffer
 
