@@ -95,6 +95,7 @@ class Plan:
     broker_down_seconds: float = 10.0
     settle_seconds: float = 10.0  # reads go on this long after a disturbance
     commit_within: float = 10.0
+    recovery_timeout: float = 600.0  # waiting for workers to share the partitions again, then go on
     seed: int = 1
 
     @property
@@ -599,14 +600,20 @@ class Soak:
             self.fourth = self.stack.worker()
         return self.fourth
 
-    def _owned(self, workers: list[Worker], timeout: float, what: str) -> None:
-        """Wait until ``workers`` share the partitions; past ``timeout``, note it and go on."""
+    def _owned(self, workers: list[Worker], what: str) -> None:
+        """Wait until ``workers`` are ready and share the partitions; past the plan's
+        ``recovery_timeout``, note it and go on (a worker still recovering its tables)."""
+        def owned():
+            for worker in workers:
+                if worker.proc.poll() is not None:
+                    raise AssertionError(f"worker {worker.index} exited:\n{worker.log_tail()}")
+            return partition_owners(workers, self.stack.settings.topic_partitions)
+
         try:
-            wait_for(lambda: partition_owners(workers, self.stack.settings.topic_partitions), timeout, what,
-                     interval=0.5)
+            wait_for(owned, self.plan.recovery_timeout, what, interval=0.5)
         except AssertionError as error:
             owners = {w.index: (w.health() or {}).get("partitions") for w in workers}
-            self.report.events.append(f"{self.label}: {error}; partitions per worker: {owners}")
+            self.report.events.append(f"{self.label}: {error}; partitions per worker (None: not ready): {owners}")
             say(self.report.events[-1])
 
     def _victim(self) -> Worker:
@@ -616,13 +623,12 @@ class Soak:
     def _join(self) -> None:
         fourth, started = self._fourth(), time.monotonic()
         fourth.start()
-        fourth.wait_ready(180)
-        self._owned(self.workers + [fourth], 180, "four workers to share the partitions")
+        self._owned(self.workers + [fourth], "four workers to share the partitions")
         self._recovered("join", started)
         time.sleep(self.plan.hold_seconds)
         left = time.monotonic()
         fourth.stop()
-        self._owned(self.workers, 180, "the three workers to take the fourth one's partitions")
+        self._owned(self.workers, "the three workers to take the fourth one's partitions")
         self._recovered("leave", left)
 
     def _kill(self) -> None:
@@ -630,8 +636,7 @@ class Soak:
         killed = time.monotonic()
         victim.kill()
         victim.start()
-        victim.wait_ready(180)
-        self._owned(self.workers, 180, f"worker {victim.index} to own partitions again")
+        self._owned(self.workers, f"worker {victim.index} to own partitions again")
         self._recovered("kill", killed, f"worker {victim.index}")
 
     def _stop(self) -> None:
@@ -640,8 +645,7 @@ class Soak:
         time.sleep(self.plan.stop_seconds)
         resumed = time.monotonic()
         victim.resume()
-        victim.wait_ready(180)
-        self._owned(self.workers, 180, f"worker {victim.index} to own partitions again")
+        self._owned(self.workers, f"worker {victim.index} to own partitions again")
         self._recovered("stop", resumed, f"worker {victim.index}")
 
     def _quiet(self) -> None:
@@ -673,7 +677,7 @@ class Soak:
                 self.report.events.append(f"{self.label}: worker {worker.index} exited by itself "
                                           f"(status {worker.proc.returncode}); restarted\n{worker.log_tail(20)}")
                 worker.start()
-                worker.wait_ready(180)
+                self._owned(self.workers, f"worker {worker.index} to own partitions again")
         committed = self._wait_committed(paused)
         newest = dict(self.stream.seq)
         wrong = self._check_latest(newest)
@@ -719,8 +723,10 @@ class Soak:
                     wrong = [m for m, seq in newest.items() if shown.get(m) != seq]
                 if wrong != []:
                     time.sleep(0.5)
-            if wrong is None:
-                wrong = list(newest)
+            if wrong is None:  # never a list: unavailable (allowed), not wrong
+                self.report.events.append(f"{self.label}: worker {worker.index} answered no list in {timeout:.0f} s "
+                                          f"after the stream paused (last: {status})")
+                continue
             if wrong:
                 self.report.excerpts.append(f"{self.label}: worker {worker.index} shows {len(wrong)} markers wrong, "
                                             f"e.g. {wrong[:5]}")
@@ -828,11 +834,13 @@ def main() -> None:
     parser.add_argument("--quiet-seconds", type=float, default=defaults.quiet_seconds)
     parser.add_argument("--settle", type=float, default=defaults.settle_seconds,
                         help="seconds of reads after each disturbance")
+    parser.add_argument("--recovery-timeout", type=float, default=defaults.recovery_timeout,
+                        help="seconds to wait for the workers to share the partitions after a disturbance")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args()
     plan = Plan(iterations=args.iterations, markers=args.markers, rate=args.rate, samples=args.samples,
                 brokers=args.brokers, stop_seconds=args.stop_seconds, quiet_seconds=args.quiet_seconds,
-                settle_seconds=args.settle, seed=args.seed)
+                settle_seconds=args.settle, recovery_timeout=args.recovery_timeout, seed=args.seed)
     report = run(plan)
     for line in [*(e for kept in report.tally.examples.values() for e in kept), *report.excerpts, *report.events]:
         print(line, file=sys.stderr)
