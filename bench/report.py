@@ -12,6 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def progress(who: str, message: str) -> None:
+    """A benchmark's progress, on stderr (the table goes to stdout)."""
+    print(f"{who}: {message}", file=sys.stderr, flush=True)
+
+
 def command() -> str:
     """The command line that runs this benchmark, as typed (``python -m bench.x ...``)."""
     main = sys.modules.get("__main__")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import http.client
 import os
 import random
@@ -58,7 +59,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.report import print_table
+from bench.report import print_table, progress
 from tracker.positions.intake import partition_of
 from tracker.stream.producer import positions_producer
 from tracker.testing import ROOT, Stack, Worker, committed_offsets, partition_owners, wait_for
@@ -77,8 +78,7 @@ DROPPED_METRIC = "tracker_faust_dropped_total"
 RESTARTS_METRIC = "tracker_latest_partition_restarts_total"
 
 
-def say(message: str) -> None:
-    print(f"soak: {message}", file=sys.stderr, flush=True)
+say = functools.partial(progress, "soak")
 
 
 @dataclass
