@@ -25,20 +25,33 @@ def command() -> str:
     return " ".join([program, *map(shlex.quote, sys.argv[1:])])
 
 
-def stamp() -> str:
-    """``2026-12-03 14:05 UTC, commit 59c9779 (+ changes), 2 cores, load average 5.6 7.4 6.3``."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no"):
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def _started() -> str:
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--untracked-files=no"):
         commit += " (+ changes)"
-    load = " ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, {os.cpu_count()} cores, "
-            f"load average {load}")
+    return f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, {os.cpu_count()} cores, load average {_load()}"
+
+
+#: When the benchmark started, at which commit, and the machine's load then (this module is
+#: imported at the start of every benchmark).
+STARTED = _started()
+
+
+def stamp() -> str:
+    """``started 2026-12-03 14:05 UTC, commit 59c9779 (+ changes), 2 cores, load average 5.6 7.4
+    6.3; at the end 7.1 6.9 6.5``."""
+    return f"started {STARTED}; at the end {_load()}"
 
 
 def print_table(rows: list[tuple[str, str, str]], failures: list[str]) -> None:

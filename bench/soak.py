@@ -69,6 +69,8 @@ KINDS = ("join", "kill", "stop", "quiet")
 BROKER_KINDS = KINDS + ("broker",)
 #: A reader asks for every sampled marker (and for the list) at most once in this many seconds.
 ROUND_SECONDS = 1.0
+#: After a disturbance, the workers must share the partitions the same way this long to count as recovered.
+STABLE_SECONDS = 5.0
 #: A partition whose committed offset stays put this long while behind counts as stalled.
 STALL_SECONDS = 10.0
 #: Log lines of the continuity guard and of the partition guards.
@@ -213,7 +215,8 @@ class Report:
              f"{plan.markers:,} markers at {plan.rate:,.0f}/s; {self.failed_sends:,} sends failed and were sent again"),
             ("lost", f"{self.lost:,}", "positions of the stream missing from Postgres, by sequence number"),
             ("duplicated", f"{self.duplicated:,}", "positions in Postgres more than once"),
-            ("wrong latest", f"{self.wrong_latest:,}", "(marker, worker) whose latest is not its newest fix after an iteration"),
+            ("wrong latest", f"{self.wrong_latest:,}",
+             "(marker, worker) whose latest is not its newest fix after an iteration"),
             ("stale answers served", f"{self.stale:,}",
              f"of {tally.total('answers'):,} answers; {tally.by_kind('stale', kinds)}; "
              f"in lists: {tally.total('stale list rows'):,}"),
@@ -243,7 +246,8 @@ class Report:
                      "summed over the workers' /metrics" if self.dropped is not None else "absent from /metrics"))
         if loads:
             rows.append(("load average (1 min) at the iterations' ends", f"{max(loads):.1f}",
-                         f"max; min {min(loads):.1f}, median {sorted(loads)[len(loads) // 2]:.1f}; {os.cpu_count()} cores"))
+                         f"max; min {min(loads):.1f}, median {sorted(loads)[len(loads) // 2]:.1f}; "
+                         f"{os.cpu_count()} cores"))
         return rows
 
 
@@ -600,21 +604,30 @@ class Soak:
             self.fourth = self.stack.worker()
         return self.fourth
 
-    def _owned(self, workers: list[Worker], what: str) -> None:
-        """Wait until ``workers`` are ready and share the partitions; past the plan's
+    def _owned(self, workers: list[Worker], what: str) -> float:
+        """Wait until ``workers`` are ready and share the partitions the same way for
+        ``STABLE_SECONDS`` (a worker resumed after ``SIGSTOP`` shows its old partitions until
+        it learns of the rebalance); the moment that began. Past the plan's
         ``recovery_timeout``, note it and go on (a worker still recovering its tables)."""
+        stable: list = [None, 0.0]  # the assignment seen, since when
+
         def owned():
             for worker in workers:
                 if worker.proc.poll() is not None:
                     raise AssertionError(f"worker {worker.index} exited:\n{worker.log_tail()}")
-            return partition_owners(workers, self.stack.settings.topic_partitions)
+            owners, now = partition_owners(workers, self.stack.settings.topic_partitions), time.monotonic()
+            if owners is None or owners != stable[0]:
+                stable[:] = [owners, now]
+            return owners is not None and now - stable[1] >= STABLE_SECONDS
 
         try:
             wait_for(owned, self.plan.recovery_timeout, what, interval=0.5)
+            return stable[1]
         except AssertionError as error:
             owners = {w.index: (w.health() or {}).get("partitions") for w in workers}
             self.report.events.append(f"{self.label}: {error}; partitions per worker (None: not ready): {owners}")
             say(self.report.events[-1])
+            return time.monotonic()
 
     def _victim(self) -> Worker:
         """One of the three, by the iteration's number: each kind of disturbance meets each worker."""
@@ -623,21 +636,21 @@ class Soak:
     def _join(self) -> None:
         fourth, started = self._fourth(), time.monotonic()
         fourth.start()
-        self._owned(self.workers + [fourth], "four workers to share the partitions")
-        self._recovered("join", started)
+        self._recovered("join", started,
+                        self._owned(self.workers + [fourth], "four workers to share the partitions"))
         time.sleep(self.plan.hold_seconds)
         left = time.monotonic()
         fourth.stop()
-        self._owned(self.workers, "the three workers to take the fourth one's partitions")
-        self._recovered("leave", left)
+        self._recovered("leave", left,
+                        self._owned(self.workers, "the three workers to take the fourth one's partitions"))
 
     def _kill(self) -> None:
         victim = self._victim()
         killed = time.monotonic()
         victim.kill()
         victim.start()
-        self._owned(self.workers, f"worker {victim.index} to own partitions again")
-        self._recovered("kill", killed, f"worker {victim.index}")
+        self._recovered("kill", killed, self._owned(self.workers, f"worker {victim.index} to own partitions again"),
+                        f"worker {victim.index}")
 
     def _stop(self) -> None:
         victim = self._victim()
@@ -645,8 +658,8 @@ class Soak:
         time.sleep(self.plan.stop_seconds)
         resumed = time.monotonic()
         victim.resume()
-        self._owned(self.workers, f"worker {victim.index} to own partitions again")
-        self._recovered("stop", resumed, f"worker {victim.index}")
+        self._recovered("stop", resumed, self._owned(self.workers, f"worker {victim.index} to own partitions again"),
+                        f"worker {victim.index}")
 
     def _quiet(self) -> None:
         quiet = frozenset(self.rng.sample(range(self.stack.settings.topic_partitions), self.plan.quiet_partitions))
@@ -662,10 +675,10 @@ class Soak:
         subprocess.run([SERVICES, "kill-broker", str(node)], check=True, capture_output=True)
         time.sleep(self.plan.broker_down_seconds)
         subprocess.run([SERVICES, "start-cluster"], check=True, capture_output=True)
-        self._recovered("broker", killed, f"node {node}")
+        self._recovered("broker", killed, time.monotonic(), f"node {node}")
 
-    def _recovered(self, kind: str, since: float, who: str = "") -> None:
-        seconds = time.monotonic() - since
+    def _recovered(self, kind: str, since: float, until: float, who: str = "") -> None:
+        seconds = until - since
         self.report.recoveries[kind].append(seconds)
         say(f"  {' '.join(filter(None, (kind, who)))}: recovered in {seconds:.1f} s")
 
@@ -690,7 +703,8 @@ class Soak:
             f"lost {lost}, doubled {duplicated}, wrong latest {wrong}; stale {tally.counts['stale'][self.kind]}"
             f" (lists {tally.counts['stale list rows'][self.kind]}), 503s {tally.counts['503'][self.kind]}, "
             f"short lists {tally.counts['short lists'][self.kind]}, stalls "
-            f"{sum(1 for s in self.report.stalls if s.label == self.label)}, rereads {rereads}, guard restarts {guards}; "
+            f"{sum(1 for s in self.report.stalls if s.label == self.label)}, rereads {rereads}, "
+            f"guard restarts {guards}; "
             f"load {os.getloadavg()[0]:.1f}")
 
     def _wait_committed(self, paused: float) -> float:
