@@ -40,7 +40,8 @@ def _started() -> str:
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
     if _git("status", "--porcelain", "--untracked-files=no"):
         commit += " (+ changes)"
-    return f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, {os.cpu_count()} cores, load average {_load()}"
+    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, {os.cpu_count()} cores, "
+            f"load average {_load()}")
 
 
 #: When the benchmark started, at which commit, and the machine's load then (this module is
