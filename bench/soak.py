@@ -1,5 +1,6 @@
-"""Soak: three workers take a steady stream for many iterations, each with one disturbance;
-reads through every worker must never go back, and after each iteration nothing may be
+"""Soak: three workers under a steady stream, and a disturbance in each iteration.
+
+Reads through every worker must never go back, and after each iteration nothing may be
 lost or doubled and every worker must show every marker's newest fix.
 
     make soak                                    (200 iterations, 2,000 markers at 2,000 positions/s)
@@ -19,10 +20,12 @@ Each position carries its marker's sequence number in the attribute ``seq``; its
 the wall clock at sending, strictly increasing per marker. From the start of each
 disturbance until ``--settle`` seconds after it, one reader per worker asks it for every
 sampled marker in turn (``GET /api/markers/{id}``, the admin's token) and another asks for
-the list (``GET /api/markers``), each at most once a second. Counted: *stale answers*, a 200 (or a 404)
-for a marker older than an answer any worker had already given for it before the request
-was sent; 503s (allowed); lists shorter than the markers reported so far that do not say
-``"partial": true``.
+the list (``GET /api/markers``), each at most once a second. Counted: *stale answers*, a
+200 (or a 404) for a marker older than an answer any worker had already given for it
+before the request was sent, and the same of a sampled marker's row in a list; 503s
+(allowed); lists shorter than the markers reported so far that do not say
+``"partial": true``. A disturbance is over when the workers are ready and have shared the
+partitions the same way for 5 s: its recovery time.
 
 Then the stream pauses, and counted: how long every consumer group takes to commit its
 topic's end offsets (it should within ``--commit-within`` seconds); markers whose
@@ -58,6 +61,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from bench.report import print_table, progress
 from tracker.positions.intake import partition_of
@@ -69,7 +73,7 @@ KINDS = ("join", "kill", "stop", "quiet")
 BROKER_KINDS = KINDS + ("broker",)
 #: A reader asks for every sampled marker (and for the list) at most once in this many seconds.
 ROUND_SECONDS = 1.0
-#: After a disturbance, the workers must share the partitions the same way this long to count as recovered.
+#: After a disturbance, the workers must share the partitions alike this long to count as recovered.
 STABLE_SECONDS = 5.0
 #: A partition whose committed offset stays put this long while behind counts as stalled.
 STALL_SECONDS = 10.0
@@ -175,6 +179,7 @@ class Report:
     guard_restarts: Counter = field(default_factory=Counter)  # kind -> log lines
     recoveries: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     dropped: float | None = None
+    partition_restarts: float = 0.0  # RESTARTS_METRIC, summed over the workers and their restarts
     events: list[str] = field(default_factory=list)
     excerpts: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -234,7 +239,8 @@ class Report:
             ("skipped offsets read again", f"{sum(self.rereads.values()):,}",
              f"log lines, {self.reread_offsets:,} offsets; " + ", ".join(f"{k} {self.rereads[k]}" for k in kinds)),
             ("guard restarts", f"{sum(self.guard_restarts.values()):,}",
-             "log lines; " + ", ".join(f"{k} {self.guard_restarts[k]}" for k in kinds)),
+             "log lines; " + ", ".join(f"{k} {self.guard_restarts[k]}" for k in kinds)
+             + f"; {RESTARTS_METRIC} {self.partition_restarts:,.0f}"),
             recovery("kill", "kill -9 (worker ready, partitions owned)", "; goal < 30 s"),
             recovery("stop", "SIGCONT (partitions owned again)"),
             recovery("join", "a fourth worker joins (it owns partitions)"),
@@ -278,12 +284,13 @@ class Stream(threading.Thread):
         return [marker for marker in self.markers if self.partition[marker] in partitions]
 
     def pause(self, timeout: float = 300.0) -> None:
+        """Once this returns, every position made so far is acknowledged and no more are sent."""
+        self._paused.clear()
         self._pause.set()
         if not self._paused.wait(timeout):
             raise AssertionError(f"the stream did not pause within {timeout:.0f} s")
 
     def resume(self) -> None:
-        self._paused.clear()
         self._pause.clear()
 
     def stop(self) -> None:
@@ -305,6 +312,15 @@ class Stream(threading.Thread):
                               "lon": round(lon, 6), "speed": 1.0, "attributes": {"seq": seq}})
         return marker.encode(), value
 
+    @staticmethod
+    async def _send(producer, topic: str, record: tuple[bytes, bytes]):
+        """The record's metadata once acknowledged, or the error that stopped it (a broker
+        down: no metadata, a request timed out)."""
+        try:
+            return await (await producer.send(topic, key=record[0], value=record[1]))
+        except KafkaError as exc:
+            return exc
+
     async def _produce(self) -> None:
         producer = positions_producer(self.stack.settings)
         await producer.start()
@@ -324,8 +340,7 @@ class Stream(threading.Thread):
                     if self.partition[marker] not in self.quiet:
                         batch.append(self._fix(marker))
                 while batch:
-                    futures = [await producer.send(topic, key=key, value=value) for key, value in batch]
-                    results = await asyncio.gather(*futures, return_exceptions=True)
+                    results = await asyncio.gather(*(self._send(producer, topic, record) for record in batch))
                     again = [record for record, result in zip(batch, results) if isinstance(result, Exception)]
                     self.acked += len(batch) - len(again)
                     self.reported.update(key.decode() for (key, _), result in zip(batch, results)
@@ -655,9 +670,11 @@ class Soak:
     def _stop(self) -> None:
         victim = self._victim()
         victim.pause()
-        time.sleep(self.plan.stop_seconds)
-        resumed = time.monotonic()
-        victim.resume()
+        try:
+            time.sleep(self.plan.stop_seconds)
+        finally:
+            resumed = time.monotonic()
+            victim.resume()
         self._recovered("stop", resumed, self._owned(self.workers, f"worker {victim.index} to own partitions again"),
                         f"worker {victim.index}")
 
@@ -812,6 +829,7 @@ class Soak:
                 self.totals[metric] = self.totals.get(metric, 0.0) + (value - last if value >= last else value)
                 self.metrics[(worker.index, metric)] = value
         self.report.dropped = self.totals.get(DROPPED_METRIC)
+        self.report.partition_restarts = self.totals.get(RESTARTS_METRIC, 0.0)
 
 
 # --- the command ------------------------------------------------------------------------------
