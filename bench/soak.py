@@ -572,8 +572,11 @@ class Soak:
             monitor.start()
             for number in range(plan.iterations):
                 self._iteration(number, plan.kinds[number % len(plan.kinds)])
-        except AssertionError as error:  # a worker that never came back, a stream that failed
+        except AssertionError as error:  # a worker that exited, a stream that failed
             self.report.aborted = f"stopped in {self.label}: {error}"
+            say(self.report.aborted)
+        except KeyboardInterrupt:  # Ctrl-C: the table of the iterations done
+            self.report.aborted = f"interrupted in {self.label}"
             say(self.report.aborted)
         finally:
             monitor.stop()
