@@ -10,7 +10,7 @@ from bench.soak import Plan, run
 
 def test_four_disturbances_lose_double_and_misplace_nothing(stack, figures):
     plan = Plan(iterations=4, markers=200, rate=500, samples=50, stop_seconds=12, quiet_seconds=15,
-                hold_seconds=2, settle_seconds=3)
+                hold_seconds=2, settle_seconds=3, recovery_timeout=150)
     report = run(plan, stack)
     tally = report.tally
     figures.append(("soak: stale answers served (4 iterations)",
