@@ -170,6 +170,7 @@ class Report:
     lost: int = 0
     duplicated: int = 0
     wrong_latest: int = 0
+    unverified: int = 0  # (iteration, worker) that answered no list after the iteration
     tally: Tally = field(default_factory=Tally)
     stalls: list[Stall] = field(default_factory=list)
     #: (iteration label, seconds from the pause until every group had committed the end)
@@ -221,7 +222,8 @@ class Report:
             ("lost", f"{self.lost:,}", "positions of the stream missing from Postgres, by sequence number"),
             ("duplicated", f"{self.duplicated:,}", "positions in Postgres more than once"),
             ("wrong latest", f"{self.wrong_latest:,}",
-             "(marker, worker) whose latest is not its newest fix after an iteration"),
+             "(marker, worker) whose latest is not its newest fix after an iteration; "
+             f"{self.unverified:,} times a worker answered no list within 30 s (not checked)"),
             ("stale answers served", f"{self.stale:,}",
              f"of {tally.total('answers'):,} answers; {tally.by_kind('stale', kinds)}; "
              f"in lists: {tally.total('stale list rows'):,}"),
@@ -758,6 +760,7 @@ class Soak:
                 if wrong != []:
                     time.sleep(0.5)
             if wrong is None:  # never a list: unavailable (allowed), not wrong
+                self.report.unverified += 1
                 self.report.events.append(f"{self.label}: worker {worker.index} answered no list in {timeout:.0f} s "
                                           f"after the stream paused (last: {status})")
                 continue
