@@ -79,7 +79,8 @@ STABLE_SECONDS = 5.0
 STALL_SECONDS = 10.0
 #: Log lines of the continuity guard and of the partition guards.
 REREAD_LINE = re.compile(r"partition (\d+) skipped offsets (\d+) to (\d+); reading them again")
-GUARD_LINES = (re.compile(r"latest: partition \d+ stalled at offset"), re.compile(r"recovery: .* fetching it again"))
+PARTITION_GUARD_LINE = re.compile(r"latest: partition \d+ stalled at offset")
+RECOVERY_GUARD_LINE = re.compile(r"recovery: .* fetching it again")
 DROPPED_METRIC = "tracker_faust_dropped_total"
 RESTARTS_METRIC = "tracker_latest_partition_restarts_total"
 
@@ -177,7 +178,8 @@ class Report:
     commits: list[tuple[str, float]] = field(default_factory=list)
     rereads: Counter = field(default_factory=Counter)  # kind -> log lines
     reread_offsets: int = 0
-    guard_restarts: Counter = field(default_factory=Counter)  # kind -> log lines
+    guard_restarts: Counter = field(default_factory=Counter)  # kind -> log lines of both guards
+    recovery_restarts: int = 0  # of which the recovery guard's (a changelog partition fetched again)
     recoveries: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     dropped: float | None = None
     partition_restarts: float = 0.0  # RESTARTS_METRIC, summed over the workers and their restarts
@@ -241,7 +243,8 @@ class Report:
             ("skipped offsets read again", f"{sum(self.rereads.values()):,}",
              f"log lines, {self.reread_offsets:,} offsets; " + ", ".join(f"{k} {self.rereads[k]}" for k in kinds)),
             ("guard restarts", f"{sum(self.guard_restarts.values()):,}",
-             "log lines; " + ", ".join(f"{k} {self.guard_restarts[k]}" for k in kinds)
+             f"log lines, {self.recovery_restarts:,} of them the recovery guard's; "
+             + ", ".join(f"{k} {self.guard_restarts[k]}" for k in kinds)
              + f"; {RESTARTS_METRIC} {self.partition_restarts:,.0f}"),
             recovery("kill", "kill -9 (worker ready, partitions owned)", "; goal < 30 s"),
             recovery("stop", "SIGCONT (partitions owned again)"),
@@ -806,8 +809,11 @@ class Soak:
                 if match:
                     rereads += 1
                     self.report.reread_offsets += int(match.group(3)) - int(match.group(2)) + 1
-                elif any(pattern.search(line) for pattern in GUARD_LINES):
+                elif PARTITION_GUARD_LINE.search(line):
                     guards += 1
+                elif RECOVERY_GUARD_LINE.search(line):
+                    guards += 1
+                    self.report.recovery_restarts += 1
                 else:
                     continue
                 if len(self.report.excerpts) < 200:
