@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test test-deploy unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz
+.PHONY: install services test test-deploy unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz soak
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,10 @@ bench: install services
 
 chaos: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+# SOAK_ARGS="--iterations 10", "--brokers 3" (on scripts/services' three-node cluster, started if needed)
+soak: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 fuzz: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.fuzz_stream $(FUZZ_ARGS)

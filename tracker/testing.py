@@ -106,6 +106,8 @@ class Stack:
             "TRACKER_CLUSTER_SECRET": secrets.token_hex(16),
             "PYTHONUNBUFFERED": "1",
         }
+        if os.environ.get("TRACKER_TOPIC_REPLICAS"):  # on several brokers (scripts/services cluster-env)
+            env["TRACKER_TOPIC_REPLICAS"] = os.environ["TRACKER_TOPIC_REPLICAS"]
         stack = cls(name=name, env=env, tmp=tmp)
         run_sync(ensure_topic(stack.settings, stack.settings.topic))
         stack.admin_password = secrets.token_urlsafe(12)
@@ -213,13 +215,24 @@ class Stack:
         ends = self.end_offsets(topic) if ends is None else ends
         return all(committed.get(p, 0) >= end for p, end in ends.items())
 
-    def pipeline_behind(self) -> dict[str, dict[int, tuple[int, int]]]:
+    def stages(self, sinks: bool = False) -> dict[str, tuple[str, str]]:
+        """stage -> (its consumer group's suffix, the topic it reads): the intake, ``latest``
+        and the history; with ``sinks``, also the events sink, the notifier and the journeys
+        sink (their topics exist once the workers have started)."""
+        config = self.settings
+        stages = {"intake": ("-intake", config.topic), "latest": ("", config.batches_topic),
+                  "history": ("-history", config.batches_topic)}
+        if sinks:
+            stages.update({"events": ("-events", config.events_topic), "notifier": ("-notifier", config.events_topic),
+                           "journeys": ("-journeys", config.journeys_topic)})
+        return stages
+
+    def pipeline_behind(self, sinks: bool = False) -> dict[str, dict[int, tuple[int, int]]]:
         """The pipeline's stages that have not committed all they read: stage -> partition ->
-        (committed, end). Empty when the intake, ``latest`` and the history are caught up."""
-        stages = {"intake": ("-intake", self.settings.topic), "latest": ("", self.settings.batches_topic),
-                  "history": ("-history", self.settings.batches_topic)}
+        (committed, end). Empty when the intake, ``latest`` and the history (with ``sinks``,
+        every consumer group of the stack) are caught up."""
         behind = {}
-        for stage, (group_suffix, topic) in stages.items():
+        for stage, (group_suffix, topic) in self.stages(sinks).items():
             committed = self.committed(group_suffix, topic)
             late = {p: (committed.get(p, 0), end) for p, end in self.end_offsets(topic).items()
                     if committed.get(p, 0) < end}
@@ -227,10 +240,10 @@ class Stack:
                 behind[stage] = late
         return behind
 
-    def wait_pipeline_committed(self, timeout: float) -> None:
+    def wait_pipeline_committed(self, timeout: float, sinks: bool = False) -> None:
         """Wait until every stage has committed all it read; fail naming the partitions behind."""
         deadline = time.monotonic() + timeout
-        while behind := self.pipeline_behind():
+        while behind := self.pipeline_behind(sinks):
             if time.monotonic() > deadline:
                 raise AssertionError(f"after {timeout:.0f} s, stages behind (partition: (committed, end)): {behind}")
             time.sleep(0.2)
@@ -257,6 +270,18 @@ def settle_latest(worker: "Worker", expected: Mapping[str, tuple[float, float]],
                 or time.monotonic() > deadline:
             return shown
         time.sleep(0.5)
+
+
+def partition_owners(workers: Iterable["Worker"], partitions: int = 8) -> dict[int, list[int]] | None:
+    """The partitions each worker owns (by index), as their ``/health`` says, once every one of
+    ``partitions`` has exactly one owner and every worker owns some; None until then."""
+    workers = list(workers)
+    health = [w.health() for w in workers]
+    if not all(health):
+        return None
+    owned = {w.index: h["partitions"] for w, h in zip(workers, health)}
+    every = sorted(p for partitions_of in owned.values() for p in partitions_of)
+    return owned if every == list(range(partitions)) and all(owned.values()) else None
 
 
 async def serve_http(app, shutdown_timeout: float = 0.1):
@@ -293,14 +318,19 @@ async def _send(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> i
     return sent + len(window)
 
 
-async def committed_offsets(config: Settings, group_id: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-    """The offsets ``group_id`` has committed for ``partitions`` (absent: none committed)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
-    await admin.start()
+async def committed_offsets(config: Settings, group_id: str, partitions: Iterable[TopicPartition],
+                            admin: AIOKafkaAdminClient | None = None) -> dict[TopicPartition, int]:
+    """The offsets ``group_id`` has committed for ``partitions`` (absent: none committed),
+    asked through ``admin`` (a started client) or a client of its own."""
+    own = admin is None
+    if own:
+        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+        await admin.start()
     try:
         answer = await admin.list_consumer_group_offsets(group_id, partitions=list(partitions))
     finally:
-        await admin.close()
+        if own:
+            await admin.close()
     return {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
 
 
@@ -447,6 +477,16 @@ class Worker:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes (no heartbeat, no answer) until ``resume``."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

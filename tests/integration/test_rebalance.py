@@ -9,20 +9,10 @@ import pytest
 
 from tests.integration import dataset
 from tests.integration.test_crash import send_steadily
-from tracker.testing import settle_latest, wait_for
+from tracker.testing import partition_owners as owners, settle_latest, wait_for
 
 DATA = dataset.build(markers=300, in_order=60, duplicates=3, late=3, malformed=0,
                      extra_duplicates=0, seed=23, prefix="rb-")
-
-
-def owners(workers) -> dict[int, list[int]] | None:
-    """partitions per worker once every partition has exactly one owner."""
-    health = [w.health() for w in workers]
-    if not all(health):
-        return None
-    owned = {w.index: h["partitions"] for w, h in zip(workers, health)}
-    every = sorted(p for partitions in owned.values() for p in partitions)
-    return owned if every == list(range(8)) and all(owned.values()) else None
 
 
 def assert_every_marker_right(worker, timeout: float = 30.0):
