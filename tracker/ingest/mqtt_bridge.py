@@ -13,10 +13,14 @@ at any moment loses nothing, because the broker delivers again what was not ackn
   the marker id; the broker's ACL lets a user publish only under its own name, so the
   topic's user can be trusted. ``<device>`` (the phone's name in the app) is kept as the
   ``device`` attribute, as the HTTP endpoint keeps ``X-Limit-D``.
-- ``_type: location`` is converted by ``tracker.ingest.protocols.owntracks``, the code the HTTP
-  endpoint uses; a message that is not a valid position goes to ``gps.positions.dlq`` with
-  its reason. Other types (``transition``, ``waypoint``, ``lwt``, ``card``, ...) are
-  acknowledged and counted (the counts are printed every 10 s), not stored.
+- Each message is converted by ``tracker.ingest.protocols.owntracks``, the code the HTTP
+  endpoint uses: a ``location`` (or a ``transition`` with its place and time) is a position,
+  a ``location`` without coordinates a heartbeat; one that is not valid goes to
+  ``gps.positions.dlq`` with its reason. Other types (``waypoint``, ``lwt``, ``card``, ...,
+  and types it does not know) are acknowledged and counted (the counts are printed every
+  10 s), not stored.
+- The records of many messages share producer batches (``tracker.ingest.producer``): a
+  message costs an append to a batch, not a producer send of its own.
 - Friends' positions the workers publish under each phone's name (``tracker.ingest.mqtt_friends``,
   marked with the user property ``tracker: friend``) are acknowledged and counted, not stored.
 """
@@ -37,7 +41,8 @@ import orjson
 from tracker.stream.dead_letters import dead_letter
 from tracker.stream.producer import positions_producer
 from tracker.ingest.mqtt_friends import MARK
-from tracker.positions.model import MARKER_ID_PATTERN, InvalidPosition, parse_position
+from tracker.ingest.producer import Coalescer
+from tracker.positions.model import MARKER_ID_PATTERN, InvalidPosition, micros_of, parse_report
 from tracker.ingest.protocols import owntracks
 from tracker.settings import Settings
 
@@ -101,8 +106,10 @@ class Bridge:
         self._loop, self._arrived = asyncio.get_running_loop(), asyncio.Event()
         producer = positions_producer(self.config)
         await producer.start()
+        sender = Coalescer(producer, self.config.topic_partitions)
         self._client = self._connect()
-        in_flight: set[asyncio.Future] = set()
+        #: a batch's future -> the messages it carries, acknowledged to the broker once it is
+        in_flight: dict[asyncio.Future, list] = {}
         shown = time.monotonic()
         try:
             while not stop.is_set():
@@ -112,38 +119,43 @@ class Bridge:
                     pass
                 self._arrived.clear()
                 self._waking = False
+                now = datetime.now(timezone.utc)
                 while self._inbox:
                     message = self._inbox.popleft()
-                    sent = await self._forward(producer, message)
+                    sent = self._forward(sender, message, now)
                     if sent is None:
                         self._ack(message)
-                    else:
-                        in_flight.add(sent)
-                        sent.add_done_callback(lambda done, m=message: self._settle(done, m, in_flight))
+                        continue
+                    carried = in_flight.get(sent)
+                    if carried is None:
+                        carried = in_flight[sent] = []
+                        sent.add_done_callback(lambda done: self._settle(done, in_flight.pop(done, ())))
+                    carried.append(message)
                 if time.monotonic() - shown >= PROGRESS_SECONDS:
                     shown = time.monotonic()
                     self.progress()
             if in_flight:
-                await asyncio.wait(in_flight, timeout=10)
+                await asyncio.wait(list(in_flight), timeout=10)
         finally:
             self._client.disconnect()
             self._client.loop_stop()
             await producer.stop()
             self.progress()
 
-    def _settle(self, sent: asyncio.Future, message, in_flight: set) -> None:
-        in_flight.discard(sent)
+    def _settle(self, sent: asyncio.Future, messages: list) -> None:
         if sent.cancelled() or sent.exception() is not None:
-            # Not acknowledged: the broker sends it again (after a reconnect); stop reading
+            # Not acknowledged: the broker sends them again (after a reconnect); stop reading
             # so that it does, rather than acknowledging later messages meanwhile.
-            log.error("mqtt-bridge: Kafka did not take a message (%r); reconnecting", sent.exception())
-            self.counts["kafka_failed"] += 1
+            log.error("mqtt-bridge: Kafka did not take %d messages (%r); reconnecting", len(messages),
+                      None if sent.cancelled() else sent.exception())
+            self.counts["kafka_failed"] += len(messages)
             self._client.reconnect()
             return
-        self._ack(message)
+        for message in messages:
+            self._ack(message)
 
-    async def _forward(self, producer, message) -> asyncio.Future | None:
-        """Produce what ``message`` becomes; its send future, or None when nothing is sent."""
+    def _forward(self, sender: Coalescer, message, now: datetime) -> asyncio.Future | None:
+        """Produce what ``message`` becomes; the future of its batch, or None when nothing is sent."""
         parts = message.topic.split("/")
         if is_friend_message(message):
             self.counts["friend"] += 1  # published by a worker (tracker.ingest.mqtt_friends), already stored
@@ -155,20 +167,22 @@ class Bridge:
                 body = orjson.loads(message.payload)
             except orjson.JSONDecodeError:
                 raise InvalidPosition("not_json", "the message is not valid JSON") from None
-            if not owntracks.is_location(body):
-                kind = body.get("_type") if isinstance(body, dict) and isinstance(body.get("_type"), str) else "?"
-                self.counts[kind if kind in owntracks.OTHER_TYPES else "other"] += 1
+            kind = owntracks.message_type(body)
+            record = owntracks.convert(body, parts[1])
+            if record is None:
+                self.counts[kind] += 1
                 return None
-            record = owntracks.from_location(body, parts[1])
             record["attributes"] = {**(record["attributes"] or {}), "device": parts[2][:256]}
-            position = parse_position(record)
+            is_heartbeat, _ = parse_report(record, micros_of(now))
         except InvalidPosition as error:
             self.counts["rejected"] += 1
-            letter = dead_letter(message.payload, error, datetime.now(timezone.utc), message.topic, -1, message.mid)
-            return await producer.send(self.config.dlq_topic, key=parts[1].encode() if len(parts) > 1 else None,
-                                       value=orjson.dumps(letter))
-        self.counts["location"] += 1
-        return await producer.send(self.config.topic, key=position.marker_id.encode(), value=position.to_json())
+            letter = dead_letter(message.payload, error, now, message.topic, -1, message.mid)
+            (sent,) = sender.submit(self.config.dlq_topic, [(parts[1].encode() if len(parts) > 1 else None,
+                                                             orjson.dumps(letter))])
+            return sent
+        self.counts["heartbeat" if is_heartbeat else kind] += 1
+        (sent,) = sender.submit(self.config.topic, [(parts[1].encode(), orjson.dumps(record))])
+        return sent
 
     def progress(self) -> None:
         print("mqtt-bridge: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.counts.items()))
