@@ -157,11 +157,15 @@ async def coalescer() -> Coalescer:
 
 async def _produce(records: list[tuple[str, bytes | None, bytes]]) -> None:
     """Send (topic, key, value) records and wait until the broker has acknowledged all."""
-    sender = await coalescer()
-    by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
-    for topic, key, value in records:
-        by_topic.setdefault(topic, []).append((key, value))
-    futures = [future for topic, items in by_topic.items() for future in sender.submit(topic, items)]
+    sender = _coalescer or await coalescer()
+    if len(records) == 1:
+        topic, key, value = records[0]
+        futures = sender.submit(topic, ((key, value),))
+    else:
+        by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
+        for topic, key, value in records:
+            by_topic.setdefault(topic, []).append((key, value))
+        futures = [future for topic, items in by_topic.items() for future in sender.submit(topic, items)]
     if not futures:
         return
     done, pending = await asyncio.wait(futures, timeout=BROKER_ACK_TIMEOUT)
@@ -184,8 +188,19 @@ async def _publish(endpoint: str, record: dict[str, Any], now: datetime) -> str:
     except InvalidPosition as exc:
         raise _invalid(exc) from None
     await _produce([(settings.topic, marker_id.encode(), orjson.dumps(record))])
-    INGEST_REPORTS.labels(endpoint, "heartbeat" if is_heartbeat else "position").inc()
+    _counter(INGEST_REPORTS, endpoint, "heartbeat" if is_heartbeat else "position").inc()
     return marker_id
+
+
+_counters: dict[tuple, Any] = {}
+
+
+def _counter(metric, *labels):
+    """``metric.labels(*labels)``, looked up once (a lookup costs more than the request's parse)."""
+    child = _counters.get((metric, labels))
+    if child is None:
+        child = _counters[(metric, labels)] = metric.labels(*labels)
+    return child
 
 
 @dataclass(frozen=True)
@@ -232,11 +247,11 @@ async def _publish_many(endpoint: str, items: Iterable[tuple[Any, Any]], reporte
         records.append((settings.dlq_topic, _key_of(record, raw), orjson.dumps(letter)))
     await _produce(records)
     accepted = len(records) - len(rejected)
-    INGEST_REPORTS.labels(endpoint, "position").inc(accepted - heartbeats)
+    _counter(INGEST_REPORTS, endpoint, "position").inc(accepted - heartbeats)
     if heartbeats:
-        INGEST_REPORTS.labels(endpoint, "heartbeat").inc(heartbeats)
+        _counter(INGEST_REPORTS, endpoint, "heartbeat").inc(heartbeats)
     if rejected:
-        INGEST_REPORTS.labels(endpoint, "rejected").inc(len(rejected))
+        _counter(INGEST_REPORTS, endpoint, "rejected").inc(len(rejected))
     return accepted, rejected
 
 
@@ -329,7 +344,7 @@ async def _owntracks(request: aioweb.Request) -> str | None:
         proven = None
     payload = _json(body)
     kind = owntracks.message_type(payload)
-    OWNTRACKS_MESSAGES.labels(kind).inc()
+    _counter(OWNTRACKS_MESSAGES, kind).inc()
     if kind not in ("location", "transition"):
         return proven  # waypoints, cards, lwt, ...: accepted, not stored
     marker_id = marker_id or (payload.get("tid") if isinstance(payload.get("tid"), str) else None)
@@ -495,7 +510,7 @@ async def _counted(endpoint: str, handling):
     try:
         result = await handling
     except ApiError as error:
-        INGEST_REQUESTS.labels(endpoint, error.code).inc()
+        _counter(INGEST_REQUESTS, endpoint, error.code).inc()
         raise
-    INGEST_REQUESTS.labels(endpoint, 200).inc()
+    _counter(INGEST_REQUESTS, endpoint, 200).inc()
     return result
