@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from typing import Iterable
 
 from tracker.positions.intake import PARTITION_CACHE_SIZE, partition_of
@@ -39,6 +40,8 @@ class Coalescer:
         self.producer = producer
         self.partitions = partitions
         self._open: dict[tuple[str, int], _Open] = {}
+        #: per partition, the batches that filled up, in order, before the open one
+        self._full: dict[tuple[str, int], deque[_Open]] = {}
         self._draining: set[tuple[str, int]] = set()
         self._partition_of: dict[bytes, int] = {}
         self._turn = itertools.cycle(range(partitions))
@@ -66,7 +69,7 @@ class Coalescer:
                 if not batch.records:
                     raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
                 batch.builder.close()  # full: it is sent as it is, and the record starts the next
-                del self._open[tp]
+                self._full.setdefault(tp, deque()).append(batch)
                 batch = self._start(tp)
                 batch.builder.append(key=key, value=value, timestamp=None)
             batch.records += 1
@@ -99,7 +102,7 @@ class Coalescer:
         meanwhile the records that arrive gather in the open one."""
         try:
             await asyncio.sleep(0)  # the requests of this turn of the loop join the first batch
-            while (batch := self._open.pop(tp, None)) is not None:
+            while (batch := self._next(tp)) is not None:
                 try:
                     sent = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
                 except Exception as exc:  # noqa: BLE001 - its callers answer with it
@@ -108,6 +111,16 @@ class Coalescer:
                 sent.add_done_callback(lambda result, done=batch.done: _settle(done, result))
         finally:
             self._draining.discard(tp)
+
+    def _next(self, tp: tuple[str, int]) -> _Open | None:
+        """The partition's oldest batch not sent yet: a full one, else the open one."""
+        full = self._full.get(tp)
+        if full:
+            batch = full.popleft()
+            if not full:
+                del self._full[tp]
+            return batch
+        return self._open.pop(tp, None)
 
 
 def _settle(done: asyncio.Future, sent: asyncio.Future) -> None:
