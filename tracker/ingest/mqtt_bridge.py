@@ -32,7 +32,7 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -51,20 +51,28 @@ log = logging.getLogger(__name__)
 TOPIC_FILTER = "owntracks/+/+"
 #: Messages the broker may have in flight to one bridge (its Receive Maximum, MQTT 5).
 IN_FLIGHT = 1000
+#: Most packets read at once when the socket is readable, before other work gets a turn.
+READ_BURST = 256
 PROGRESS_SECONDS = 10.0
 
 
 class Bridge:
+    """The bridge's MQTT client runs on the event loop's own thread (paho's external loop: the
+    socket's reads and writes are the loop's callbacks), so a message costs no hand-over
+    between threads: it is converted as it is read, and acknowledged when its batch is."""
+
     def __init__(self, config: Settings, client_id: str) -> None:
         self.config, self.client_id = config, client_id
         self.counts: Counter[str] = Counter()
-        self._inbox: deque = deque()  # filled by paho's thread, emptied by the event loop
-        self._waking = False
-        self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = None
+        self._sender: Coalescer | None = None
+        #: a batch's future -> the messages it carries, acknowledged to the broker once it is
+        self._in_flight: dict[asyncio.Future, list] = {}
+        self._received = 0
+        self._now = datetime.now(timezone.utc)
 
-    def _connect(self):
+    def _mqtt_client(self):
         import paho.mqtt.client as mqtt
         from paho.mqtt.properties import Properties
         from paho.mqtt.packettypes import PacketTypes
@@ -77,14 +85,22 @@ class Bridge:
         if url.scheme == "mqtts":
             client.tls_set()
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_socket_open = lambda c, userdata, sock: self._loop.add_reader(sock, self._read)
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = lambda c, userdata, sock: self._loop.add_writer(sock, client.loop_write)
+        client.on_socket_unregister_write = lambda c, userdata, sock: self._loop.remove_writer(sock)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.config.mqtt_session_expiry  # unacknowledged messages wait for it
         properties.ReceiveMaximum = IN_FLIGHT
         client.connect_async(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883),
                              keepalive=30, clean_start=False, properties=properties)
-        client.loop_start()
         return client
+
+    def _on_socket_close(self, client, userdata, sock) -> None:
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -92,53 +108,69 @@ class Bridge:
             return
         client.subscribe(f"$share/{self.config.mqtt_share_group}/{TOPIC_FILTER}", qos=1)
 
-    def _on_message(self, client, userdata, message) -> None:  # paho's thread
-        # One wake-up of the event loop per burst, not per message.
-        self._inbox.append(message)
-        if not self._waking:
-            self._waking = True
-            self._loop.call_soon_threadsafe(self._arrived.set)
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        print(f"mqtt-bridge: subscribed ({', '.join(map(str, reason_codes))})", file=sys.stderr, flush=True)
+
+    def _read(self) -> None:
+        """The socket is readable: the packets that have arrived, up to ``READ_BURST``."""
+        import paho.mqtt.client as mqtt
+
+        self._now = datetime.now(timezone.utc)
+        for _ in range(READ_BURST):
+            received = self._received
+            if self._client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._received == received:
+                return  # an error (paho closes the socket; the keeper reconnects), or nothing more
+
+    def _on_message(self, client, userdata, message) -> None:  # within loop_read, on the event loop
+        self._received += 1
+        sent = self._forward(self._sender, message, self._now)
+        if sent is None:
+            self._ack(message)
+            return
+        carried = self._in_flight.get(sent)
+        if carried is None:
+            carried = self._in_flight[sent] = []
+            sent.add_done_callback(lambda done: self._settle(done, self._in_flight.pop(done, ())))
+        carried.append(message)
 
     def _ack(self, message) -> None:
         self._client.ack(message.mid, message.qos)
 
+    async def _keep_connected(self, stop: asyncio.Event) -> None:
+        """Connect, and again after the connection is lost; paho's keepalive once a second."""
+        while not stop.is_set():
+            if self._client.socket() is None:
+                try:
+                    self._client.reconnect()
+                except OSError as exc:
+                    log.warning("mqtt-bridge: cannot reach the broker (%r); trying again", exc)
+            else:
+                self._client.loop_misc()
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop, self._arrived = asyncio.get_running_loop(), asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         producer = positions_producer(self.config)
         await producer.start()
-        sender = Coalescer(producer, self.config.topic_partitions)
-        self._client = self._connect()
-        #: a batch's future -> the messages it carries, acknowledged to the broker once it is
-        in_flight: dict[asyncio.Future, list] = {}
-        shown = time.monotonic()
+        self._sender = Coalescer(producer, self.config.topic_partitions)
+        self._client = self._mqtt_client()
+        keeper = asyncio.ensure_future(self._keep_connected(stop))
         try:
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), 0.5)
+                    await asyncio.wait_for(stop.wait(), PROGRESS_SECONDS)
                 except asyncio.TimeoutError:
-                    pass
-                self._arrived.clear()
-                self._waking = False
-                now = datetime.now(timezone.utc)
-                while self._inbox:
-                    message = self._inbox.popleft()
-                    sent = self._forward(sender, message, now)
-                    if sent is None:
-                        self._ack(message)
-                        continue
-                    carried = in_flight.get(sent)
-                    if carried is None:
-                        carried = in_flight[sent] = []
-                        sent.add_done_callback(lambda done: self._settle(done, in_flight.pop(done, ())))
-                    carried.append(message)
-                if time.monotonic() - shown >= PROGRESS_SECONDS:
-                    shown = time.monotonic()
                     self.progress()
-            if in_flight:
-                await asyncio.wait(list(in_flight), timeout=10)
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight), timeout=10)
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            keeper.cancel()
+            if self._client.socket() is not None:
+                self._client.disconnect()
+                self._client.loop_write()  # the acknowledgements queued, then the disconnect
             await producer.stop()
             self.progress()
 
@@ -149,7 +181,10 @@ class Bridge:
             log.error("mqtt-bridge: Kafka did not take %d messages (%r); reconnecting", len(messages),
                       None if sent.cancelled() else sent.exception())
             self.counts["kafka_failed"] += len(messages)
-            self._client.reconnect()
+            try:
+                self._client.reconnect()
+            except OSError:
+                pass  # the keeper connects again
             return
         for message in messages:
             self._ack(message)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable, Mapping
 
-from tracker.positions.model import HEARTBEAT, MAX_ATTRIBUTE_TEXT, InvalidPosition
+from datetime import datetime
+
+from tracker.positions.model import HEARTBEAT, MAX_ATTRIBUTE_TEXT, InvalidPosition, format_time, parse_time
 
 
 def number(value: Any, name: str) -> float | None:
@@ -59,6 +61,20 @@ def flag(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def report_time(value: Any, now: datetime) -> int | float | str:
+    """A report's time as the topic takes it: an epoch number as it is (the topic reads it as
+    OsmAnd and OwnTracks mean it: seconds, milliseconds above 2^31 - 1), anything else as
+    ISO 8601 UTC (``InvalidPosition`` if it is no time); missing: ``now``. The one
+    validation checks the rest (before 1970, ahead of its receipt)."""
+    if value is None or value == "":
+        return format_time(now)
+    if type(value) is int or type(value) is float:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return format_time(parse_time(value, max_future=None))
 
 
 def missing(value: Any) -> bool:

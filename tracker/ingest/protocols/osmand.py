@@ -35,7 +35,8 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from tracker.positions.model import InvalidPosition, format_time, parse_time
-from tracker.ingest.protocols import Converted, allowed_attributes, each, flag, heartbeat, known, missing, number
+from tracker.ingest.protocols import (Converted, allowed_attributes, each, flag, heartbeat, known, missing, number,
+                                     report_time)
 
 KNOT = 1852 / 3600  # m/s
 SOURCE = "osmand"
@@ -63,19 +64,18 @@ def from_query(params: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     lat, lon = params.get("lat"), params.get("lon")
     if (missing(lat) or missing(lon)) and isinstance(params.get("location"), str) and params["location"]:
         lat, _, lon = params["location"].partition(",")
-    raw_time = params.get("timestamp")
-    moment = now if missing(raw_time) else parse_time(raw_time, now=now)
+    moment = report_time(params.get("timestamp"), now)
     attributes = {name: flag(params[name]) for name in QUERY_FLAGS if not missing(params.get(name))}
     attributes.update(allowed_attributes(params, QUERY_ATTRIBUTES))
     battery = known(number(params.get("batt"), "batt"))
     if missing(lat) or missing(lon):
-        return heartbeat(marker_id, format_time(moment), battery, SOURCE, attributes)
+        return heartbeat(marker_id, moment, battery, SOURCE, attributes)
     speed = known(number(params.get("speed"), "speed"))
     return {
         "marker_id": marker_id,
         "lat": number(lat, "lat"),
         "lon": number(lon, "lon"),
-        "time": format_time(moment),
+        "time": moment,
         "speed": None if speed is None else speed * KNOT,
         "heading": known(number(params.get("bearing") or params.get("heading"), "bearing")),
         "altitude": number(params.get("altitude"), "altitude"),

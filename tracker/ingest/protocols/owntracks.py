@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.positions.model import InvalidPosition, format_time, parse_time
-from tracker.ingest.protocols import allowed_attributes, heartbeat, known, missing, number
+from tracker.positions.model import InvalidPosition
+from tracker.ingest.protocols import allowed_attributes, heartbeat, known, missing, number, report_time
 
 SOURCE = "owntracks"
 #: The message types the apps send (owntracks.org/booklet/tech/json), each counted by name;
@@ -63,7 +63,7 @@ def convert(body: Any, marker_id: str) -> dict[str, Any] | None:
 def from_location(body: dict[str, Any], marker_id: str) -> dict[str, Any]:
     if missing(body.get("tst")):
         raise InvalidPosition("missing_field", "tst is required")
-    time = format_time(parse_time(body["tst"], max_future=None))
+    time = report_time(body["tst"], None)
     battery = known(number(body.get("batt"), "batt"))
     attributes = allowed_attributes(body, ATTRIBUTES) or None
     if missing(body.get("lat")) or missing(body.get("lon")):
