@@ -20,7 +20,7 @@ import itertools
 from collections import deque
 from typing import Iterable
 
-from tracker.positions.intake import PARTITION_CACHE_SIZE, partition_of
+from tracker.positions.intake import Partitioner
 
 
 class _Open:
@@ -43,18 +43,11 @@ class Coalescer:
         #: per partition, the batches that filled up, in order, before the open one
         self._full: dict[tuple[str, int], deque[_Open]] = {}
         self._draining: set[tuple[str, int]] = set()
-        self._partition_of: dict[bytes, int] = {}
+        self._partition_of = Partitioner(partitions)
         self._turn = itertools.cycle(range(partitions))
 
     def partition(self, key: bytes | None) -> int:
-        if key is None:
-            return next(self._turn)
-        partition = self._partition_of.get(key)
-        if partition is None:
-            if len(self._partition_of) >= PARTITION_CACHE_SIZE:
-                self._partition_of.clear()
-            partition = self._partition_of[key] = partition_of(key, self.partitions)
-        return partition
+        return next(self._turn) if key is None else self._partition_of(key)
 
     def submit(self, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> list[asyncio.Future]:
         """Add ``records`` (key, value) to the open batches of their partitions; the futures of

@@ -44,21 +44,30 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+class Partitioner:
+    """``partition_of`` for a topic of ``partitions`` partitions, each key hashed once (the
+    cache is cleared when it grows past ``PARTITION_CACHE_SIZE`` keys)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._cache: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        partition = self._cache.get(key)
+        if partition is None:
+            if len(self._cache) >= PARTITION_CACHE_SIZE:
+                self._cache.clear()
+            partition = self._cache[key] = partition_of(key, self.partitions)
+        return partition
+
+
 class Judge:
     """Judges records of a topic with ``partitions`` partitions."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._partition_of: dict[bytes, int] = {}
-
-    def partition_of(self, key: bytes) -> int:
-        """The partition Kafka's default partitioner (and Faust's ``table_route``) picks for ``key``."""
-        partition = self._partition_of.get(key)
-        if partition is None:
-            if len(self._partition_of) >= PARTITION_CACHE_SIZE:
-                self._partition_of.clear()
-            partition = self._partition_of[key] = partition_of(key, self.partitions)
-        return partition
+        #: The partition Kafka's default partitioner (and Faust's ``table_route``) picks for a key.
+        self.partition_of = Partitioner(partitions)
 
     def judge(self, partition: int, records: Sequence[Any], now_ms: int) -> Verdict:
         """``records`` (aiokafka ``ConsumerRecord``s of ``partition``), in offset order."""
