@@ -284,7 +284,7 @@
       case "low_battery": text = "battery" + (known(e.battery) ? " " + short(e.battery) + " %" : " low"); break;
       case "offline": text = "offline"; break;
       case "online": text = "back online"; break;
-      case "alarm": text = "ALARM " + (known(e.alarm) ? String(e.alarm) : ""); break;
+      case "alarm": text = "ALARM" + (known(e.alarm) ? " " + String(e.alarm) : ""); break;
       default: text = String(e.type);
     }
     return e.late === true ? text + " (late)" : text;
