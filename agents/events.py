@@ -1,4 +1,4 @@
-"""events: what happened to each marker (geofences, speed, battery, online), in fix-time order.
+"""events: what happened to each marker (geofences, speed, battery, online, alarms), in fix-time order.
 
 The events stage of the batches topic. It runs in the same Faust agent as ``latest``
 (``agents/latest.py`` calls ``apply`` with each batch it takes, decoded once for both):
@@ -18,9 +18,12 @@ A worker killed between 1 and 2 replays the batch from the old state: the same f
 the same order give the same events with the same ids, which the events sink and the
 notifier write once. A worker killed before 1 has sent nothing.
 
+Heartbeats (reports without a position) take the same two steps (``apply_heard``): they
+keep a marker online, bring it back, and carry its battery and alarms.
+
 ``offline`` is raised on wall-clock time by a timer over the worker's own partitions: a
 marker not heard from for ``TRACKER_OFFLINE_AFTER`` seconds (by the time the tracker
-received its last fix), unless the agent is still behind on that partition (a backlog
+received its last fix or heartbeat), unless the agent is still behind on that partition (a backlog
 after a restart must not look like silence).
 """
 from __future__ import annotations
@@ -109,16 +112,18 @@ class EventsStage:
             self._detector = Detector(index, LIMITS, judge_geofences=geofences.loaded.is_set())
         return self._detector
 
-    async def apply(self, fixes_by_partition: dict[int, list[list]], generation: object = None) -> int:
-        """Apply fixes of the batches topic, per partition, in the order read; the number
-        of events raised. An exception leaves the cache ahead of the store: the caller
-        must stop the worker."""
+    async def apply(self, fixes_by_partition: dict[int, list[list]], generation: object = None,
+                    heard: bool = False) -> int:
+        """Apply fixes of the batches topic (or heartbeats, with ``heard``), per partition, in
+        the order read; the number of events raised. An exception leaves the cache ahead of
+        the store: the caller must stop the worker."""
         detector = self.detector
+        apply_reports = detector.apply_heard if heard else detector.apply_fixes
         async with self.lock:
             results = {}
             for partition, fixes in fixes_by_partition.items():
                 stored: dict[str, bytes | None] = {}
-                found, states = detector.apply_fixes(fixes, self._loader(partition, generation, stored))
+                found, states = apply_reports(fixes, self._loader(partition, generation, stored))
                 results[partition] = (found, self._changes(states, stored), states)
             await self._publish(results)
         for partition, (_, _, states) in results.items():
@@ -230,6 +235,12 @@ async def apply(fixes_by_partition: dict[int, list[list]], generation: object) -
     current = await stage()
     await _geofences_loaded()
     return await current.apply(fixes_by_partition, generation)
+
+
+async def apply_heard(heard_by_partition: dict[int, list[list]], generation: object) -> int:
+    """The events of a batch of heartbeats the ``latest`` agent took (per partition)."""
+    current = await stage()
+    return await current.apply(heard_by_partition, generation, heard=True)
 
 
 if settings.events_enabled:  # TRACKER_EVENTS=off: no events stage, no offline timer

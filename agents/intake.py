@@ -7,7 +7,8 @@ microseconds before any of our code runs) is paid once per batch of up to a thou
 fixes instead of once per position. For each slice of partition p:
 
 - valid records in their marker's partition become one or more batch records on
-  partition p of the batches topic, in offset order;
+  partition p of the batches topic, in offset order (heartbeats in records of their own,
+  after the slice's fixes);
 - bad records go to ``gps.positions.dlq`` with the reason;
 - valid records under another key or in another partition are re-sent under their
   marker id (with their Kafka timestamp).
@@ -34,7 +35,7 @@ from tracker.stream.consumer import GroupConsumer
 from tracker.stream.dead_letters import dead_letter
 from tracker.positions.intake import Judge
 from tracker.stream.admin import ensure_topics
-from tracker.metrics import DLQ_RECORDS, POSITIONS_ACCEPTED, POSITIONS_REJECTED, POSITIONS_RESENT
+from tracker.metrics import DLQ_RECORDS, HEARTBEATS_ACCEPTED, POSITIONS_ACCEPTED, POSITIONS_REJECTED, POSITIONS_RESENT
 from tracker.resources import worker_producer
 from tracker.settings import settings
 from tracker.stream.topics import DECLARED
@@ -78,7 +79,7 @@ class Intake(GroupConsumer):
         verdict = self.judge.judge(tp.partition, records, int(time.time() * 1000))
         producer = worker_producer.producer
         sends = [await producer.send(settings.batches_topic, value=value, partition=tp.partition)
-                 for value in batches.encode(verdict.fixes)]
+                 for value in batches.encode(verdict.fixes, verdict.heard)]
         if verdict.rejected:
             rejected_at = datetime.now(timezone.utc)
             for record, error in verdict.rejected:
@@ -93,6 +94,8 @@ class Intake(GroupConsumer):
             sends.append(await producer.send(settings.topic, key=key, value=value, timestamp_ms=stamp,
                                               partition=self.judge.partition_of(key)))
         POSITIONS_ACCEPTED.inc(len(verdict.fixes) + len(verdict.misplaced))
+        if verdict.heard:
+            HEARTBEATS_ACCEPTED.inc(len(verdict.heard))
         if verdict.misplaced:
             POSITIONS_RESENT.inc(len(verdict.misplaced))
         self._pending.setdefault(tp, deque()).append(

@@ -7,7 +7,8 @@ partition, writes each marker once: the newest fix of the slice, if it is newer 
 stored one (``tables.latest.LatestWriter``: changelog first, then RocksDB), with the
 marker's odometer and motion from the journeys stage (``agents/journeys.py``), which runs
 first on the same fixes. The events stage (``agents/events.py``) takes them at the same
-time as the ``latest`` write. Only one agent
+time as the ``latest`` write. Heartbeats (reports without a position) go to
+``agents/liveness.py`` after the fixes of the same step. Only one agent
 reads the topic: with two, faust-streaming can stall a rebalance for good (a record one
 agent has started and the other skips is never acknowledged, and the group waits for it).
 
@@ -30,6 +31,7 @@ import logging
 
 from agents import events as events_stage
 from agents import journeys as journeys_stage
+from agents import liveness
 from tables import erase as tables_erase
 from tables.latest import LatestWriter
 from tracker.stream import batches
@@ -80,11 +82,13 @@ async def apply_batch(writer: LatestWriter, events, generation: int) -> bool:
     """Apply the events (with the records skipped before them), step by step; False if the
     generation ended first: the rest is left to the partitions' new owner."""
     async for values in continuity.slices(generation, events):
-        for fixes, erasures in steps(values):
+        for fixes, erasures, heard in steps(values):
             if not await agent_commits.writable(generation):
                 return False
             if fixes:
                 await apply_fixes(writer, fixes, generation)
+            if heard:
+                await liveness.apply(writer, heard, generation, write)
             if erasures:
                 await erase(writer, erasures)
     return True
@@ -122,25 +126,28 @@ async def erase(writer: LatestWriter, erasures: dict[int, list[dict]]) -> int:
         return await tables_erase.erase(erasures, writer, states + [(journeys.writer, journeys.cache)])
 
 
-Step = tuple[dict[int, list[list]], dict[int, list[dict]]]
+#: Per partition: fixes, erase requests, heartbeats.
+Step = tuple[dict[int, list[list]], dict[int, list[dict]], dict[int, list[list]]]
 
 
 def steps(values: dict[int, list[bytes]]) -> list[Step]:
-    """The fixes of a slice of the batches topic's records, per partition, in the order
-    read; cut at every erase record, so that it is applied after the fixes before it and
-    before those after it."""
-    found: list[Step] = [({}, {})]
+    """The fixes (and heartbeats) of a slice of the batches topic's records, per partition,
+    in the order read; cut at every erase record, so that it is applied after the fixes
+    before it and before those after it."""
+    found: list[Step] = [({}, {}, {})]
     for partition, slices in values.items():
         step = 0
         for value in slices:
-            fixes, erasures = batches.decode_record(value)
+            fixes, erasures, heard = batches.decode_parts(value)
             if fixes:
                 found[step][0].setdefault(partition, []).extend(fixes)
+            if heard:
+                found[step][2].setdefault(partition, []).extend(heard)
             if erasures:
                 found[step][1].setdefault(partition, []).extend(erasures)
                 step += 1
                 if step == len(found):
-                    found.append(({}, {}))
+                    found.append(({}, {}, {}))
     return found
 
 
@@ -149,8 +156,12 @@ async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]]
     """Write each marker's newest fix of the batch to the table (with its odometer and
     motion when ``annotations`` has them); the number updated."""
     annotations = annotations or {}
-    changes = {partition: writer.changes(partition, fixes, annotations.get(partition))
-               for partition, fixes in fixes_by_partition.items()}
+    return await write(writer, {partition: writer.changes(partition, fixes, annotations.get(partition))
+                                for partition, fixes in fixes_by_partition.items()})
+
+
+async def write(writer: LatestWriter, changes: dict[int, list[tuple[bytes, bytes]]]) -> int:
+    """Write the changes of each partition, changelog first; the number of rows written."""
     changes = {partition: items for partition, items in changes.items() if items}
     offsets = await asyncio.gather(*(
         retrying(f"latest: the changelog send for partition {partition}", lambda p=partition, i=items: writer.send(p, i))

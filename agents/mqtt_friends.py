@@ -1,9 +1,11 @@
 """Friends over MQTT (``tracker.ingest.mqtt_friends``), when ``TRACKER_MQTT_FRIENDS=on``: once a
 second each worker publishes the friends of the phones whose marker ids fall in its
-partitions, from the newest rows its live hub holds. What each phone may see is read from
-Postgres every ``FRIENDS_TTL`` seconds; while Postgres is down, the last answer stands."""
+partitions, from the newest rows its live hub holds; a phone it takes over has its retained
+friends read first, and those no longer permitted cleared. What each phone may see is read
+from Postgres every ``FRIENDS_TTL`` seconds; while Postgres is down, the last answer stands."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -48,7 +50,17 @@ class WorkerFriends:
         mine = set(owned)
         phones = {user: access for user, access in self.phones.items()
                   if partition_of(user.encode(), settings.topic_partitions) in mine}
-        self.publisher.update(phones, hub.positions)
+        taken = self.publisher.new_phones(phones)
+        retained = None
+        if taken:  # what an earlier owner left retained for them, before publishing anew
+            try:
+                retained = await asyncio.get_running_loop().run_in_executor(
+                    None, self.connection.retained_friends, taken)
+            except ConnectionError as exc:
+                log.warning("friends: cannot read the friends retained for %d phones (%r); next time", len(taken), exc)
+                return
+        removed = [user for user in self.publisher.published if user not in self.phones]  # no longer devices
+        self.publisher.update(phones, hub.positions, retained, removed)
 
 
 if settings.mqtt_friends:

@@ -5,7 +5,7 @@ marker id, by the same converter as ``POST /ingest/traccar`` (``tracker/ingest/p
 Traccar keys its records by its own numeric device id; the marker id is the device's
 ``uniqueId`` in the value. A record that is not a position (not JSON, no uniqueId, out of
 range...) goes to ``gps.positions.dlq`` with its reason; one without a GPS fix
-(``valid: false``) is counted and dropped. A consumer group of its own
+(``valid: false``) is counted and sent on as a heartbeat (it keeps the tracker alive). A consumer group of its own
 (``<app id>-traccar``); a slice's offsets are committed once every send of it is
 acknowledged (at least once: ``latest`` and the history ignore what they already have).
 """
@@ -24,7 +24,7 @@ from tracker.stream.consumer import GroupConsumer
 from tracker.stream.dead_letters import dead_letter
 from tracker.stream.admin import ensure_topics
 from tracker.metrics import NO_FIX, POSITIONS_REJECTED
-from tracker.positions.model import InvalidPosition, parse_position
+from tracker.positions.model import InvalidPosition, micros_of, parse_report
 from tracker.ingest.protocols import traccar
 from tracker.resources import worker_producer
 from tracker.settings import settings
@@ -32,13 +32,15 @@ from tracker.settings import settings
 log = logging.getLogger(__name__)
 
 
-def convert(value: bytes | None):
-    """A record's value as a validated ``Position``; ``traccar.NoFix`` or ``InvalidPosition``."""
+def convert(value: bytes | None, now_us: int) -> tuple[str, dict]:
+    """A record's value as a validated ``gps.positions`` record and its marker id; ``InvalidPosition``."""
     try:
         body = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
         raise InvalidPosition("not_json", "the record is not valid JSON") from None
-    return parse_position(traccar.convert(body))
+    record = traccar.convert(body)
+    _, item = parse_report(record, now_us)
+    return item[0], record
 
 
 class TraccarAdapter(GroupConsumer):
@@ -55,12 +57,10 @@ class TraccarAdapter(GroupConsumer):
     async def handle(self, tp: TopicPartition, records: list) -> None:
         epoch = self.epoch(tp)  # before any await: a rewind meanwhile must leave this slice behind
         producer, sends, rejected_at = worker_producer.producer, [], datetime.now(timezone.utc)
+        now_us = micros_of(rejected_at)
         for record in records:
             try:
-                position = convert(record.value)
-            except traccar.NoFix:
-                NO_FIX.labels(traccar.SOURCE).inc()
-                continue
+                marker_id, converted = convert(record.value, now_us)
             except InvalidPosition as error:
                 letter = dead_letter(record.value, error, rejected_at, record.topic, record.partition, record.offset)
                 sent = await producer.send(settings.dlq_topic, key=record.key, value=orjson.dumps(letter))
@@ -68,8 +68,9 @@ class TraccarAdapter(GroupConsumer):
                 sends.append(sent)
                 POSITIONS_REJECTED.labels(error.code).inc()
                 continue
-            sends.append(await producer.send(settings.topic, key=position.marker_id.encode(),
-                                              value=position.to_json()))
+            if not traccar.has_fix(converted):
+                NO_FIX.labels(traccar.SOURCE).inc()
+            sends.append(await producer.send(settings.topic, key=marker_id.encode(), value=orjson.dumps(converted)))
         try:
             await asyncio.gather(*sends)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the slice is read again

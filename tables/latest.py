@@ -2,8 +2,12 @@
 
 A value is the fix as compact JSON: a list in ``tracker.positions.model.FIX_FIELDS`` order plus
 ``received_us``, then (from the journeys stage, when it runs) the marker's odometer in
-metres and whether it is moving; times in microseconds since the epoch (``position_of`` turns it into the
-API's dict with ISO 8601 times, at the HTTP edge). The table is co-partitioned with
+metres and whether it is moving, then (once the marker has sent a heartbeat or a late fix)
+its liveness: ``[heard_us, beat_us, beat_battery]``, when the tracker last received any
+report of it, and the time and battery level of its newest heartbeat when that is newer
+than the fix (else null); times in microseconds since the epoch (``position_of`` turns it into the
+API's dict with ISO 8601 times, at the HTTP edge). Workers of earlier versions read the
+first fourteen elements and leave the rest. The table is co-partitioned with
 ``gps.positions`` and the batches topic: the worker that owns partition p of the batches
 topic owns partition p of the table, and every marker of that partition.
 
@@ -15,7 +19,10 @@ topic owns partition p of the table, and every marker of that partition.
 - once per marker: only the newest fix of the slice is compared and written;
 - changelog first (``tables.changelog.ChangelogWriter``): a worker killed between the
   changelog send and the RocksDB write has nothing locally that the changelog lacks:
-  recovery brings the values in, and the replayed slice finds them already there.
+  recovery brings the values in, and the replayed slice finds them already there;
+- liveness only moves forward too: the time last heard is the newest receipt seen, a
+  heartbeat counts only if it is newer than the fix and any heartbeat before it, and a
+  marker with no fix yet gets no row (there is no position to show).
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from typing import Any, Iterable
 import orjson
 
 from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
+from tracker.positions.liveness import LIVENESS, battery_of, heard_of, with_liveness
 from tracker.positions.model import OPTIONAL_RANGES, display_name, format_micros, micros_of
 
 latest = marker_table("latest", help="Newest fix of every marker.")
@@ -50,10 +58,10 @@ def position_of(fix: list) -> dict[str, Any]:
     marker_id, t, lat, lon, speed, heading, altitude, accuracy, battery, source, attributes, received = fix[:12]
     return {
         "marker_id": marker_id, "lat": lat, "lon": lon, "time": format_micros(t), "speed": speed,
-        "heading": heading, "altitude": altitude, "accuracy": accuracy, "battery": battery,
+        "heading": heading, "altitude": altitude, "accuracy": accuracy, "battery": battery_of(fix),
         "source": source, "attributes": attributes, "received_at": format_micros(received),
         "odometer": fix[12] if len(fix) > 12 else None, "moving": fix[13] if len(fix) > 13 else None,
-        "name": display_name(attributes),
+        "name": display_name(attributes), "heard_at": format_micros(heard_of(fix)),
     }
 
 
@@ -91,9 +99,35 @@ class LatestWriter(ChangelogWriter):
         for marker_id, fix in newest_per_marker(fixes).items():
             key = marker_id.encode()
             stored = get(partition, key)
-            if stored is None or fix[TIME] > decode(stored)[TIME]:
+            current = None if stored is None else decode(stored)
+            if current is None or fix[TIME] > current[TIME]:
                 if motion is not None and marker_id in motion:
                     odometer, moving = motion[marker_id]
                     fix = [*fix[:RECEIVED + 1], round(odometer, 1), moving]
+                if current is not None and len(current) > LIVENESS and current[LIVENESS]:
+                    _, beat_us, beat_battery = current[LIVENESS]
+                    fix = with_liveness(fix, heard_of(current), (beat_us, beat_battery) if beat_us else None) or fix
                 changes.append((key, encode(fix)))
+            elif len(fix) > RECEIVED and (heard := with_liveness(current, fix[RECEIVED])) is not None:
+                changes.append((key, encode(heard)))  # a late fix: the marker was heard from
         return changes
+
+    def heard_changes(self, partition: int, heard: Iterable[list]) -> list[tuple[bytes, bytes]]:
+        """(key, value) of every marker whose liveness the heartbeats (``HEARD_FIELDS`` plus
+        ``received_us``) move forward; a marker without a row stays without one."""
+        get = self.store.get
+        values: dict[str, list | None] = {}
+        changed: set[str] = set()
+        for report in heard:
+            marker_id = report[0]
+            if marker_id not in values:
+                stored = get(partition, marker_id.encode())
+                values[marker_id] = None if stored is None else decode(stored)
+            value = values[marker_id]
+            if value is None:
+                continue
+            updated = with_liveness(value, report[5] if len(report) > 5 else 0, (report[1], report[2]))
+            if updated is not None:
+                values[marker_id] = updated
+                changed.add(marker_id)
+        return [(marker_id.encode(), encode(values[marker_id])) for marker_id in changed]

@@ -1,7 +1,9 @@
 """The Faust application. Run a worker with ``faust -A tracker.app worker -l info``.
 
 Agents, services, tables and web views live in the top-level packages ``agents``,
-``tables`` and ``web``; the worker discovers them when it starts.
+``tables`` and ``web``; the worker discovers them when it starts. With
+``TRACKER_ROLE=ingest`` a worker runs no stage: the HTTP ingestion and the API only, in
+Faust's producer-only mode (its reads of ``latest`` come from the live hub).
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ app = TrackerApp(
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=settings.topic_replicas,
     processing_guarantee="at_least_once",
-    autodiscover=["agents", "tables", "web"],
+    # An ingest-only worker (TRACKER_ROLE=ingest) serves HTTP only: no agent is imported.
+    autodiscover=["agents", "tables", "web"] if settings.runs_stages else ["tables", "web"],
     origin="tracker",
     web_enabled=True,
     # Faust's own views (/router/, /table/..., /stats/, /graph/) would show any table row
@@ -70,6 +73,12 @@ app = TrackerApp(
     consumer_group_instance_id=settings.worker_id,
     table_standby_replicas=settings.standby_replicas,
 )
+
+
+if not settings.runs_stages:
+    # Faust's producer-only mode: the web server and a producer, no consumer, agents or
+    # table recovery. The worker joins no consumer group, so it owns no partition.
+    app.producer_only = True
 
 
 class GarbageCollection(faust.Service):

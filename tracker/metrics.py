@@ -5,6 +5,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 POSITIONS_ACCEPTED = Counter(
     "tracker_positions_accepted", "Records on gps.positions that are valid positions")
+HEARTBEATS_ACCEPTED = Counter(
+    "tracker_heartbeats_accepted", "Records on gps.positions that are valid heartbeats (reports without a position)")
 POSITIONS_REJECTED = Counter(
     "tracker_positions_rejected", "Records on gps.positions that are not valid positions", ["reason"])
 POSITIONS_RESENT = Counter(
@@ -45,9 +47,15 @@ WEBHOOK_LAG_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 INGEST_REQUESTS = Counter(
     "tracker_ingest_requests", "Requests to the phone endpoints", ["endpoint", "status"])
+INGEST_REPORTS = Counter(
+    "tracker_ingest_reports", "Reports taken by the phone endpoints: position, heartbeat (no usable coordinates: "
+    "keeps the marker alive, stores no position), rejected (of a request of many: to gps.positions.dlq)",
+    ["endpoint", "kind"])
+OWNTRACKS_MESSAGES = Counter(
+    "tracker_owntracks_messages", "OwnTracks messages posted over HTTP, by _type (other: a type not known)", ["type"])
 NO_FIX = Counter(
-    "tracker_positions_without_fix", "Forwarded positions a tracker sent without a GPS fix (valid: false), not stored",
-    ["source"])
+    "tracker_positions_without_fix", "Forwarded positions a tracker sent without a GPS fix (valid: false): "
+    "heartbeats, not positions", ["source"])
 CLUSTER_SCANS = Counter(
     "tracker_cluster_scans", "Cluster-wide reads of latest (this worker's rows and every peer's); viewers share them")
 FAUST_DROPPED = Counter(

@@ -19,6 +19,9 @@ another agent's module, so that turning a stage off never takes away what anothe
   journeys sink (the geofences a trip starts and ends in); started when either runs.
 - ``live_hub``: every marker's newest position from the ``latest`` changelog, for the live
   feed, the OwnTracks friends and the ingestion answers.
+
+An ingest-only worker (``TRACKER_ROLE=ingest``) starts the pool, the producer and the live
+hub only.
 """
 from __future__ import annotations
 
@@ -38,17 +41,19 @@ from tracker.stream.topics import changelog_topic
 
 database = worker_service(Database(settings.database_url))
 worker_producer = worker_service(WorkerProducer())
-batches_offsets = worker_service(BrokerOffsets(settings, settings.app_id, settings.batches_topic))
+batches_offsets = BrokerOffsets(settings, settings.app_id, settings.batches_topic)
 #: How far the ``latest`` agent got (``agents/latest.py`` reports, the stages' timers ask).
-agent_commits = worker_service(AgentCommits(app, settings.batches_topic, batches_offsets.committed,
-                                            batches_offsets.end_offsets))
-app.on_partitions_revoked.connect(lambda sender, revoked, **kwargs: agent_commits.on_revoked(revoked))
-partition_guards = worker_service(PartitionGuards(app, settings.batches_topic, batches_offsets, agent_commits))
+agent_commits = AgentCommits(app, settings.batches_topic, batches_offsets.committed, batches_offsets.end_offsets)
+partition_guards = PartitionGuards(app, settings.batches_topic, batches_offsets, agent_commits)
 #: The partitions of ``latest`` this worker may answer reads for (``tracker.stream.ownership``).
 readiness = Readiness(app, settings.batches_topic, agent_commits)
-
 geofences = GeofenceCache(database.connection, snapshot=lambda: Path(app.conf.datadir) / "geofences.json")
-if settings.events_enabled or settings.journeys_enabled:
-    worker_service(geofences)
+if settings.runs_stages:  # an ingest-only worker (TRACKER_ROLE=ingest) reads no stream of the pipeline
+    worker_service(batches_offsets)
+    worker_service(agent_commits)
+    app.on_partitions_revoked.connect(lambda sender, revoked, **kwargs: agent_commits.on_revoked(revoked))
+    worker_service(partition_guards)
+    if settings.events_enabled or settings.journeys_enabled:
+        worker_service(geofences)
 
 live_hub = worker_service(LiveHub(settings, changelog_topic("latest"), settings.live_interval))

@@ -58,6 +58,8 @@ class Settings:
     tile_attribution: str
     ingest_auth: bool
     ingest_max_bytes: int
+    ingest_batch_max_bytes: int
+    role: str
     cluster_secret: str
     metrics_token: str
     session_hours: float
@@ -92,6 +94,12 @@ class Settings:
     mqtt_share_group: str
     mqtt_session_expiry: int
     mqtt_friends: bool
+
+    @property
+    def runs_stages(self) -> bool:
+        """Whether this worker runs the pipeline (``TRACKER_ROLE=all``), or only the HTTP
+        ingestion and the API (``ingest``)."""
+        return self.role == "all"
 
     @property
     def dlq_topic(self) -> str:
@@ -137,6 +145,8 @@ class Settings:
             ),
             ingest_auth=_choice(env, "TRACKER_INGEST_AUTH", "on", ("on", "off")) == "on",
             ingest_max_bytes=_int(env, "TRACKER_INGEST_MAX_BYTES", 65536),
+            ingest_batch_max_bytes=_int(env, "TRACKER_INGEST_BATCH_MAX_BYTES", 4 * 1024 * 1024),
+            role=_choice(env, "TRACKER_ROLE", "all", ("all", "ingest")),
             cluster_secret=_str(env, "TRACKER_CLUSTER_SECRET", ""),
             metrics_token=_str(env, "TRACKER_METRICS_TOKEN", ""),
             session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),

@@ -5,7 +5,8 @@ partition assignment (``--web-host``/``--web-port``). A peer is asked for its lo
 only (``scope=local``), so no request fans out twice. Each worker answers only for the
 partitions it may answer for now (``tracker.stream.ownership.Readiness``) and says which in
 ``PARTITIONS_HEADER``; the partitions nobody answered for (a worker still recovering, one
-that cannot be reached) are the list's ``missing`` partitions, never silently left out. Requests between workers carry
+that cannot be reached) are the list's ``missing`` partitions, never silently left out. An
+ingest-only worker (``TRACKER_ROLE=ingest``) lists from its live hub instead. Requests between workers carry
 ``TRACKER_CLUSTER_SECRET`` and nothing of the client's (no cookie, no Authorization); a
 peer's answer is parsed as JSON and every row checked before it is used; a peer that
 answers anything else is unavailable, and is never relayed.
@@ -29,7 +30,7 @@ from tables.changelog import PartitionStore
 from tables.latest import decode, latest, position_of
 from tracker.app import app
 from tracker.metrics import CLUSTER_SCANS
-from tracker.resources import readiness
+from tracker.resources import live_hub, readiness
 from tracker.positions.model import STORED_MARKER_ID, format_micros, micros_of
 from tracker.settings import settings
 from web.auth import CLUSTER_HEADER
@@ -150,8 +151,29 @@ _snapshots = SharedAnswers()
 
 async def cluster_positions(filters: Filters) -> Scan:
     """Every marker's latest position across the cluster, sorted by marker id, and the
-    partitions they cover."""
+    partitions they cover. An ingest-only worker owns no partition and knows no peer: it
+    reads them all from its live hub (``hub_positions``)."""
+    if not settings.runs_stages:
+        return hub_positions(filters)
     return await _snapshots.get(filters.key, lambda: _scan_cluster(filters))
+
+
+class HubNotCurrent(Exception):
+    """The live hub has not read every partition of the ``latest`` changelog lately."""
+
+
+def hub_positions(filters: Filters) -> Scan:
+    """Every marker's ``latest`` value as the changelog holds it (``tracker.positions.live_hub``),
+    while the hub is current: every partition covered; ``HubNotCurrent`` otherwise."""
+    if not live_hub.current():
+        raise HubNotCurrent()
+    positions = []
+    for value in list(live_hub.values.values()):
+        fix = decode(value)
+        if filters.keep(fix):
+            positions.append(position_of(fix))
+    positions.sort(key=lambda position: position["marker_id"])
+    return Scan(positions, frozenset(range(settings.topic_partitions)))
 
 
 async def _scan_cluster(filters: Filters) -> Scan:
@@ -204,7 +226,8 @@ async def _ask_rows(session: aiohttp.ClientSession, peer: str, query: list[tuple
 
 async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list[tuple[str, str]],
                allow_missing: bool = False) -> tuple[int, Any, Any]:
-    headers = {CLUSTER_HEADER: settings.cluster_secret, "Accept": "application/json"}
+    headers = {CLUSTER_HEADER: settings.cluster_secret, "Accept": "application/json",
+               FIELDS_HEADER: ",".join(NEWER_FIELDS)}
     try:
         async with session.get(f"{peer}{path}", params=query, headers=headers, allow_redirects=False,
                                timeout=PEER_TIMEOUT) as response:
@@ -225,10 +248,26 @@ async def _ask(session: aiohttp.ClientSession, peer: str, path: str, query: list
 
 
 POSITION_KEYS = frozenset(("marker_id", "lat", "lon", "time", "speed", "heading", "altitude", "accuracy",
-                           "battery", "source", "attributes", "received_at", "odometer", "moving", "name"))
-#: What peers of earlier versions send, during a rolling upgrade: before the display name,
-#: and before the journeys stage.
-_EARLIER_POSITION_KEYS = (POSITION_KEYS - {"name"}, POSITION_KEYS - {"name", "odometer", "moving"})
+                           "battery", "source", "attributes", "received_at", "odometer", "moving", "name",
+                           "heard_at"))
+#: What peers of earlier versions send, during a rolling upgrade: before the time last heard,
+#: before the display name, and before the journeys stage.
+_EARLIER_POSITION_KEYS = (POSITION_KEYS - {"heard_at"}, POSITION_KEYS - {"heard_at", "name"},
+                          POSITION_KEYS - {"heard_at", "name", "odometer", "moving"})
+#: Sent by a worker asking a peer: the fields it takes beyond those of the earlier versions.
+#: A peer leaves them out for a worker that does not say so (one of an earlier version,
+#: which would refuse a row with a field it does not know).
+FIELDS_HEADER = "X-Tracker-Fields"
+NEWER_FIELDS = ("heard_at",)
+
+
+def for_asker(request, positions: list[dict]) -> list[dict]:
+    """``positions`` as the peer that asked can read them: without the fields it did not name."""
+    named = {field.strip() for field in request.headers.get(FIELDS_HEADER, "").split(",")}
+    dropped = [field for field in NEWER_FIELDS if field not in named]
+    if not dropped:
+        return positions
+    return [{key: value for key, value in position.items() if key not in dropped} for position in positions]
 _MEASURES = ("speed", "heading", "altitude", "accuracy", "battery")
 
 
@@ -258,7 +297,8 @@ def valid_position(row: Any) -> bool:
             and (row["attributes"] is None or isinstance(row["attributes"], dict))
             and (row.get("odometer") is None or _number(row["odometer"]))
             and (row.get("moving") is None or isinstance(row["moving"], bool))
-            and (row.get("name") is None or isinstance(row["name"], str)))
+            and (row.get("name") is None or isinstance(row["name"], str))
+            and (row.get("heard_at") is None or _iso(row["heard_at"])))
 
 
 def feature_collection(positions: list[dict], stale_after: float, missing: list[int] | None = None) -> dict[str, Any]:
@@ -268,11 +308,13 @@ def feature_collection(positions: list[dict], stale_after: float, missing: list[
     features = []
     for position in positions:
         age = now - datetime.fromisoformat(position["time"]).timestamp()
+        heard = position.get("heard_at")  # a parked phone's heartbeats keep it from going stale
+        silent = age if heard is None else now - datetime.fromisoformat(heard).timestamp()
         features.append({
             "type": "Feature",
             "id": position["marker_id"],
             "geometry": {"type": "Point", "coordinates": [position["lon"], position["lat"]]},
-            "properties": {**position, "age_seconds": round(age, 1), "stale": age > stale_after},
+            "properties": {**position, "age_seconds": round(age, 1), "stale": silent > stale_after},
         })
     collection = {"type": "FeatureCollection", "features": features}
     if missing:

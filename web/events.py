@@ -29,7 +29,7 @@ from web.exports import csv_cell
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 CSV_COLUMNS = ("id", "time", "marker_id", "type", "lat", "lon", "geofence_id", "geofence_name", "speed", "limit",
-               "battery", "late")
+               "battery", "late", "alarm")
 
 
 def event_query(query, marker_id: str | None) -> EventQuery:

@@ -10,7 +10,8 @@ A position is answered by the worker that may answer for its partition now
 or unsure it still owns the partition), the worker asked answers from its live hub, which
 holds every marker's ``latest`` value as the changelog has it, as long as the hub is current
 (``X-Tracker-Position-Source: changelog`` instead of ``latest``); otherwise 503 ``not_ready``
-with ``Retry-After``. Never a position older than one already served. A list says which partitions nobody could
+with ``Retry-After``. Never a position older than one already served. An ingest-only worker
+(``TRACKER_ROLE=ingest``) answers every read from its live hub, while it is current. A list says which partitions nobody could
 answer for: ``X-Tracker-Partial: true`` and ``X-Tracker-Missing-Partitions`` on the JSON
 list, ``"partial": true`` and ``"missing_partitions"`` in the GeoJSON.
 """
@@ -29,8 +30,9 @@ from tracker.resources import live_hub, readiness
 from tracker.settings import settings
 from web import params
 from web.auth import is_cluster_request, require
-from web.cluster import (Filters, PeerNotReady, PeerUnavailable, Scan, SharedAnswers, cluster_positions,
-                         covered_header, feature_collection, local_positions, owner_of, peer_position)
+from web.cluster import (Filters, HubNotCurrent, PeerNotReady, PeerUnavailable, Scan, SharedAnswers,
+                         cluster_positions, covered_header, feature_collection, for_asker, local_positions, owner_of,
+                         peer_position)
 from web.errors import Forbidden, NotFound, Unavailable
 
 RETRY_AFTER = {"Retry-After": "1"}
@@ -69,7 +71,7 @@ async def visible_positions(request, access: Access, fmt: str) -> tuple[bytes, s
         if not is_cluster_request(request):
             raise Forbidden("cluster_only", "scope=local is for requests between workers")
         local = local_positions(filters)
-        return (*RENDER[fmt](local.positions, None), covered_header(local))
+        return (*RENDER[fmt](for_asker(request, local.positions), None), covered_header(local))
 
     async def render() -> tuple[bytes, str | None, dict[str, str]]:
         scan: Scan = await cluster_positions(filters)
@@ -80,6 +82,8 @@ async def visible_positions(request, access: Access, fmt: str) -> tuple[bytes, s
         return await _rendered.get((fmt, filters.key, access.scope_key), render)
     except PeerUnavailable as exc:
         raise Unavailable("peer_unavailable", f"could not reach a peer worker: {exc}") from None
+    except HubNotCurrent:
+        raise not_ready("this worker has not read every marker yet") from None
 
 
 @app.page("/api/markers")
@@ -137,6 +141,8 @@ async def latest_position(request, marker_id: str) -> tuple[dict, str]:
         if position is None:
             raise unknown_marker(marker_id)
         return position, "latest"
+    if not settings.runs_stages:  # an ingest-only worker owns no partition
+        return changelog_position(marker_id, not_ready("this worker has not read every marker yet"))
     try:
         owner = owner_of(marker_id)
         if owner is None:
@@ -164,5 +170,7 @@ async def marker_latest(web, request, marker_id: str):
     if not access.permits(marker_id):
         raise unknown_marker(marker_id)
     position, source = await latest_position(request, marker_id)
+    if is_cluster_request(request):
+        (position,) = for_asker(request, [position])
     return web.bytes(orjson.dumps(position), content_type="application/json",
                      headers={"X-Tracker-Position-Source": source})

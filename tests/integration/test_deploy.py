@@ -27,7 +27,7 @@ from tracker.testing import ROOT, free_port, run_sync, wait_for
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVICES = {"kafka", "postgres", "worker-1", "worker-2", "simulator", "nginx"}
 #: Services of the `mqtt` profile, started only with `--profile mqtt`.
-MQTT_SERVICES = {"mosquitto", "mqtt-bridge"}
+MQTT_SERVICES = {"mosquitto", "mqtt-bridge", "mqtt-password"}
 #: What .env holds (placeholders for the tests; real ones are generated, see .env.example).
 REQUIRED_SECRETS = ("POSTGRES_SUPERUSER_PASSWORD", "TRACKER_DB_PASSWORD", "TRACKER_CLUSTER_SECRET")
 TEST_ENV = {"POSTGRES_SUPERUSER_PASSWORD": "superpw0", "TRACKER_DB_PASSWORD": "trackerpw0",
@@ -88,6 +88,27 @@ def test_compose_file_is_accepted_and_has_the_six_services_and_the_mqtt_profile(
         assert environment["TRACKER_CLUSTER_SECRET"] == "clustersecret0"
     postgres = config["services"]["postgres"]["environment"]
     assert postgres["POSTGRES_PASSWORD"] == "superpw0" and postgres["TRACKER_DB_PASSWORD"] == "trackerpw0"
+
+
+def test_the_mqtt_profile_stops_before_the_broker_and_the_bridge_without_their_password(tmp_path):
+    """Not a ${VAR:?} (Compose reads those in every service, so the default stack would need
+    it too): a one-shot service both wait for, which fails saying why."""
+    result = compose_config(tmp_path, {**TEST_ENV, "TRACKER_MQTT_PASSWORD": ""})
+    assert result.returncode == 0, result.stderr  # the default stack does not need it
+    config = yaml.safe_load(result.stdout)
+    check = config["services"]["mqtt-password"]
+    assert check["profiles"] == ["mqtt"] and check["restart"] == "no"
+    for name in ("mosquitto", "mqtt-bridge"):
+        assert config["services"][name]["depends_on"]["mqtt-password"]["condition"] == \
+            "service_completed_successfully", name
+    command = check["command"]
+    for password, status in (("", 1), ("s3cret", 0)):
+        ran = subprocess.run(command, env={"PATH": os.environ["PATH"], "TRACKER_MQTT_PASSWORD": password},
+                             capture_output=True, text=True)
+        assert ran.returncode == status, ran.stderr
+    assert "TRACKER_MQTT_PASSWORD" in ran.stderr or status == 0
+    empty = subprocess.run(command, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True)
+    assert empty.returncode == 1 and "set it in .env" in empty.stderr
 
 
 def test_compose_refuses_to_start_without_the_secrets(tmp_path):

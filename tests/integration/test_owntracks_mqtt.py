@@ -58,6 +58,9 @@ def mqtt(stack):
                                text=True, timeout=60)
         assert added.returncode == 0 and "also as an MQTT user" in added.stdout, added.stderr
         users[f"{prefix}-u{i}"] = added.stdout.rsplit(" ", 1)[1].strip()
+    probe = f"{prefix}-probe"  # a phone of its own, so that the users' counts stay exact
+    added = subprocess.run([TRACKER, "devices", "add", probe], env=env, capture_output=True, text=True, timeout=60)
+    probe_client = publisher(probe, added.stdout.rsplit(" ", 1)[1].strip())
     worker = stack.worker().start()
     worker.wait_ready()
     bridges = []
@@ -66,14 +69,22 @@ def mqtt(stack):
         bridge = subprocess.Popen([TRACKER, "mqtt-bridge", "--client-id", f"bridge-{prefix}"], env=env, cwd=ROOT,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         bridges.append(bridge)
-        time.sleep(1.0)  # connected and subscribed
+        before = sum(stack.end_offsets(stack.settings.topic).values())
+
+        def subscribed() -> bool:  # what is published before the bridge subscribes reaches nobody
+            probe_client.publish(f"owntracks/{probe}/pixel", location(0), qos=1).wait_for_publish(10)
+            time.sleep(0.5)
+            return sum(stack.end_offsets(stack.settings.topic).values()) > before
+
+        wait_for(subscribed, 60, "the bridge to subscribe")
         return bridge
 
     start_bridge()
     yield users, start_bridge, bridges, env
+    probe_client.disconnect()
     for bridge in bridges:
         bridge.kill()
-    for name in users:
+    for name in [*users, probe]:
         subprocess.run([TRACKER, "devices", "remove", name], env=env, capture_output=True, timeout=60)
 
 
@@ -227,3 +238,52 @@ def test_a_phone_gets_its_friends_published_under_its_own_name(stack, mqtt):
     finally:
         phone.disconnect()
         worker.stop()
+
+
+def test_stale_friends_are_cleared_when_a_worker_takes_the_phone_and_when_it_is_removed(stack, mqtt):
+    """A friend retained under a phone's name by an earlier owner (a worker since restarted, a
+    group since changed) is cleared by the worker that takes the phone; `tracker devices
+    remove` clears the rest."""
+    from tracker.ingest.mqtt_friends import MqttPublisher, friend_topic
+
+    users, _, _, env = mqtt
+    anna, bob = list(users)[8:10]
+
+    def cli(*args):
+        result = subprocess.run([TRACKER, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    bridge_user = MqttPublisher(env["TRACKER_MQTT_URL"], env["TRACKER_MQTT_PASSWORD"], f"test-{anna}")
+    try:
+        assert bridge_user.connected.wait(10)
+        ghost = friend_topic(anna, "ghost")
+        bridge_user.publish(ghost, orjson.dumps({"_type": "location", "lat": 1.0, "lon": 2.0, "tst": BASE_TST}))
+        bridge_user.publish(ghost + "/info", orjson.dumps({"_type": "card", "name": "Ghost"}))
+        wait_for(lambda: bridge_user.retained_friends([anna])[anna] == {"ghost"}, 10, "the stale friend retained")
+
+        group = f"friends-{anna}"
+        cli("groups", "add", group)
+        cli("groups", "grant", group, anna, bob)
+        cli("groups", "friends", group)
+        client = publisher(bob, users[bob])
+        client.publish(f"owntracks/{bob}/pixel", location(3_550), qos=1).wait_for_publish(10)
+        client.disconnect()
+        for other in stack.workers:
+            other.stop()
+        worker = stack.worker(**{k: v for k, v in env.items() if k.startswith("TRACKER_MQTT_")},
+                              TRACKER_MQTT_FRIENDS="on").start()
+        worker.wait_ready()
+        try:
+            held = {}
+            try:
+                wait_for(lambda: held.update(bridge_user.retained_friends([anna])) or held[anna] == {bob}, 60,
+                         "the ghost cleared and the real friend published")
+            except AssertionError as error:
+                raise AssertionError(f"{error}; retained: {held}\n{worker.log_tail(30)}") from None
+            assert "friends cleared" in cli("devices", "remove", anna)
+            assert bridge_user.retained_friends([anna])[anna] == set()
+        finally:
+            worker.stop()
+    finally:
+        bridge_user.close()

@@ -29,7 +29,7 @@ async def test_an_erase_record_cuts_the_batch_where_it_stands():
     before = next(batches.encode([fix("anna", 100), fix("bob", 100)]))
     after = next(batches.encode([fix("anna", 200)]))
     found = steps({3: [before, batches.encode_erase("anna", None, None), after]})
-    assert [(sorted(f), sorted(g)) for f, g in found] == [([3], [3]), ([3], [])]
+    assert [(sorted(f), sorted(g)) for f, g, _ in found] == [([3], [3]), ([3], [])]
     assert [x[0] for x in found[0][0][3]] == ["anna", "bob"] and found[0][1][3][0]["marker_id"] == "anna"
     assert [x[0] for x in found[1][0][3]] == ["anna"]
 

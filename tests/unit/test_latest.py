@@ -52,7 +52,7 @@ async def read_fixes(continuity: Continuity, events, generation) -> dict[int, li
     """The fixes of a batch of Faust events, per partition (erase records left out)."""
     fixes: dict[int, list[list]] = {}
     async for values in continuity.slices(generation, events):
-        for step_fixes, _ in steps(values):
+        for step_fixes, _, _ in steps(values):
             for partition, found in step_fixes.items():
                 fixes.setdefault(partition, []).extend(found)
     return fixes
@@ -133,8 +133,9 @@ async def test_a_failed_changelog_send_is_retried_and_nothing_is_stored_before(c
 async def test_values_of_earlier_versions_are_read_and_compared(changelog):
     tables.put(latest, 3, b"m1", orjson.dumps({"marker_id": "m1", "lat": 5.0, "lon": 14.0,
                                                "time": "2026-01-01T10:00:05Z", "received_at": "2026-01-01T10:00:06Z"}))
-    assert await run(changelog, [fix("m1", "2026-01-01T10:00:01Z", lat=1)]) == 0
-    assert stored("m1")["lat"] == 5.0
+    await run(changelog, [fix("m1", "2026-01-01T10:00:01Z", lat=1)])  # late: the marker was heard, not moved
+    assert (stored("m1")["lat"], stored("m1")["time"]) == (5.0, "2026-01-01T10:00:05Z")
+    assert stored("m1")["heard_at"] > stored("m1")["received_at"]
     await run(changelog, [fix("m1", "2026-01-01T10:00:09Z", lat=9)])
     assert stored("m1")["lat"] == 9
 

@@ -50,7 +50,7 @@ def test_a_tick_holds_only_the_markers_that_changed(hub):
     hub.tick()
     message = viewer.queue.popleft()
     assert message.startswith(b"id: 2\nevent: update\n")
-    assert data(message) == {"m": [["a", 46.0, 14.0, 2, 3.0, 90.0, 80.0, True, None, None]], "r": []}
+    assert data(message) == {"m": [["a", 46.0, 14.0, 2, 3.0, 90.0, 80.0, True, None, None, 2]], "r": []}
     hub._take([Record("b", None)])
     hub.tick()
     assert data(viewer.queue.popleft()) == {"m": [], "r": ["b"]}

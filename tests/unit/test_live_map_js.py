@@ -235,10 +235,12 @@ def test_each_event_reads_as_a_sentence(full_map):
         event(1, "a", "online"),
         event(1, "a", "geofence_enter", geofence_id=3, geofence_name="Depot", late=True),
         event(1, "a", "something_new"),
+        event(1, "a", "alarm", alarm="sos"),
+        event(1, "a", "alarm"),
     ])
     assert said == ["entered Depot", "left Depot", "left geofence 3", "speeding 31.2 m/s (limit 25)",
                     "speeding 30.0 m/s (limit 22.5) (late)", "battery 15 %", "battery 9.5 %", "offline",
-                    "back online", "entered Depot (late)", "something_new"]
+                    "back online", "entered Depot (late)", "something_new", "ALARM sos", "ALARM"]
 
 
 def test_the_panel_lists_events_newest_first_as_text_and_leads_to_the_marker(full_map):
@@ -358,3 +360,12 @@ def test_the_panel_folds_and_keeps_clear_of_the_map_controls(browser, viewport):
         assert not any(boxes_overlap(box, control) for control in controls), (box, controls)
     page.close()
     assert problems == []
+
+
+def test_a_marker_heard_lately_is_not_offline_whatever_the_age_of_its_fix(full_map):
+    """A parked phone's heartbeats: its fix is an hour old, its last report a second."""
+    page, _ = full_map
+    statuses = page.evaluate("""() => [
+        window.tracker.statusOf({t: Date.now() - 3600e3, speed: 0}),
+        window.tracker.statusOf({t: Date.now() - 3600e3, heard: Date.now() - 1000, speed: 0})]""")
+    assert statuses == ["offline", "stopped"]

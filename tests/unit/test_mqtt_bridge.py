@@ -1,6 +1,6 @@
 """What ``tracker mqtt-bridge`` makes of each OwnTracks MQTT message: a position under the
 topic's user, a dead letter with the reason, or a counted message that is not a position."""
-import asyncio
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import orjson
@@ -10,15 +10,15 @@ from tracker.ingest.mqtt_bridge import Bridge
 from tracker.settings import settings
 
 
-class Producer:
+class Sender:
+    """Stands in for ``tracker.ingest.producer.Coalescer``: keeps what it was given."""
+
     def __init__(self):
         self.sent = []
 
-    async def send(self, topic, key=None, value=None):
-        self.sent.append((topic, key, orjson.loads(value)))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
+    def submit(self, topic, records):
+        self.sent.extend((topic, key, orjson.loads(value)) for key, value in records)
+        return [object()]
 
 
 def message(topic: str, body) -> SimpleNamespace:
@@ -31,9 +31,9 @@ LOCATION = {"_type": "location", "lat": 45.81, "lon": 15.98, "tst": 1795768800, 
 
 
 def forward(topic: str, body):
-    bridge, producer = Bridge(settings, "test"), Producer()
-    sent = asyncio.run(bridge._forward(producer, message(topic, body)))
-    return bridge, producer.sent, sent
+    bridge, sender = Bridge(settings, "test"), Sender()
+    sent = bridge._forward(sender, message(topic, body), datetime.now(timezone.utc))
+    return bridge, sender.sent, sent
 
 
 def test_a_location_becomes_a_position_of_the_topics_user():

@@ -73,3 +73,27 @@ def test_the_bridge_knows_a_friend_message_by_its_user_property():
     assert is_friend_message(SimpleNamespace(properties=SimpleNamespace(UserProperty=[MARK])))
     assert not is_friend_message(SimpleNamespace(properties=SimpleNamespace(UserProperty=[("a", "b")])))
     assert not is_friend_message(SimpleNamespace(properties=None))
+
+
+def test_a_phone_taken_over_has_the_friends_it_may_no_longer_see_cleared():
+    """What an earlier owner left retained: eve (no longer a friend) removed, bob published anew."""
+    broker = Broker()
+    publisher = FriendsPublisher(broker.publish)
+    phones = {"anna": family("anna")}
+    assert publisher.new_phones(phones) == ["anna"]
+    publisher.update(phones, {"bob": row("bob", 2_000), "eve": row("eve", 3_000)}, {"anna": {"bob", "eve"}})
+    published = broker.take()
+    assert ("owntracks/anna/friend.eve", None) in published and ("owntracks/anna/friend.eve/info", None) in published
+    assert [topic for topic, message in published if message is not None] == [
+        "owntracks/anna/friend.bob", "owntracks/anna/friend.bob/info"]
+    assert publisher.new_phones(phones) == []
+
+
+def test_a_phone_that_is_no_longer_a_device_has_its_friends_cleared():
+    broker = Broker()
+    publisher = FriendsPublisher(broker.publish)
+    rows = {"bob": row("bob", 2_000)}
+    publisher.update({"anna": family("anna")}, rows)
+    broker.take()
+    assert publisher.update({}, rows, removed=["anna"]) == 2
+    assert broker.take() == [("owntracks/anna/friend.bob", None), ("owntracks/anna/friend.bob/info", None)]

@@ -67,7 +67,7 @@ def test_traccar_json_mode():
             "uuid": "3f1c-…", "mock": False,
         },
     }
-    (record,) = osmand.from_json(body, NOW)
+    ((_, record),) = osmand.from_json(body, NOW)
     position = parse_position(record, now=NOW)
     assert position.speed == 3.2 and position.heading is None  # m/s kept; -1 means unknown
     assert position.battery == pytest.approx(42.0)

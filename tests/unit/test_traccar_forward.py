@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tracker.positions.model import InvalidPosition, parse_position
+from tracker.positions.model import InvalidPosition, micros_of, parse_position, parse_report
 from tracker.ingest.protocols import traccar
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -58,9 +58,13 @@ def test_a_forwarded_position_in_our_units():
                                    "alarm": "overspeed", "event": 0, "name": "Van 3"}
 
 
-def test_no_gps_fix_is_not_a_position():
-    with pytest.raises(traccar.NoFix):
-        traccar.convert(sample(position__valid=False))
+def test_no_gps_fix_is_a_heartbeat_at_the_device_time_with_battery_and_alarm():
+    record = traccar.convert(sample(position__valid=False))
+    assert not traccar.has_fix(record)
+    is_heartbeat, heard = parse_report(record, micros_of(NOW))
+    assert is_heartbeat and heard[:3] == ["359881234567890", micros_of(datetime(2026, 11, 28, 10, 15, 30,
+                                                                                 tzinfo=timezone.utc)), 76]
+    assert heard[4]["alarm"] == "overspeed" and heard[4]["name"] == "Van 3"
 
 
 @pytest.mark.parametrize("changes", [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from tracker.cli.common import EXIT_USAGE, CommandError, on_database
+from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, on_database
 from tracker.ingest import mqtt_passwords
 from tracker.positions.model import MARKER_ID_PATTERN, MARKER_ID_RULE
 
@@ -54,8 +54,28 @@ async def _devices_rotate(args: argparse.Namespace) -> int:
 async def _devices_remove(args: argparse.Namespace) -> int:
     await _on_registry(lambda registry: registry.remove(args.device_id))
     mqtt_passwords.remove(args.device_id)
-    print(f"device {args.device_id} removed")
+    cleared = await _clear_mqtt_friends(args.device_id)
+    print(f"device {args.device_id} removed" + (f"; {cleared} friends cleared from the MQTT broker" if cleared else ""))
     return 0
+
+
+async def _clear_mqtt_friends(device_id: str) -> int:
+    """Remove the friends the MQTT broker retains under the device's name, where MQTT is in
+    use (``TRACKER_MQTT_PASSWORD_FILE``): an id added again later must not inherit them."""
+    import asyncio
+    import os
+
+    from tracker.ingest.mqtt_friends import clear_friends
+    from tracker.settings import settings
+
+    if not settings.mqtt_password_file:
+        return 0
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, clear_friends, settings.mqtt_url, settings.mqtt_password, device_id, f"tracker-cli-{os.getpid()}")
+    except (ConnectionError, OSError) as exc:
+        raise CommandError(f"device {device_id} removed, but the friends the MQTT broker retains under its name "
+                           f"could not be cleared ({exc})", EXIT_UNAVAILABLE) from None
 
 
 async def _devices_list(args: argparse.Namespace) -> int:

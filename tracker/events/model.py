@@ -11,8 +11,16 @@ same ids.
   the fix, else the global limit); raised when speeding starts, and again only after the
   speed stayed at or below the limit for ``overspeed_reset_s`` of fix time.
 - ``low_battery``: the battery level crossed below the threshold.
-- ``online``: the first fix after an ``offline`` (which ``Detector.offline`` raises on
-  wall-clock time, outside this function).
+- ``online``: the first fix or heartbeat after an ``offline`` (which ``Detector.offline``
+  raises on wall-clock time, outside this function).
+- ``alarm``: a report (fix or heartbeat) carries the attribute ``alarm`` (Traccar Client's
+  ``sos``, a tracker's ``powerCut``...): one event per alarm it names, whatever the report's
+  time, since an alarm describes what happened then, not the marker's present. Its id is made
+  from the report's time and the alarm, so the same alarm reported again is the same event.
+
+Heartbeats (``Detector.apply_heard``: reports without a position) keep a marker online and
+bring it back, and carry its battery and its alarms; they never move it, so they touch
+neither the geofences nor the speed, and a fix is late or not by the fixes alone.
 
 Time follows the fixes, not their arrival:
 
@@ -42,7 +50,7 @@ from tracker.geofences.model import GeofenceIndex
 from tracker.positions.model import format_micros
 
 #: Every event type, in the order the docs list them.
-TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline", "online")
+TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline", "online", "alarm")
 
 #: Fixes remembered per marker, to place late fixes between their neighbours.
 LOG_SIZE = 16
@@ -67,18 +75,29 @@ class MarkerState:
     #: units of 1e-7 degree (integers encode several times faster than floats, and a fix
     #: sent with up to 7 decimals comes back exactly).
     log: list[list] = field(default_factory=list)
-    seen_us: int | None = None  # wall-clock time the tracker last received a fix of the marker
+    seen_us: int | None = None  # wall-clock time the tracker last received a report of the marker
+    heard_us: int | None = None  # newest heartbeat applied (its report time)
+
+    @property
+    def reported_us(self) -> int | None:
+        """The time of the newest report applied, fix or heartbeat."""
+        if self.heard_us is None or (self.time_us is not None and self.time_us > self.heard_us):
+            return self.time_us
+        return self.heard_us
 
     def to_json(self) -> dict:
-        return {"t": self.time_us, "in": self.inside, "sp": self.speeding, "calm": self.calm_since_us,
+        data = {"t": self.time_us, "in": self.inside, "sp": self.speeding, "calm": self.calm_since_us,
                 "bat": self.battery, "off": self.offline, "log": self.log, "seen": self.seen_us}
+        if self.heard_us is not None:  # absent until the first heartbeat: states stay as they were
+            data["hb"] = self.heard_us
+        return data
 
     @classmethod
     def from_json(cls, data: dict | None) -> "MarkerState":
         if not data:
             return cls()
         return cls(data["t"], data["in"], data["sp"], data["calm"], data["bat"], data["off"], data["log"],
-                   data.get("seen"))
+                   data.get("seen"), data.get("hb"))
 
 
 @dataclass(frozen=True)
@@ -89,7 +108,25 @@ class Limits:
 
 
 #: Indexes in a fix list (``tracker.positions.model.FIX_FIELDS`` plus ``received_us``).
-_MARKER, _TIME, _LAT, _LON, _SPEED, _BATTERY, _RECEIVED = 0, 1, 2, 3, 4, 8, 11
+_MARKER, _TIME, _LAT, _LON, _SPEED, _BATTERY, _ATTRIBUTES, _RECEIVED = 0, 1, 2, 3, 4, 8, 10, 11
+#: Indexes in a heartbeat list (``tracker.positions.model.HEARD_FIELDS`` plus ``received_us``).
+_HEARD_BATTERY, _HEARD_ATTRIBUTES, _HEARD_RECEIVED = 2, 4, 5
+#: The most alarms one report raises.
+MAX_ALARMS = 8
+
+
+def alarms_of(attributes: dict | None) -> list[str]:
+    """The alarms a report's attributes name: ``alarm`` as text, several separated by commas
+    (as a Traccar server joins them)."""
+    value = attributes.get("alarm") if attributes else None
+    if not isinstance(value, str):
+        return []
+    names = []
+    for name in value.split(","):
+        name = name.strip()
+        if name and name not in names:
+            names.append(name)
+    return names[:MAX_ALARMS]
 
 
 class Detector:
@@ -109,7 +146,7 @@ class Detector:
         ``battery``, ``received_us``) to ``state`` in place; the events it causes, oldest first."""
         holding = self.geofences.containing(fix["marker_id"], fix["lat"], fix["lon"])
         return self._apply(state, fix["marker_id"], fix["time_us"], fix["lat"], fix["lon"], fix.get("speed"),
-                           fix.get("battery"), fix.get("received_us"), holding) or []
+                           fix.get("battery"), fix.get("received_us"), holding, fix.get("attributes")) or []
 
     def apply_fixes(self, fixes: list[list], load: Callable[[str], MarkerState]) -> tuple[list[dict], dict]:
         """Apply fixes (lists, as the batches topic carries them) in the order given, each
@@ -126,7 +163,23 @@ class Detector:
                 state = states[marker_id] = load(marker_id)
             found = self._apply(state, marker_id, fix[_TIME], fix[_LAT], fix[_LON], fix[_SPEED], fix[_BATTERY],
                                 fix[_RECEIVED] if len(fix) > _RECEIVED else None,
-                                holdings[i] if holdings is not None else ())
+                                holdings[i] if holdings is not None else (), fix[_ATTRIBUTES])
+            if found:
+                events += found
+        return events, states
+
+    def apply_heard(self, heard: list[list], load: Callable[[str], MarkerState]) -> tuple[list[dict], dict]:
+        """Apply heartbeats (lists, as the batches topic carries them) in the order given;
+        the events, and every state touched."""
+        states: dict[str, MarkerState] = {}
+        events: list[dict] = []
+        for report in heard:
+            marker_id = report[_MARKER]
+            state = states.get(marker_id)
+            if state is None:
+                state = states[marker_id] = load(marker_id)
+            found = self._heard(state, marker_id, report[_TIME], report[_HEARD_BATTERY], report[_HEARD_ATTRIBUTES],
+                                report[_HEARD_RECEIVED] if len(report) > _HEARD_RECEIVED else None)
             if found:
                 events += found
         return events, states
@@ -138,18 +191,26 @@ class Detector:
         if state.offline or state.time_us is None:
             return None
         state.offline = True
+        # At its newest report: a heartbeat after the fix brought it back online, and the
+        # next offline must not share the first one's time, and so its id.
+        return self._event(marker_id, state.reported_us, *self._last_place(state), "offline")
+
+    @staticmethod
+    def _last_place(state: MarkerState) -> tuple[float | None, float | None]:
+        """Where the marker's newest fix is, from its log (None, None without one)."""
         if not state.log:
-            return self._event(marker_id, state.time_us, None, None, "offline")
+            return None, None
         newest = max(state.log, key=lambda entry: entry[0])
-        return self._event(marker_id, state.time_us, newest[2] / E7, newest[3] / E7, "offline")
+        return newest[2] / E7, newest[3] / E7
 
     # --- the rules --------------------------------------------------------------------
 
     def _apply(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float, speed, battery,
-               received_us, holding) -> list[dict] | None:
+               received_us, holding, attributes=None) -> list[dict] | None:
         """The events of one fix (None for none: the common case costs no list)."""
         if received_us is not None and (state.seen_us is None or received_us > state.seen_us):
             state.seen_us = received_us
+        alarms = self._alarms(marker_id, t, lat, lon, attributes) if attributes and "alarm" in attributes else None
         if not self.judge_geofences:
             ids = state.inside
         else:
@@ -157,14 +218,17 @@ class Detector:
         newest = state.time_us
         if newest is not None and t <= newest:
             if t == newest:
-                return None  # a duplicate
-            return self._late(state, marker_id, t, lat, lon, ids)
-        events = self._geofence_changes(state, marker_id, t, lat, lon, ids) if ids or state.inside else None
+                return alarms  # a duplicate
+            late = self._late(state, marker_id, t, lat, lon, ids)
+            return alarms + late if alarms else late
+        events = self._geofence_changes(state, marker_id, t, lat, lon, ids) if ids or state.inside else alarms
+        if alarms and events is not alarms:
+            events = alarms + events
         if speed is not None and (holding or self.limits.speed_limit is not None):
             found = self._speed(state, marker_id, t, lat, lon, speed, holding)
             if found:
                 events = events + found if events else found
-        if battery is not None:
+        if battery is not None and (state.heard_us is None or t > state.heard_us):
             found = self._battery(state, marker_id, t, lat, lon, battery)
             if found:
                 events = events + found if events else found
@@ -178,6 +242,27 @@ class Detector:
         if len(log) > LOG_SIZE:
             del log[0]
         return events
+
+    def _heard(self, state: MarkerState, marker_id: str, t: int, battery, attributes, received_us) -> list[dict]:
+        """The events of one heartbeat: its alarms; and, when it is the newest report, its
+        battery and ``online``. An older one only keeps the marker from going offline."""
+        if received_us is not None and (state.seen_us is None or received_us > state.seen_us):
+            state.seen_us = received_us
+        lat, lon = self._last_place(state)
+        events = self._alarms(marker_id, t, lat, lon, attributes) if attributes else []
+        newest = state.reported_us
+        if newest is not None and t <= newest:
+            return events
+        state.heard_us = t
+        if battery is not None:
+            events += self._battery(state, marker_id, t, lat, lon, battery)
+        if state.offline:
+            state.offline = False
+            events.append(self._event(marker_id, t, lat, lon, "online"))
+        return events
+
+    def _alarms(self, marker_id: str, t: int, lat, lon, attributes: dict) -> list[dict]:
+        return [self._event(marker_id, t, lat, lon, "alarm", detail=name, alarm=name) for name in alarms_of(attributes)]
 
     def _geofence_changes(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float,
                           ids: list[int]) -> list[dict]:

@@ -13,10 +13,14 @@ at any moment loses nothing, because the broker delivers again what was not ackn
   the marker id; the broker's ACL lets a user publish only under its own name, so the
   topic's user can be trusted. ``<device>`` (the phone's name in the app) is kept as the
   ``device`` attribute, as the HTTP endpoint keeps ``X-Limit-D``.
-- ``_type: location`` is converted by ``tracker.ingest.protocols.owntracks``, the code the HTTP
-  endpoint uses; a message that is not a valid position goes to ``gps.positions.dlq`` with
-  its reason. Other types (``transition``, ``waypoint``, ``lwt``, ``card``, ...) are
-  acknowledged and counted (the counts are printed every 10 s), not stored.
+- Each message is converted by ``tracker.ingest.protocols.owntracks``, the code the HTTP
+  endpoint uses: a ``location`` (or a ``transition`` with its place and time) is a position,
+  a ``location`` without coordinates a heartbeat; one that is not valid goes to
+  ``gps.positions.dlq`` with its reason. Other types (``waypoint``, ``lwt``, ``card``, ...,
+  and types it does not know) are acknowledged and counted (the counts are printed every
+  10 s), not stored.
+- The records of many messages share producer batches (``tracker.ingest.producer``): a
+  message costs an append to a batch, not a producer send of its own.
 - Friends' positions the workers publish under each phone's name (``tracker.ingest.mqtt_friends``,
   marked with the user property ``tracker: friend``) are acknowledged and counted, not stored.
 """
@@ -28,7 +32,7 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -37,7 +41,8 @@ import orjson
 from tracker.stream.dead_letters import dead_letter
 from tracker.stream.producer import positions_producer
 from tracker.ingest.mqtt_friends import MARK
-from tracker.positions.model import MARKER_ID_PATTERN, InvalidPosition, parse_position
+from tracker.ingest.producer import Coalescer
+from tracker.positions.model import MARKER_ID_PATTERN, InvalidPosition, micros_of, parse_report
 from tracker.ingest.protocols import owntracks
 from tracker.settings import Settings
 
@@ -46,20 +51,28 @@ log = logging.getLogger(__name__)
 TOPIC_FILTER = "owntracks/+/+"
 #: Messages the broker may have in flight to one bridge (its Receive Maximum, MQTT 5).
 IN_FLIGHT = 1000
+#: Most packets read at once when the socket is readable, before other work gets a turn.
+READ_BURST = 256
 PROGRESS_SECONDS = 10.0
 
 
 class Bridge:
+    """The bridge's MQTT client runs on the event loop's own thread (paho's external loop: the
+    socket's reads and writes are the loop's callbacks), so a message costs no hand-over
+    between threads: it is converted as it is read, and acknowledged when its batch is."""
+
     def __init__(self, config: Settings, client_id: str) -> None:
         self.config, self.client_id = config, client_id
         self.counts: Counter[str] = Counter()
-        self._inbox: deque = deque()  # filled by paho's thread, emptied by the event loop
-        self._waking = False
-        self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = None
+        self._sender: Coalescer | None = None
+        #: a batch's future -> the messages it carries, acknowledged to the broker once it is
+        self._in_flight: dict[asyncio.Future, list] = {}
+        self._received = 0
+        self._now = datetime.now(timezone.utc)
 
-    def _connect(self):
+    def _mqtt_client(self):
         import paho.mqtt.client as mqtt
         from paho.mqtt.properties import Properties
         from paho.mqtt.packettypes import PacketTypes
@@ -72,14 +85,22 @@ class Bridge:
         if url.scheme == "mqtts":
             client.tls_set()
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_socket_open = lambda c, userdata, sock: self._loop.add_reader(sock, self._read)
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = lambda c, userdata, sock: self._loop.add_writer(sock, client.loop_write)
+        client.on_socket_unregister_write = lambda c, userdata, sock: self._loop.remove_writer(sock)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.config.mqtt_session_expiry  # unacknowledged messages wait for it
         properties.ReceiveMaximum = IN_FLIGHT
         client.connect_async(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883),
                              keepalive=30, clean_start=False, properties=properties)
-        client.loop_start()
         return client
+
+    def _on_socket_close(self, client, userdata, sock) -> None:
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -87,63 +108,89 @@ class Bridge:
             return
         client.subscribe(f"$share/{self.config.mqtt_share_group}/{TOPIC_FILTER}", qos=1)
 
-    def _on_message(self, client, userdata, message) -> None:  # paho's thread
-        # One wake-up of the event loop per burst, not per message.
-        self._inbox.append(message)
-        if not self._waking:
-            self._waking = True
-            self._loop.call_soon_threadsafe(self._arrived.set)
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        print(f"mqtt-bridge: subscribed ({', '.join(map(str, reason_codes))})", file=sys.stderr, flush=True)
+
+    def _read(self) -> None:
+        """The socket is readable: the packets that have arrived, up to ``READ_BURST``."""
+        import paho.mqtt.client as mqtt
+
+        self._now = datetime.now(timezone.utc)
+        for _ in range(READ_BURST):
+            received = self._received
+            if self._client.loop_read() != mqtt.MQTT_ERR_SUCCESS or self._received == received:
+                return  # an error (paho closes the socket; the keeper reconnects), or nothing more
+
+    def _on_message(self, client, userdata, message) -> None:  # within loop_read, on the event loop
+        self._received += 1
+        sent = self._forward(self._sender, message, self._now)
+        if sent is None:
+            self._ack(message)
+            return
+        carried = self._in_flight.get(sent)
+        if carried is None:
+            carried = self._in_flight[sent] = []
+            sent.add_done_callback(lambda done: self._settle(done, self._in_flight.pop(done, ())))
+        carried.append(message)
 
     def _ack(self, message) -> None:
         self._client.ack(message.mid, message.qos)
 
+    async def _keep_connected(self, stop: asyncio.Event) -> None:
+        """Connect, and again after the connection is lost; paho's keepalive once a second."""
+        while not stop.is_set():
+            if self._client.socket() is None:
+                try:
+                    self._client.reconnect()
+                except OSError as exc:
+                    log.warning("mqtt-bridge: cannot reach the broker (%r); trying again", exc)
+            else:
+                self._client.loop_misc()
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop, self._arrived = asyncio.get_running_loop(), asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         producer = positions_producer(self.config)
         await producer.start()
-        self._client = self._connect()
-        in_flight: set[asyncio.Future] = set()
-        shown = time.monotonic()
+        self._sender = Coalescer(producer, self.config.topic_partitions)
+        self._client = self._mqtt_client()
+        keeper = asyncio.ensure_future(self._keep_connected(stop))
         try:
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), 0.5)
+                    await asyncio.wait_for(stop.wait(), PROGRESS_SECONDS)
                 except asyncio.TimeoutError:
-                    pass
-                self._arrived.clear()
-                self._waking = False
-                while self._inbox:
-                    message = self._inbox.popleft()
-                    sent = await self._forward(producer, message)
-                    if sent is None:
-                        self._ack(message)
-                    else:
-                        in_flight.add(sent)
-                        sent.add_done_callback(lambda done, m=message: self._settle(done, m, in_flight))
-                if time.monotonic() - shown >= PROGRESS_SECONDS:
-                    shown = time.monotonic()
                     self.progress()
-            if in_flight:
-                await asyncio.wait(in_flight, timeout=10)
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight), timeout=10)
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            keeper.cancel()
+            if self._client.socket() is not None:
+                self._client.disconnect()
+                self._client.loop_write()  # the acknowledgements queued, then the disconnect
             await producer.stop()
             self.progress()
 
-    def _settle(self, sent: asyncio.Future, message, in_flight: set) -> None:
-        in_flight.discard(sent)
+    def _settle(self, sent: asyncio.Future, messages: list) -> None:
         if sent.cancelled() or sent.exception() is not None:
-            # Not acknowledged: the broker sends it again (after a reconnect); stop reading
+            # Not acknowledged: the broker sends them again (after a reconnect); stop reading
             # so that it does, rather than acknowledging later messages meanwhile.
-            log.error("mqtt-bridge: Kafka did not take a message (%r); reconnecting", sent.exception())
-            self.counts["kafka_failed"] += 1
-            self._client.reconnect()
+            log.error("mqtt-bridge: Kafka did not take %d messages (%r); reconnecting", len(messages),
+                      None if sent.cancelled() else sent.exception())
+            self.counts["kafka_failed"] += len(messages)
+            try:
+                self._client.reconnect()
+            except OSError:
+                pass  # the keeper connects again
             return
-        self._ack(message)
+        for message in messages:
+            self._ack(message)
 
-    async def _forward(self, producer, message) -> asyncio.Future | None:
-        """Produce what ``message`` becomes; its send future, or None when nothing is sent."""
+    def _forward(self, sender: Coalescer, message, now: datetime) -> asyncio.Future | None:
+        """Produce what ``message`` becomes; the future of its batch, or None when nothing is sent."""
         parts = message.topic.split("/")
         if is_friend_message(message):
             self.counts["friend"] += 1  # published by a worker (tracker.ingest.mqtt_friends), already stored
@@ -155,20 +202,22 @@ class Bridge:
                 body = orjson.loads(message.payload)
             except orjson.JSONDecodeError:
                 raise InvalidPosition("not_json", "the message is not valid JSON") from None
-            if not owntracks.is_location(body):
-                kind = body.get("_type") if isinstance(body, dict) and isinstance(body.get("_type"), str) else "?"
-                self.counts[kind if kind in owntracks.OTHER_TYPES else "other"] += 1
+            kind = owntracks.message_type(body)
+            record = owntracks.convert(body, parts[1])
+            if record is None:
+                self.counts[kind] += 1
                 return None
-            record = owntracks.from_location(body, parts[1])
             record["attributes"] = {**(record["attributes"] or {}), "device": parts[2][:256]}
-            position = parse_position(record)
+            is_heartbeat, _ = parse_report(record, micros_of(now))
         except InvalidPosition as error:
             self.counts["rejected"] += 1
-            letter = dead_letter(message.payload, error, datetime.now(timezone.utc), message.topic, -1, message.mid)
-            return await producer.send(self.config.dlq_topic, key=parts[1].encode() if len(parts) > 1 else None,
-                                       value=orjson.dumps(letter))
-        self.counts["location"] += 1
-        return await producer.send(self.config.topic, key=position.marker_id.encode(), value=position.to_json())
+            letter = dead_letter(message.payload, error, now, message.topic, -1, message.mid)
+            (sent,) = sender.submit(self.config.dlq_topic, [(parts[1].encode() if len(parts) > 1 else None,
+                                                             orjson.dumps(letter))])
+            return sent
+        self.counts["heartbeat" if is_heartbeat else kind] += 1
+        (sent,) = sender.submit(self.config.topic, [(parts[1].encode(), orjson.dumps(record))])
+        return sent
 
     def progress(self) -> None:
         print("mqtt-bridge: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.counts.items()))

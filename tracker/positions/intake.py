@@ -1,6 +1,6 @@
 """The verdict on records read from ``gps.positions``, a fetched slice of one partition at a time.
 
-Each record is validated once, by ``tracker.positions.model.read_fix``. "Now", for the future
+Each record is validated once, by ``tracker.positions.model.parse_report``. "Now", for the future
 limit (``MAX_FUTURE``, 5 minutes: a later fix goes to the DLQ with code ``future``), is the
 record's Kafka timestamp (never later than the wall clock), so the verdict depends only on
 the record: a replay after a crash reaches the same one. A valid record is
@@ -10,6 +10,9 @@ the record: a replay after a crash reaches the same one. A valid record is
   co-partitioned topic and table: it becomes a fix (``FIX_FIELDS`` plus ``received_us``);
 - *misplaced* otherwise (a producer keyed it differently, or uses another partitioner):
   it is re-sent under its marker id, keeping its Kafka timestamp, and judged again there.
+
+A heartbeat (a report without a position) is judged by the same rules, and placed or
+re-sent the same way; a placed one goes to ``heard`` rather than ``fixes``.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any, Sequence
 
 from aiokafka.partitioner import murmur2
 
-from tracker.positions.model import InvalidPosition, read_fix
+from tracker.positions.model import InvalidPosition, decode_object, parse_report
 
 #: The partition-of-key cache is cleared when it grows past this many keys.
 PARTITION_CACHE_SIZE = 1_000_000
@@ -28,6 +31,8 @@ PARTITION_CACHE_SIZE = 1_000_000
 class Verdict:
     #: Valid records in their marker's partition, as fixes with ``received_us`` appended.
     fixes: list[list] = field(default_factory=list)
+    #: Valid heartbeats in their marker's partition (``HEARD_FIELDS`` plus ``received_us``).
+    heard: list[list] = field(default_factory=list)
     #: (record, error) of every record that is not a valid position.
     rejected: list[tuple[Any, InvalidPosition]] = field(default_factory=list)
     #: (marker id key, value, Kafka timestamp in ms) of valid records to re-send.
@@ -39,40 +44,50 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+class Partitioner:
+    """``partition_of`` for a topic of ``partitions`` partitions, each key hashed once (the
+    cache is cleared when it grows past ``PARTITION_CACHE_SIZE`` keys)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._cache: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        partition = self._cache.get(key)
+        if partition is None:
+            if len(self._cache) >= PARTITION_CACHE_SIZE:
+                self._cache.clear()
+            partition = self._cache[key] = partition_of(key, self.partitions)
+        return partition
+
+
 class Judge:
     """Judges records of a topic with ``partitions`` partitions."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self._partition_of: dict[bytes, int] = {}
-
-    def partition_of(self, key: bytes) -> int:
-        """The partition Kafka's default partitioner (and Faust's ``table_route``) picks for ``key``."""
-        partition = self._partition_of.get(key)
-        if partition is None:
-            if len(self._partition_of) >= PARTITION_CACHE_SIZE:
-                self._partition_of.clear()
-            partition = self._partition_of[key] = partition_of(key, self.partitions)
-        return partition
+        #: The partition Kafka's default partitioner (and Faust's ``table_route``) picks for a key.
+        self.partition_of = Partitioner(partitions)
 
     def judge(self, partition: int, records: Sequence[Any], now_ms: int) -> Verdict:
         """``records`` (aiokafka ``ConsumerRecord``s of ``partition``), in offset order."""
         verdict = Verdict()
-        fixes, partition_of = verdict.fixes, self.partition_of
+        fixes, heard, partition_of = verdict.fixes, verdict.heard, self.partition_of
         for record in records:
             stamp = record.timestamp
             if not stamp or stamp < 0 or stamp > now_ms:
                 stamp = now_ms
             received_us = stamp * 1000
             try:
-                fix = read_fix(record.value if record.value is not None else b"", received_us)
+                is_heartbeat, item = parse_report(decode_object(record.value if record.value is not None else b""),
+                                                  received_us)
             except InvalidPosition as error:
                 verdict.rejected.append((record, error))
                 continue
-            key = fix[0].encode()
+            key = item[0].encode()
             if record.key == key and partition_of(key) == partition:
-                fix.append(received_us)
-                fixes.append(fix)
+                item.append(received_us)
+                (heard if is_heartbeat else fixes).append(item)
             else:
                 verdict.misplaced.append((key, record.value, stamp))
         return verdict

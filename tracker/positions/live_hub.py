@@ -13,7 +13,9 @@ A viewer's queue is bounded in bytes (``TRACKER_LIVE_CLIENT_BUFFER``, 4 MiB): a 
 stops reading is dropped when its queue is full, rather than growing the worker's memory.
 
 A row is a compact JSON array: ``[marker_id, lat, lon, time_ms, speed, heading, battery,
-moving, source, name]`` (unknown values null; ``name`` from ``tracker.positions.model.display_name``).
+moving, source, name, heard_ms]`` (unknown values null; ``name`` from
+``tracker.positions.model.display_name``; ``battery`` the newest level, a heartbeat's when it is
+newer than the fix; ``heard_ms`` when the tracker last received a fix or heartbeat of it).
 
 The hub also keeps each marker's ``latest`` value as the changelog holds it (``values``), so
 that any worker can answer for a marker whose owner cannot (restarting, say): while the hub
@@ -33,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust import Service
 
 from tracker.metrics import LIVE_DROPPED, LIVE_VIEWERS
+from tracker.positions.liveness import battery_of, heard_of
 from tracker.positions.model import display_name
 from tracker.settings import Settings, settings
 
@@ -52,8 +55,8 @@ Changes = dict[str, "Row | None"]
 
 def row_of(fix: list) -> Row:
     """A ``latest`` value (``tables.latest``) as a feed row."""
-    return [fix[0], fix[2], fix[3], fix[1] // 1000, fix[4], fix[5], fix[8], fix[13] if len(fix) > 13 else None,
-            fix[9], display_name(fix[10])]
+    return [fix[0], fix[2], fix[3], fix[1] // 1000, fix[4], fix[5], battery_of(fix), fix[13] if len(fix) > 13 else None,
+            fix[9], display_name(fix[10]), heard_of(fix) // 1000]
 
 
 class Viewer:

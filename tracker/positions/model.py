@@ -11,7 +11,14 @@ A position is accepted as a JSON object (bytes or text) or as an already decoded
 the time as whole microseconds since the epoch, which is the form the stream carries
 between agents, the ``latest`` table stores and the history sink copies to Postgres. ISO
 8601 text is produced only at the edges (HTTP, exports). ``parse_position`` wraps the
-same rules in a ``Position`` for the command line and the ingestion endpoints.
+same rules in a ``Position`` for the command line.
+
+A *heartbeat* is a report without a position (a phone standing still, one that knows only
+the cell towers around it): ``{"kind": "heartbeat", "marker_id", "time", "battery"?,
+"source"?, "attributes"?}``. ``parse_heartbeat`` checks it by the same rules and returns it
+in ``HEARD_FIELDS`` order; it refreshes the marker's liveness (its battery, when it was
+last heard, online) and raises its alarms, and is never a position. ``parse_report``
+checks either kind.
 
 A rejected record raises ``InvalidPosition`` with a short machine-readable code and a
 message meant for a person. The common case (floats in range, integer epochs) is checked
@@ -65,6 +72,10 @@ OPTIONAL_RANGES: dict[str, tuple[float, float]] = {
 
 #: The layout of a fix. The stream appends ``received_us`` (the record's Kafka time).
 FIX_FIELDS = ("marker_id", "time_us", "lat", "lon", *OPTIONAL_RANGES, "source", "attributes")
+#: ``kind`` of a report without a position.
+HEARTBEAT = "heartbeat"
+#: The layout of a heartbeat; the stream appends ``received_us`` too.
+HEARD_FIELDS = ("marker_id", "time_us", "battery", "source", "attributes")
 
 _OPTIONAL = tuple((name, low, high) for name, (low, high) in OPTIONAL_RANGES.items())
 _MARKER_ID_MATCH = MARKER_ID_PATTERN.fullmatch
@@ -166,14 +177,47 @@ def parse_position(raw: bytes | str | Mapping[str, Any], *, now: datetime | None
 
 
 def read_fix(raw: bytes, now_us: int) -> list:
-    """Validate one record's bytes as the stream does: a fix, or ``InvalidPosition``."""
+    """Validate one record's bytes as a position: a fix, or ``InvalidPosition``."""
+    return parse_fields(decode_object(raw), now_us)
+
+
+def decode_object(raw: bytes) -> Mapping[str, Any]:
+    """A record's bytes as the JSON object they hold, or ``InvalidPosition``."""
     try:
         data = _loads(raw)
     except orjson.JSONDecodeError:
         data = _decode(raw)  # raises with the reason
     if type(data) is not dict:
         data = _decode(raw)
-    return parse_fields(data, now_us)
+    return data
+
+
+def parse_report(data: Mapping[str, Any], now_us: int) -> tuple[bool, list]:
+    """Either kind of report: (False, a fix) or (True, a heartbeat), or ``InvalidPosition``."""
+    kind = data.get("kind")
+    if kind is None:
+        return False, parse_fields(data, now_us)
+    if kind == HEARTBEAT:
+        return True, parse_heartbeat(data, now_us)
+    raise InvalidPosition("bad_kind", f"kind must be {HEARTBEAT!r} or absent, got {str(kind)[:20]!r}")
+
+
+def parse_heartbeat(data: Mapping[str, Any], now_us: int) -> list:
+    """A heartbeat in ``HEARD_FIELDS`` order, or ``InvalidPosition``: the rules of a fix for
+    each field it has (``lat`` and ``lon``, which it does not need, are not read)."""
+    marker_id = data.get("marker_id")
+    if type(marker_id) is not str or _MARKER_ID_MATCH(marker_id) is None:
+        _reject_marker_id(marker_id)
+    time_us = _time_us(data.get("time"))
+    if time_us > now_us + MAX_FUTURE_US:
+        _reject_future(time_us, now_us)
+    battery = data.get("battery")
+    if battery is not None:
+        low, high = OPTIONAL_RANGES["battery"]
+        battery = _number("battery", battery, low, high, required=False)
+    source, attributes = data.get("source"), data.get("attributes")
+    return [marker_id, time_us, battery, None if source is None else _source(source),
+            None if attributes is None else _attributes(attributes)]
 
 
 def parse_fields(data: Mapping[str, Any], now_us: int) -> list:

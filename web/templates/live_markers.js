@@ -18,7 +18,8 @@
   var renderer = L.canvas({ padding: 0.5 });  // the geofences'
   // A Map, not an object: a marker id is whatever a device chose, and ids such as
   // "__proto__" or "constructor" would otherwise read or replace the object's own members.
-  // A marker: {id, lat, lon, t (fix time, ms), speed, heading, battery, moving, source, name}.
+  // A marker: {id, lat, lon, t (fix time, ms), speed, heading, battery, moving, source, name,
+  // heard (when the tracker last received a fix or heartbeat of it, ms)}.
   var markers = new Map();
   var fitted = false;
   var followed = null, popupId = null;
@@ -27,7 +28,7 @@
   var list = null;
   window.tracker = { map: map, markers: markers, layer: layer, updates: 0, describeEvent: describeEvent,
                      openPopup: openPopup, focus: focus, popupId: function () { return popupId; }, follow: follow,
-                     following: function () { return followed; }, statusOf: statusOf };
+                     following: function () { return followed; }, statusOf: statusOf, heardAt: heardAt };
 
   var status = L.control({ position: "bottomleft" });
   status.onAdd = function () {
@@ -37,8 +38,10 @@
   };
   status.addTo(map);
 
+  function heardAt(m) { return typeof m.heard === "number" && m.heard > m.t ? m.heard : m.t; }
   function statusOf(m) {
-    var age = Date.now() - m.t;
+    // A parked phone whose heartbeats keep coming is not offline: its silence counts, not its fix's age.
+    var age = Date.now() - heardAt(m);
     if (age > offlineAfterMs) return "offline";
     if (age > staleAfterMs) return "stale";
     if (m.moving === true || (m.moving !== false && typeof m.speed === "number" && m.speed > movingSpeed)) return "moving";
@@ -62,6 +65,9 @@
     line(box, "marker", m.id);
     if (typeof m.name === "string") line(box, "name", m.name);
     line(box, "fix", new Date(m.t).toISOString() + " (" + age + " s ago), " + statusOf(m));
+    var heard = heardAt(m);
+    if (heard > m.t) line(box, "last heard", new Date(heard).toISOString() + " (" +
+                               Math.max(0, Math.round((Date.now() - heard) / 1000)) + " s ago)");
     line(box, "speed", fmt(m.speed, " km/h", 3.6, 1));
     line(box, "heading", fmt(m.heading, "\u00b0", 1, 0));
     line(box, "battery", fmt(m.battery, " %", 1, 0));
@@ -182,7 +188,8 @@
   function fromFeature(f) {
     var p = f.properties;
     return { id: p.marker_id, lat: f.geometry.coordinates[1], lon: f.geometry.coordinates[0], t: Date.parse(p.time),
-             speed: p.speed, heading: p.heading, battery: p.battery, moving: p.moving, source: p.source, name: p.name };
+             speed: p.speed, heading: p.heading, battery: p.battery, moving: p.moving, source: p.source, name: p.name,
+             heard: p.heard_at ? Date.parse(p.heard_at) : null };
   }
   function draw(collection) {
     var seen = new Set(), box = null, membership = false;
@@ -224,7 +231,7 @@
 
   function fromRow(row) {
     return { id: row[0], lat: row[1], lon: row[2], t: row[3], speed: row[4], heading: row[5], battery: row[6],
-             moving: row[7], source: row[8], name: row[9] };
+             moving: row[7], source: row[8], name: row[9], heard: row.length > 10 ? row[10] : null };
   }
   function apply(body, snapshot) {
     var box = null, seen = snapshot ? new Set() : null, membership = false, rows = body.m;
@@ -254,8 +261,8 @@
   }
 
   if (withList) {
-    list = new L.Control.TrackerMarkerList({ markers: markers, statusOf: statusOf, focus: focus, follow: follow,
-                                             following: function () { return followed; } }).addTo(map);
+    list = new L.Control.TrackerMarkerList({ markers: markers, statusOf: statusOf, heardAt: heardAt, focus: focus,
+                                             follow: follow, following: function () { return followed; } }).addTo(map);
     window.tracker.list = list;
   }
 
@@ -277,6 +284,7 @@
       case "low_battery": text = "battery" + (known(e.battery) ? " " + short(e.battery) + " %" : " low"); break;
       case "offline": text = "offline"; break;
       case "online": text = "back online"; break;
+      case "alarm": text = "ALARM" + (known(e.alarm) ? " " + String(e.alarm) : ""); break;
       default: text = String(e.type);
     }
     return e.late === true ? text + " (late)" : text;
@@ -371,6 +379,7 @@
       ".tracker-event[data-type=geofence_enter],.tracker-event[data-type=online]{border-left-color:#38761d}",
       ".tracker-event[data-type=overspeed]{border-left-color:#cc0000}",
       ".tracker-event[data-type=low_battery]{border-left-color:#e69138}",
+      ".tracker-event[data-type=alarm]{border-left-color:#cc0000;background:#f4cccc;font-weight:bold}",
       ".tracker-event-time{color:#666;margin-right:6px}",
       ".tracker-event-marker{font-weight:bold;margin-right:6px}",
       "@media (max-height:500px){.tracker-events-list{max-height:calc(100vh - 160px)}}",

@@ -1,14 +1,19 @@
 """What phone apps send, turned into ``gps.positions`` records (the topic's JSON contract).
 
 Each converter returns plain dicts in the contract's units (speed in m/s, battery in %);
-``tracker.positions.model.parse_position`` then validates them like any other record.
+``tracker.positions.model.parse_report`` then validates them like any other record. A report
+without usable coordinates (a phone standing still, one that knows only the cell towers
+and Wi-Fi networks around it) becomes a heartbeat (``heartbeat``): it keeps the marker
+alive, with its battery and alarms, and is never a position.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from tracker.positions.model import MAX_ATTRIBUTE_TEXT, InvalidPosition
+from datetime import datetime
+
+from tracker.positions.model import HEARTBEAT, MAX_ATTRIBUTE_TEXT, InvalidPosition, format_time, parse_time
 
 
 def number(value: Any, name: str) -> float | None:
@@ -51,6 +56,46 @@ def allowed_attributes(items: Mapping[str, Any], allowed: Iterable[str]) -> dict
     return kept
 
 
-def flag(value: str) -> bool:
-    """A query-string true/false as Traccar Client and trackers write it."""
-    return value.strip().lower() in ("true", "1", "yes", "on")
+def flag(value: str | bool) -> bool:
+    """A true/false as Traccar Client and trackers write it: in a query string, or as JSON."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def report_time(value: Any, now: datetime) -> int | float | str:
+    """A report's time as the topic takes it: an epoch number as it is (the topic reads it as
+    OsmAnd and OwnTracks mean it: seconds, milliseconds above 2^31 - 1), anything else as
+    ISO 8601 UTC (``InvalidPosition`` if it is no time); missing: ``now``. The one
+    validation checks the rest (before 1970, ahead of its receipt)."""
+    if value is None or value == "":
+        return format_time(now)
+    if type(value) is int or type(value) is float:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return format_time(parse_time(value, max_future=None))
+
+
+def missing(value: Any) -> bool:
+    """Whether a coordinate is absent ('' and null as well)."""
+    return value is None or value == ""
+
+
+def heartbeat(marker_id: str, time: str, battery: float | None, source: str,
+              attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """A report without a position, as the topic carries it (``tracker.positions.model.HEARTBEAT``)."""
+    return {"kind": HEARTBEAT, "marker_id": marker_id, "time": time, "battery": battery, "source": source,
+            "attributes": attributes or None}
+
+
+#: Many reports of one request: (each element as sent, its record or why it is none).
+Converted = list[tuple[Any, "dict[str, Any] | InvalidPosition"]]
+
+
+def each(convert: Callable[[], dict[str, Any]]) -> "dict[str, Any] | InvalidPosition":
+    """``convert()``, or the reason it refused: one element of many, judged on its own."""
+    try:
+        return convert()
+    except InvalidPosition as error:
+        return error

@@ -1,49 +1,86 @@
-"""OwnTracks in HTTP mode: ``{"_type": "location", "lat", "lon", "tst" (epoch s), "acc",
-"alt", "vel" (km/h), "cog", "batt", "tid", ...}``. Other ``_type`` values carry no position.
+"""OwnTracks in HTTP and MQTT mode: ``{"_type": "location", "lat", "lon", "tst" (epoch s, a
+number or its text), "acc", "alt", "vel" (km/h), "cog", "batt", "tid", ...}``.
+
+Which message types become what (``convert``):
+
+- ``location``: a position; without ``lat`` and ``lon`` a heartbeat (its battery, no position);
+- ``transition`` (entering or leaving a region) with ``lat``, ``lon`` and ``tst``: a position
+  as well, where and when it happened (``event``, enter or leave, kept as an attribute);
+- every other type (``MESSAGE_TYPES``: ``waypoint``, ``waypoints``, ``lwt``, ``card``,
+  ``cmd``, ``beacon``, ``status``, ``steps``, ``request``, ``configuration``,
+  ``encrypted``...) carries no position: it is accepted and counted, never refused, and so
+  is a type this list does not know. OwnTracks reports no alarm.
 
 Of the other fields only those in ``ATTRIBUTES`` are kept: ``tid`` (the two-letter label
 the app shows), ``t`` (what triggered the report), ``conn`` (Wi-Fi, mobile or offline),
 ``bs`` (battery status: unplugged, charging, full), ``vac`` (vertical accuracy, m), ``m``
 (monitoring mode) and ``p`` (air pressure, kPa). Dropped, among the rest: ``SSID`` and
 ``BSSID`` (the Wi-Fi network the phone is on names a home or a workplace, and access point
-addresses are in public location databases), ``inregions``/``inrids`` (the names of the
-user's own regions, as lists), ``topic`` (MQTT user and device names), ``tag``, ``poi``
-and ``image`` (free text and photos), and any field a later app version adds.
+addresses are in public location databases), ``inregions``/``inrids`` and a transition's
+``desc`` (the names of the user's own regions), ``topic`` (MQTT user and device names),
+``tag``, ``poi`` and ``image`` (free text and photos), and any field a later app version adds.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from tracker.positions.model import InvalidPosition, format_time, parse_time
-from tracker.ingest.protocols import allowed_attributes, known, number
+from tracker.positions.model import InvalidPosition
+from tracker.ingest.protocols import allowed_attributes, heartbeat, known, missing, number, report_time
 
 SOURCE = "owntracks"
-#: The other message types OwnTracks sends; over MQTT they are counted, not stored.
-OTHER_TYPES = ("transition", "waypoint", "waypoints", "lwt", "card", "cmd", "status", "steps", "beacon", "encrypted")
+#: The message types the apps send (owntracks.org/booklet/tech/json), each counted by name;
+#: anything else is counted as ``other``.
+MESSAGE_TYPES = ("location", "transition", "waypoint", "waypoints", "lwt", "card", "cmd", "status", "steps",
+                 "beacon", "request", "configuration", "encrypted")
 #: Fields kept as attributes.
 ATTRIBUTES = ("tid", "t", "conn", "bs", "vac", "m", "p")
+#: What a transition keeps besides.
+TRANSITION_ATTRIBUTES = ("tid", "t", "event")
+
+
+def message_type(body: Any) -> str:
+    """The message's type as counted: one of ``MESSAGE_TYPES``, else ``other``."""
+    kind = body.get("_type") if isinstance(body, dict) else None
+    return kind if kind in MESSAGE_TYPES else "other"
 
 
 def is_location(body: Any) -> bool:
     return isinstance(body, dict) and body.get("_type") == "location"
 
 
+def convert(body: Any, marker_id: str) -> dict[str, Any] | None:
+    """What a message becomes on the topic: a position, a heartbeat, or None (stored nowhere)."""
+    kind = message_type(body)
+    if kind == "location":
+        return from_location(body, marker_id)
+    if kind == "transition" and not any(missing(body.get(name)) for name in ("lat", "lon", "tst")):
+        record = from_location(body, marker_id)
+        record["attributes"] = allowed_attributes(body, TRANSITION_ATTRIBUTES) or None
+        return record
+    return None
+
+
 def from_location(body: dict[str, Any], marker_id: str) -> dict[str, Any]:
-    if body.get("tst") in (None, ""):
+    if missing(body.get("tst")):
         raise InvalidPosition("missing_field", "tst is required")
+    time = report_time(body["tst"], None)
+    battery = known(number(body.get("batt"), "batt"))
+    attributes = allowed_attributes(body, ATTRIBUTES) or None
+    if missing(body.get("lat")) or missing(body.get("lon")):
+        return heartbeat(marker_id, time, battery, SOURCE, attributes)
     velocity = known(number(body.get("vel"), "vel"))
     return {
         "marker_id": marker_id,
         "lat": number(body.get("lat"), "lat"),
         "lon": number(body.get("lon"), "lon"),
-        "time": format_time(parse_time(body["tst"], max_future=None)),
+        "time": time,
         "speed": None if velocity is None else velocity / 3.6,
         "heading": known(number(body.get("cog"), "cog")),
         "altitude": number(body.get("alt"), "alt"),
         "accuracy": known(number(body.get("acc"), "acc")),
-        "battery": known(number(body.get("batt"), "batt")),
+        "battery": battery,
         "source": SOURCE,
-        "attributes": allowed_attributes(body, ATTRIBUTES) or None,
+        "attributes": attributes,
     }
 
 

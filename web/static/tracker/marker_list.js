@@ -1,13 +1,14 @@
 /* The live map's list of markers: L.Control.TrackerMarkerList.
 
-   A row per marker the viewer may see: a status dot, the id, the device's name, the age of
-   its last fix, its speed and a link to its track page. The search box filters by id or
+   A row per marker the viewer may see: a status dot, the id, the device's name, how long ago
+   it was last heard from (its last fix, or a later heartbeat), its speed and a link to its
+   track page. The search box filters by id or
    name as you type; the list sorts by id or by newest fix; the counts per status head it,
    and a click on one shows only the markers in that status. Only the rows in view exist in
    the page, so a list of 100,000 markers costs what a list of 30 does.
 
-   source: {markers: Map of id -> marker, statusOf(marker), focus(id), follow(id or null),
-   following() -> id or null}. The page calls update(membershipChanged) after each change. */
+   source: {markers: Map of id -> marker, statusOf(marker), heardAt(marker) -> ms (optional:
+   else its fix time), focus(id), follow(id or null), following() -> id or null}. The page calls update(membershipChanged) after each change. */
 (function () {
   "use strict";
 
@@ -225,7 +226,8 @@
       }
       var first = Math.floor(this._scroll.scrollTop / ROW_HEIGHT);
       var count = Math.ceil((this._scroll.clientHeight || 400) / ROW_HEIGHT) + 1;
-      var now = Date.now(), statusOf = this._source.statusOf, rows = document.createDocumentFragment();
+      var now = Date.now(), statusOf = this._source.statusOf, heardAt = this._source.heardAt;
+      var rows = document.createDocumentFragment();
       var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".tracker-list-row");
       var focusedId = focused ? focused.dataset.id : null, refocus = null;
       for (var i = first; i < Math.min(first + count, this._shown.length); i++) {
@@ -236,7 +238,7 @@
         el("span", "tracker-dot", row).dataset.status = statusOf(m);
         el("span", "tracker-list-id", row).textContent = m.id;
         el("span", "tracker-list-name", row).textContent = typeof m.name === "string" ? m.name : "";
-        el("span", "tracker-list-age", row).textContent = ageText(now - m.t);
+        el("span", "tracker-list-age", row).textContent = ageText(now - (heardAt ? heardAt(m) : m.t));
         el("span", "tracker-list-speed", row).textContent = speedText(m.speed);
         var link = el("a", "tracker-list-track", row);
         link.href = "/map/" + encodeURIComponent(m.id);
