@@ -1,0 +1,71 @@
+"""``GET /admin/{page}``: the pages for the people who run the tracker: devices (with a phone's
+settings as text and QR codes), users, groups, API tokens, webhooks (with their recent
+deliveries and a test event), gateways, share links and the audit trail.
+
+Each page is a small HTML shell, the same for all, and ``web/static/tracker/admin.js``,
+which reads and changes everything through the JSON API (``web/devices.py`` and its
+neighbours) and shows the API's own error messages. An admin sees every page; a viewer
+only its tokens and share links, and no link to the others (403 if it asks for one).
+"""
+from __future__ import annotations
+
+import html
+
+from tracker.app import app
+from web import assets
+from web.auth import require_page
+from web.errors import Forbidden, HtmlPage, NotFound
+
+ADMIN_JS = assets.OwnAsset("tracker_admin", "tracker/admin.js")
+ADMIN_CSS = assets.OwnAsset("tracker_admin_css", "tracker/admin.css")
+
+
+class Page:
+    def __init__(self, slug: str, title: str, admin_only: bool = True, path: str | None = None) -> None:
+        self.slug, self.title, self.admin_only = slug, title, admin_only
+        self.path = path or f"/admin/{slug}"
+
+
+#: The pages and the navigation, in order.
+PAGES = [Page("map", "Live map", False, "/map"), Page("devices", "Devices"), Page("users", "Users"),
+         Page("groups", "Groups"), Page("tokens", "API tokens", False), Page("webhooks", "Webhooks"),
+         Page("gateways", "Gateways"), Page("shares", "Share links", False), Page("audit", "Audit trail")]
+BY_SLUG = {page.slug: page for page in PAGES if page.path.startswith("/admin/")}
+
+SHELL = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}: GPS tracker</title><link rel="stylesheet" href="{css}"></head>
+<body data-page="{slug}" data-role="{role}" data-user="{user}">
+<a class="skip" href="#main">Skip to the content</a>
+<header><nav aria-label="Sections"><ul>{links}</ul></nav>
+<form method="post" action="/logout"><button type="submit">Sign out {user}</button></form></header>
+<main id="main" tabindex="-1"><h1>{title}</h1>
+<p id="error" class="error" role="alert" hidden></p>
+<div id="content" aria-live="polite"></div></main>
+{extra}<script src="{js}"></script></body></html>
+"""
+
+
+def navigation(is_admin: bool, current: str) -> str:
+    """The links a user may follow: an admin all, a viewer only its own pages."""
+    current_mark = ' aria-current="page"'
+    return "".join(
+        f'<li><a href="{page.path}"{current_mark if page.slug == current else ""}>{html.escape(page.title)}</a></li>'
+        for page in PAGES if is_admin or not page.admin_only)
+
+
+def shell(access, slug: str, title: str, extra: str = "") -> str:
+    return SHELL.format(title=html.escape(title), css=ADMIN_CSS.url, js=ADMIN_JS.url, slug=slug,
+                        role=html.escape(access.role), user=html.escape(access.user, quote=True),
+                        links=navigation(access.is_admin, slug), extra=extra)
+
+
+@app.page("/admin/{page}", base=HtmlPage)
+async def admin_page(web, request, page: str):
+    access = await require_page(request)
+    found = BY_SLUG.get(page)
+    if found is None:
+        raise NotFound("not_found", f"no page {page[:40]!r}")
+    if found.admin_only and not access.is_admin:
+        raise Forbidden("forbidden", "only an admin may see this page")
+    return web.html(shell(access, found.slug, found.title))
