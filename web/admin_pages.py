@@ -1,5 +1,6 @@
 """``GET /admin/{page}``: the pages for the people who run the tracker: devices (with a phone's
-settings as text and QR codes), users, groups, API tokens, webhooks (with their recent
+settings as text and QR codes), users, groups, geofences drawn on a map
+(``web/static/tracker/geofence_editor.js``), API tokens, webhooks (with their recent
 deliveries and a test event), gateways, share links and the audit trail.
 
 Each page is a small HTML shell, the same for all, and ``web/static/tracker/admin.js``,
@@ -12,37 +13,51 @@ from __future__ import annotations
 import html
 
 from tracker.app import app
+from tracker.settings import settings
 from web import assets
 from web.auth import require_page
 from web.errors import Forbidden, HtmlPage, NotFound
 
 ADMIN_JS = assets.OwnAsset("tracker_admin", "tracker/admin.js")
 ADMIN_CSS = assets.OwnAsset("tracker_admin_css", "tracker/admin.css")
+GEOFENCE_JS = assets.OwnAsset("tracker_geofence_editor", "tracker/geofence_editor.js")
 
 
 class Page:
-    def __init__(self, slug: str, title: str, admin_only: bool = True, path: str | None = None) -> None:
+    def __init__(self, slug: str, title: str, admin_only: bool = True, path: str | None = None,
+                 scripts: tuple = (), styles: tuple = (), body: str = "") -> None:
         self.slug, self.title, self.admin_only = slug, title, admin_only
         self.path = path or f"/admin/{slug}"
+        #: More of the page: its own scripts (after admin.js), stylesheets, and HTML before the lists.
+        self.scripts, self.styles, self.body = scripts, styles, body
+
+
+GEOFENCES_BODY = """<p id="geofence-help">Draw a polygon, a rectangle or a circle with the tools on the map, or add a
+circle at the map's centre with the button below; then name it and save it. Choose a geofence on the map or in the
+list to move or reshape it (drag it, or its corners and edges), or to change or delete it.</p>
+<div id="geofence-map" role="region" aria-label="Map of the geofences" aria-describedby="geofence-help"></div>"""
 
 
 #: The pages and the navigation, in order.
 PAGES = [Page("map", "Live map", False, "/map"), Page("devices", "Devices"), Page("users", "Users"),
-         Page("groups", "Groups"), Page("tokens", "API tokens", False), Page("webhooks", "Webhooks"),
+         Page("groups", "Groups"),
+         Page("geofences", "Geofences", scripts=(assets.LEAFLET_JS, assets.GEOMAN_JS, GEOFENCE_JS),
+              styles=(assets.LEAFLET_CSS, assets.GEOMAN_CSS), body=GEOFENCES_BODY),
+         Page("tokens", "API tokens", False), Page("webhooks", "Webhooks"),
          Page("gateways", "Gateways"), Page("shares", "Share links", False), Page("audit", "Audit trail")]
 BY_SLUG = {page.slug: page for page in PAGES if page.path.startswith("/admin/")}
 
 SHELL = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}: GPS tracker</title><link rel="stylesheet" href="{css}"></head>
-<body data-page="{slug}" data-role="{role}" data-user="{user}">
+<title>{title}: GPS tracker</title>{styles}<link rel="stylesheet" href="{css}"></head>
+<body data-page="{slug}" data-role="{role}" data-user="{user}" data-tiles="{tiles}" data-attribution="{attribution}">
 <a class="skip" href="#main">Skip to the content</a>
 <header><nav aria-label="Sections"><ul>{links}</ul></nav>
 <form method="post" action="/logout"><button type="submit">Sign out {user}</button></form></header>
 <main id="main" tabindex="-1"><h1>{title}</h1>
 <p id="error" class="error" role="alert" hidden></p>
-<div id="content" aria-live="polite"></div></main>
-{extra}<script src="{js}"></script></body></html>
+{body}<div id="content" aria-live="polite"></div></main>
+<script src="{js}"></script>{scripts}</body></html>
 """
 
 
@@ -54,10 +69,14 @@ def navigation(is_admin: bool, current: str) -> str:
         for page in PAGES if is_admin or not page.admin_only)
 
 
-def shell(access, slug: str, title: str, extra: str = "") -> str:
-    return SHELL.format(title=html.escape(title), css=ADMIN_CSS.url, js=ADMIN_JS.url, slug=slug,
-                        role=html.escape(access.role), user=html.escape(access.user, quote=True),
-                        links=navigation(access.is_admin, slug), extra=extra)
+def shell(access, page: Page) -> str:
+    return SHELL.format(
+        title=html.escape(page.title), css=ADMIN_CSS.url, js=ADMIN_JS.url, slug=page.slug,
+        role=html.escape(access.role), user=html.escape(access.user, quote=True),
+        tiles=html.escape(settings.tile_url, quote=True), attribution=html.escape(settings.tile_attribution, quote=True),
+        links=navigation(access.is_admin, page.slug), body=page.body,
+        styles="".join(f'<link rel="stylesheet" href="{html.escape(s.url)}">' for s in page.styles),
+        scripts="".join(f'<script src="{html.escape(s.url)}"></script>' for s in page.scripts))
 
 
 @app.page("/admin/{page}", base=HtmlPage)
@@ -68,4 +87,4 @@ async def admin_page(web, request, page: str):
         raise NotFound("not_found", f"no page {page[:40]!r}")
     if found.admin_only and not access.is_admin:
         raise Forbidden("forbidden", "only an admin may see this page")
-    return web.html(shell(access, found.slug, found.title))
+    return web.html(shell(access, found))
