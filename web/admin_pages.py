@@ -21,6 +21,9 @@ from web.errors import Forbidden, HtmlPage, NotFound
 ADMIN_JS = assets.OwnAsset("tracker_admin", "tracker/admin.js")
 ADMIN_CSS = assets.OwnAsset("tracker_admin_css", "tracker/admin.css")
 GEOFENCE_JS = assets.OwnAsset("tracker_geofence_editor", "tracker/geofence_editor.js")
+HISTORY_JS = assets.OwnAsset("tracker_history", "tracker/history.js")
+REPORTS_JS = assets.OwnAsset("tracker_reports", "tracker/reports.js")
+QUERY_JS = assets.OwnAsset("tracker_query_form", "tracker/query_form.js")
 
 
 class Page:
@@ -32,6 +35,30 @@ class Page:
         self.scripts, self.styles, self.body = scripts, styles, body
 
 
+QUERY_FORM = """<form id="query" class="entry" aria-label="Which markers and when">
+<label for="q-markers">Markers (ids, or prefixes ending in *)<input id="q-markers" name="markers" placeholder="truck-7, van-*"></label>
+<label for="q-group">or a group<input id="q-group" name="group"></label>
+<label for="q-from">From<input id="q-from" name="from" type="datetime-local"></label>
+<label for="q-to">To<input id="q-to" name="to" type="datetime-local"></label>
+{more}<div><button type="submit" class="primary">Show</button></div></form>"""
+
+HISTORY_BODY = QUERY_FORM.format(more="") + """
+<div id="history-map" role="region" aria-label="Map of the tracks"></div>
+<div id="replay" role="group" aria-label="Replay of the tracks">
+<button type="button" id="replay-play">Play</button>
+<label for="replay-time">Time</label><input id="replay-time" type="range" min="0" max="1000" value="0">
+<output id="replay-clock" for="replay-time">—</output>
+<label for="replay-speed">Speed</label><select id="replay-speed"><option value="10">10×</option>
+<option value="60" selected>60×</option><option value="600">600×</option><option value="3600">3600×</option></select></div>
+<figure id="profile"><canvas id="profile-chart" role="img" aria-label="Speed and altitude over time"></canvas>
+<figcaption>Speed (km/h) and, where known, altitude (m) over time.</figcaption></figure>"""
+
+REPORTS_BODY = QUERY_FORM.format(more="""<label for="q-kind">Report<select id="q-kind" name="kind">
+<option value="trips">Trips</option><option value="stops">Stops</option><option value="events">Events</option>
+<option value="summary">Daily summary</option></select></label>
+<label for="q-tz">Time zone<input id="q-tz" name="tz" placeholder="UTC"></label>
+""")
+
 GEOFENCES_BODY = """<p id="geofence-help">Draw a polygon, a rectangle or a circle with the tools on the map, or add a
 circle at the map's centre with the button below; then name it and save it. Choose a geofence on the map or in the
 list to move or reshape it (drag it, or its corners and edges), or to change or delete it.</p>
@@ -39,12 +66,17 @@ list to move or reshape it (drag it, or its corners and edges), or to change or 
 
 
 #: The pages and the navigation, in order.
-PAGES = [Page("map", "Live map", False, "/map"), Page("devices", "Devices"), Page("users", "Users"),
-         Page("groups", "Groups"),
+PAGES = [Page("map", "Live map", False, "/map"),
+         Page("history", "History", False, "/history", scripts=(assets.LEAFLET_JS, assets.HEAT_JS, assets.CHART_JS,
+                                                                 QUERY_JS, HISTORY_JS), styles=(assets.LEAFLET_CSS,),
+              body=HISTORY_BODY),
+         Page("reports", "Reports", False, "/reports", scripts=(QUERY_JS, REPORTS_JS), body=REPORTS_BODY),
+         Page("devices", "Devices"), Page("users", "Users"), Page("groups", "Groups"),
          Page("geofences", "Geofences", scripts=(assets.LEAFLET_JS, assets.GEOMAN_JS, GEOFENCE_JS),
               styles=(assets.LEAFLET_CSS, assets.GEOMAN_CSS), body=GEOFENCES_BODY),
          Page("tokens", "API tokens", False), Page("webhooks", "Webhooks"),
          Page("gateways", "Gateways"), Page("shares", "Share links", False), Page("audit", "Audit trail")]
+
 BY_SLUG = {page.slug: page for page in PAGES if page.path.startswith("/admin/")}
 
 SHELL = """<!doctype html>

@@ -194,7 +194,7 @@ def test_a_viewer_sees_neither_the_admin_pages_nor_links_to_them(stack, worker, 
     errors = watch(page)
     stack.sign_in(page, worker, "/admin/tokens", user="page-viewer", password="page-viewer-password")
     links = page.locator("nav a").all_inner_texts()
-    assert links == ["Live map", "API tokens", "Share links"]
+    assert links == ["Live map", "History", "Reports", "API tokens", "Share links"]
     page.get_by_role("button", name="Make the token").click()
     page.locator("#shown-once dd").first.wait_for()
     page.wait_for_function("() => document.querySelectorAll('#list tbody tr').length === 2")  # its own two
