@@ -1,6 +1,7 @@
 """``GET /admin/{page}``: the pages for the people who run the tracker: devices (with a phone's
 settings as text and QR codes), users, groups, geofences drawn on a map
-(``web/static/tracker/geofence_editor.js``), API tokens, webhooks (with their recent
+(``web/static/tracker/geofence_editor.js``), track files imported from the browser
+(``web/static/tracker/import.js``), API tokens, webhooks (with their recent
 deliveries and a test event), gateways, share links and the audit trail.
 
 Each page is a small HTML shell, the same for all, and ``web/static/tracker/admin.js``,
@@ -24,6 +25,7 @@ GEOFENCE_JS = assets.OwnAsset("tracker_geofence_editor", "tracker/geofence_edito
 HISTORY_JS = assets.OwnAsset("tracker_history", "tracker/history.js")
 REPORTS_JS = assets.OwnAsset("tracker_reports", "tracker/reports.js")
 QUERY_JS = assets.OwnAsset("tracker_query_form", "tracker/query_form.js")
+IMPORT_JS = assets.OwnAsset("tracker_import", "tracker/import.js")
 
 
 class Page:
@@ -74,6 +76,7 @@ PAGES = [Page("map", "Live map", False, "/map"),
          Page("devices", "Devices"), Page("users", "Users"), Page("groups", "Groups"),
          Page("geofences", "Geofences", scripts=(assets.LEAFLET_JS, assets.GEOMAN_JS, GEOFENCE_JS),
               styles=(assets.LEAFLET_CSS, assets.GEOMAN_CSS), body=GEOFENCES_BODY),
+         Page("import", "Import", scripts=(IMPORT_JS,)),
          Page("tokens", "API tokens", False), Page("webhooks", "Webhooks"),
          Page("gateways", "Gateways"), Page("shares", "Share links", False), Page("audit", "Audit trail")]
 

@@ -16,8 +16,8 @@ from tracker.testing import serve_http, wait_for
 from tracker.webhooks.model import SIGNATURE_HEADER, verify
 from tests.integration.test_map_browser import ARTIFACTS
 
-PAGES = ("devices", "users", "groups", "geofences", "tokens", "webhooks", "gateways", "shares", "audit")
-ADMIN_ONLY = ("devices", "users", "groups", "geofences", "webhooks", "gateways", "audit")
+PAGES = ("devices", "users", "groups", "geofences", "import", "tokens", "webhooks", "gateways", "shares", "audit")
+ADMIN_ONLY = ("devices", "users", "groups", "geofences", "import", "webhooks", "gateways", "audit")
 
 READ_IMAGE = """async selector => {
     const img = document.querySelector(selector);
