@@ -44,7 +44,9 @@ QUERY_FORM = """<form id="query" class="entry" aria-label="Which markers and whe
 <label for="q-to">To<input id="q-to" name="to" type="datetime-local"></label>
 {more}<div><button type="submit" class="primary">Show</button></div></form>"""
 
-HISTORY_BODY = QUERY_FORM.format(more="") + """
+HISTORY_BODY = QUERY_FORM.format(more="""<label for="q-view">Show<select id="q-view" name="view">
+<option value="">tracks, replay and heatmap</option><option value="heatmap">the heatmap only</option></select></label>
+""") + """
 <div id="history-map" role="region" aria-label="Map of the tracks"></div>
 <div id="replay" role="group" aria-label="Replay of the tracks">
 <button type="button" id="replay-play">Play</button>

@@ -113,7 +113,7 @@ def test_the_replay_moves_both_markers_and_the_heatmap_comes_as_cells(stack, day
                                               "van altitude (m)"] and all(n > 0 for _, n in profile)
     page.screenshot(path=str(ARTIFACTS / "history.png"), full_page=True)
 
-    page.get_by_label("Heatmap").check()
+    page.get_by_label("Heatmap", exact=True).check()
     page.wait_for_function("() => window.historyView.heatLoaded > 0", timeout=30_000)
     cells, counted = page.evaluate("() => [window.historyView.heatCells, window.historyView.heatPoints]")
     assert counted == stack.query("SELECT count(*) FROM positions WHERE NOT spike")[0][0]
@@ -180,3 +180,25 @@ def test_a_viewer_sees_only_its_markers_history(stack, day):
     assert status == 200 and [t["marker_id"] for t in body["markers"]] == ["van"]
     status, body = worker.get(f"/api/heatmap?markers=van&zoom=14&{span}", token=token)
     assert status == 200 and body["points"] == len(points) and len(body["cells"]) < len(points)
+
+
+def test_a_heatmap_fitted_to_the_map_says_its_zoom_and_where_the_points_are(stack, day, browser):
+    worker, gpx, points, span = day
+    status, body = worker.get(f"/api/heatmap?markers=car,van&fit=1000x700&{span}")
+    assert status == 200 and body["points"] == 2 * len(points)
+    (south, west), (north, east) = body["bounds"]
+    lats = [p.latitude for p in points]
+    lons = [p.longitude for p in points] + [p.longitude + SHIFT for p in points]
+    assert south <= min(lats) and north >= max(lats) and west <= min(lons) and east >= max(lons)
+    assert 12 <= body["zoom"] <= 17
+    assert worker.get(f"/api/heatmap?markers=car&fit=wide&{span}")[0] == 400
+
+    page = browser.new_page(viewport={"width": 1024, "height": 800})
+    errors = watch(page)
+    stack.sign_in(page, worker, f"/history?markers=car,van&view=heatmap&{span}")
+    page.wait_for_function("() => window.historyView && window.historyView.heatReady", timeout=30_000)
+    assert page.evaluate("() => window.historyView.heatPoints") == 2 * len(points)
+    assert page.evaluate("() => window.historyView.map.getBounds().contains([%f, %f])" % (lats[0], lons[0]))
+    assert page.locator("#replay").is_hidden()
+    assert errors == []
+    page.close()

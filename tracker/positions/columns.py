@@ -13,9 +13,17 @@ from datetime import datetime
 import numpy
 import psycopg
 
-_TRACK = ("SELECT (extract(epoch FROM fix_time) * 1000)::int8, lat, lon, coalesce(speed, 'NaN'), "
-          "coalesce(altitude, 'NaN') FROM positions "
-          "WHERE marker_id = %s AND fix_time >= %s AND fix_time < %s AND NOT spike ORDER BY fix_time LIMIT %s")
+#: The track as five arrays in one row: Postgres builds them, psycopg reads each at once. The
+#: arrays are built in one pass, so their elements stay row by row; they are put in time order
+#: afterwards if the subquery's order did not carry through (an ORDER BY in each aggregate
+#: would sort five times).
+_TRACK = ("SELECT array_agg((extract(epoch FROM fix_time) * 1000)::int8), array_agg(lat), array_agg(lon), "
+          "array_agg(coalesce(speed, 'NaN')), array_agg(coalesce(altitude, 'NaN')) "
+          "FROM (SELECT fix_time, lat, lon, speed, altitude FROM positions "
+          "WHERE marker_id = %s AND fix_time >= %s AND fix_time < %s AND NOT spike ORDER BY fix_time LIMIT %s) AS track")
+#: Enough memory for a month's sort to stay in memory, and no JIT compilation (it costs more
+#: than it saves on these queries).
+_QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
 _CELLS = """
 SELECT floor(lat / %(cell)s)::int8 AS y, floor(lon / %(cell)s)::int8 AS x, count(*)::int8
@@ -30,28 +38,36 @@ async def track_columns(conn: psycopg.AsyncConnection, marker_id: str, start: da
                         limit: int) -> dict:
     """``{"t", "lat_e6", "lon_e6", "speed", "altitude", "points", "truncated"}``; unknown speeds
     and altitudes are NaN (null in JSON)."""
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(_TRACK, (marker_id, start, end, limit + 1))
-        rows = await cur.fetchall()
-    truncated = len(rows) > limit
-    table = numpy.array(rows[:limit], dtype=numpy.float64).reshape(-1, 5)
+    async with conn.transaction():
+        await conn.execute(_QUERY_SETTINGS)
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(_TRACK, (marker_id, start, end, limit + 1))
+            row = await cur.fetchone()
+    t, lat, lon, speed, altitude = (numpy.array(column or [], dtype=numpy.float64) for column in row)
+    if numpy.any(numpy.diff(t) < 0):
+        order = numpy.argsort(t, kind="stable")
+        t, lat, lon, speed, altitude = t[order], lat[order], lon[order], speed[order], altitude[order]
+    truncated = len(t) > limit
+    t, lat, lon, speed, altitude = t[:limit], lat[:limit], lon[:limit], speed[:limit], altitude[:limit]
     return {
-        "t": table[:, 0].astype(numpy.int64).tolist(),
-        "lat_e6": numpy.rint(table[:, 1] * 1e6).astype(numpy.int64).tolist(),
-        "lon_e6": numpy.rint(table[:, 2] * 1e6).astype(numpy.int64).tolist(),
-        "speed": numpy.round(table[:, 3], 2).tolist(),
-        "altitude": numpy.round(table[:, 4], 1).tolist(),
-        "points": len(table),
+        "t": t.astype(numpy.int64).tolist(),
+        "lat_e6": numpy.rint(lat * 1e6).astype(numpy.int64).tolist(),
+        "lon_e6": numpy.rint(lon * 1e6).astype(numpy.int64).tolist(),
+        "speed": numpy.round(speed, 2).tolist(),
+        "altitude": numpy.round(altitude, 1).tolist(),
+        "points": len(lat),
         "truncated": truncated,
     }
 
 
 async def heat_cells(conn: psycopg.AsyncConnection, markers: list[str], start: datetime, end: datetime,
-                     cell: float, bbox: tuple[float, float, float, float] | None) -> list[tuple[float, float, int]]:
-    """(lat, lon of the cell's centre, fixes in it) for every cell of ``cell`` degrees that has any."""
+                     cell: float, bbox: tuple[float, float, float, float] | None) -> list[tuple[int, int, int]]:
+    """(row, column, fixes in it) of every cell of ``cell`` degrees that has any: the cell
+    spans latitudes [row * cell, (row + 1) * cell) and longitudes likewise."""
     west, south, east, north = bbox or (-180.0, -90.0, 180.0, 90.0)
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(_CELLS, {"cell": cell, "markers": markers, "start": start, "end": end,
-                                   "south": south, "north": north, "west": west, "east": east})
-        rows = await cur.fetchall()
-    return [((y + 0.5) * cell, (x + 0.5) * cell, count) for y, x, count in rows]
+    async with conn.transaction():
+        await conn.execute(_QUERY_SETTINGS)
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(_CELLS, {"cell": cell, "markers": markers, "start": start, "end": end,
+                                       "south": south, "north": north, "west": west, "east": east})
+            return await cur.fetchall()

@@ -11,7 +11,6 @@
   var period = query.fill(24);
   var started = performance.now();
 
-  var canvas = L.canvas({padding: 0.2});
   var map = L.map('history-map', {preferCanvas: true}).setView([20, 0], 2);
   L.tileLayer(document.body.dataset.tiles, {maxZoom: 19, attribution: document.body.dataset.attribution}).addTo(map);
   var trackLayer = L.layerGroup().addTo(map), stopLayer = L.layerGroup().addTo(map), replayLayer = L.layerGroup().addTo(map);
@@ -32,22 +31,62 @@
   }
 
   // --- tracks -------------------------------------------------------------------------
+  /* Every track drawn on one canvas straight from the API's columns: a month of fixes
+     (100,000 points) is projected and drawn in milliseconds, where a Leaflet polyline would
+     make an object of each point first. Redrawn after each move and zoom. */
+  var TrackLines = L.Layer.extend({
+    onAdd: function (map) {
+      this._canvas = L.DomUtil.create('canvas', 'tracker-tracks leaflet-zoom-hide');
+      map.getPanes().overlayPane.appendChild(this._canvas);
+      map.on('moveend zoomend resize viewreset', this.redraw, this);
+      this.redraw();
+    },
+    onRemove: function (map) {
+      L.DomUtil.remove(this._canvas);
+      map.off('moveend zoomend resize viewreset', this.redraw, this);
+    },
+    redraw: function () {
+      var map = this._map, size = map.getSize(), canvas = this._canvas, ratio = window.devicePixelRatio || 1;
+      var origin = map.getPixelBounds().min, scale = 256 * Math.pow(2, map.getZoom()), rad = Math.PI / 180;
+      L.DomUtil.setPosition(canvas, map.containerPointToLayerPoint([0, 0]));
+      canvas.width = size.x * ratio; canvas.height = size.y * ratio;
+      canvas.style.width = size.x + 'px'; canvas.style.height = size.y + 'px';
+      var context = canvas.getContext('2d');
+      context.setTransform(ratio, 0, 0, ratio, 0, 0);
+      context.lineWidth = 3; context.lineJoin = 'round'; context.globalAlpha = 0.8;
+      view.tracks.forEach(function (track) {
+        var lat = track.lat_e6, lon = track.lon_e6, lastX = NaN, lastY = NaN;
+        context.strokeStyle = track.colour;
+        context.beginPath();
+        for (var k = 0; k < track.points; k++) {
+          var phi = Math.max(-85.0511, Math.min(85.0511, lat[k] / 1e6)) * rad;
+          var x = scale * (lon[k] / 360e6 + 0.5) - origin.x;
+          var y = scale * (0.5 - Math.log(Math.tan(Math.PI / 4 + phi / 2)) / (2 * Math.PI)) - origin.y;
+          if (k === 0) context.moveTo(x, y);
+          else if (Math.abs(x - lastX) + Math.abs(y - lastY) >= 0.5) context.lineTo(x, y);
+          else continue;
+          lastX = x; lastY = y;
+        }
+        context.stroke();
+      });
+      view.trackRedraws = (view.trackRedraws || 0) + 1;
+    }
+  });
+
   function drawTracks(answer) {
-    var bounds = L.latLngBounds([]);
+    var south = 90, north = -90, west = 180, east = -180;
     answer.markers.forEach(function (track, i) {
-      var n = track.points, latlngs = new Array(n);
-      for (var k = 0; k < n; k++) latlngs[k] = [track.lat_e6[k] / 1e6, track.lon_e6[k] / 1e6];
-      track.latlngs = latlngs;
       track.colour = colour(i);
-      if (n) {
-        var line = L.polyline(latlngs, {renderer: canvas, color: track.colour, weight: 3, opacity: 0.8});
-        line.bindTooltip(document.createTextNode(track.marker_id), {sticky: true});
-        trackLayer.addLayer(line);
-        bounds.extend(line.getBounds());
+      for (var k = 0; k < track.points; k++) {
+        var lat = track.lat_e6[k] / 1e6, lon = track.lon_e6[k] / 1e6;
+        if (lat < south) south = lat; if (lat > north) north = lat;
+        if (lon < west) west = lon; if (lon > east) east = lon;
       }
     });
     view.tracks = answer.markers;
-    if (bounds.isValid()) map.fitBounds(bounds, {padding: [20, 20], animate: false});
+    if (south <= north) map.fitBounds([[south, west], [north, east]], {padding: [20, 20], animate: false});
+    trackLayer.addLayer(new TrackLines());
+    legend(answer.markers);
     var empty = answer.markers.filter(function (track) { return !track.points; }).map(function (t) { return t.marker_id; });
     if (empty.length) admin.showError(new Error('No positions in this period for ' + empty.join(', ')));
     var cut = answer.markers.filter(function (track) { return track.truncated; }).map(function (t) { return t.marker_id; });
@@ -55,23 +94,54 @@
                                               ' points are drawn for ' + cut.join(', ') + ': choose a shorter period'));
   }
 
+  function latlng(track, k) { return [track.lat_e6[k] / 1e6, track.lon_e6[k] / 1e6]; }
+
+  function legend(tracks) {
+    var control = L.control({position: 'bottomleft'});
+    control.onAdd = function () {
+      var list = el('ul', {'class': 'tracker-legend', 'aria-label': 'Colours of the tracks'});
+      tracks.forEach(function (track) {
+        list.appendChild(el('li', null, el('span', {'class': 'swatch', style: 'background:' + track.colour}),
+                            track.marker_id + ' (' + track.points.toLocaleString() + ' points)'));
+      });
+      return list;
+    };
+    control.addTo(map);
+  }
+
   // --- heatmap: cells counted by the server for the map's zoom and view ----------------
-  var heatTimer = null;
+  var heatTimer = null, heatOnly = query.params.get('view') === 'heatmap', heatFitted = false,
+      skipMove = false;
   function loadHeat() {
     if (!map.hasLayer(heat)) return Promise.resolve();
-    var b = map.getBounds().pad(0.5);
+    var b = map.getBounds().pad(0.5), size = map.getSize();
     var bbox = [Math.max(-180, b.getWest()), Math.max(-90, b.getSouth()), Math.min(180, b.getEast()), Math.min(90, b.getNorth())];
-    return admin.api('GET', '/api/heatmap?' + query.apiQuery(period, {zoom: String(Math.min(20, map.getZoom())), bbox: bbox.map(function (v) { return v.toFixed(5); }).join(',')}))
+    var where = heatOnly && !heatFitted ? {fit: size.x + 'x' + size.y}  // the server says where the points are
+      : {zoom: String(Math.min(20, map.getZoom())), bbox: bbox.map(function (v) { return v.toFixed(5); }).join(',')};
+    return admin.api('GET', '/api/heatmap?' + query.apiQuery(period, where))
       .then(function (answer) {
         var max = answer.max || 1;
         heat.setLatLngs(answer.cells.map(function (cell) { return [cell[0], cell[1], Math.max(0.05, Math.sqrt(cell[2] / max))]; }));
         view.heatCells = answer.cells.length;
         view.heatPoints = answer.points;
         view.heatLoaded = (view.heatLoaded || 0) + 1;
+        if (heatOnly && !heatFitted) {  // to where the points are, at the zoom the cells were made for
+          heatFitted = true;
+          if (answer.bounds) {
+            skipMove = true;
+            map.setView(L.latLngBounds(answer.bounds).getCenter(), answer.zoom, {animate: false});
+          }
+        }
+        if (heatOnly && !view.heatReady) {
+          view.heatReady = true;
+          view.heatDrawnAt = performance.now();
+          document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
+        }
       });
   }
   map.on('overlayadd', function (event) { if (event.layer === heat) loadHeat().catch(admin.showError); });
   map.on('moveend', function () {
+    if (skipMove) { skipMove = false; return; }  // the view the cells on the map were made for
     window.clearTimeout(heatTimer);
     heatTimer = window.setTimeout(function () { loadHeat().catch(admin.showError); }, 250);
   });
@@ -100,7 +170,7 @@
       var k = indexAt(t, track.t), dot = replay.dots[i];
       if (!dot) return;
       if (k < 0) { replayLayer.removeLayer(dot); return; }
-      dot.setLatLng(track.latlngs[k]);
+      dot.setLatLng(latlng(track, k));
       replayLayer.addLayer(dot);
     });
   }
@@ -159,7 +229,7 @@
       var reported = track.speed[k];
       if (reported !== null) { out[k] = reported; continue; }
       var dt = k ? (track.t[k] - track.t[k - 1]) / 1000 : 0;
-      out[k] = dt > 0 ? metres(track.latlngs[k - 1], track.latlngs[k]) / dt : (k ? out[k - 1] : 0);
+      out[k] = dt > 0 ? metres(latlng(track, k - 1), latlng(track, k)) / dt : (k ? out[k - 1] : 0);
     }
     return out;
   }
@@ -270,12 +340,24 @@
     });
   }
 
+  if (heatOnly) {  // the heatmap of every fix, without the tracks themselves
+    ['replay', 'profile'].forEach(function (id) { document.getElementById(id).hidden = true; });
+    map.addLayer(heat);
+    loadHeat().catch(admin.showError);
+    statistics().then(function () { view.complete = true; }).catch(admin.showError);
+    return;
+  }
+  var timings = view.timings = {};
+  function mark(name) { timings[name] = Math.round(performance.now() - started); }
   admin.api('GET', '/api/tracks?' + query.apiQuery(period)).then(function (answer) {
+    mark('fetched');
     drawTracks(answer);
+    mark('tracks');
     setupReplay();
     drawProfile();
+    mark('chart');
     view.drawn = true;
-    view.drawSeconds = (performance.now() - started) / 1000;
+    view.drawnAt = performance.now();  // since the page was asked for
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
     return Promise.all([journeys(), statistics()]);
   }).then(function () { view.complete = true; }).catch(admin.showError);
