@@ -15,12 +15,12 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
 
+from bench import map_and_history
 from bench.report import print_table
 from tracker.testing import Stack
 
@@ -86,11 +86,7 @@ async def fill(url: str) -> None:
 
 
 def timed_get(url: str, token: str) -> float:
-    started = time.perf_counter()
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        response.read()
-    return time.perf_counter() - started
+    return map_and_history.timed_get(url, token)[0]
 
 
 def browser_figures(stack: Stack, worker) -> tuple[list[float], list[float], int]:
