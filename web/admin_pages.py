@@ -54,7 +54,7 @@ HISTORY_BODY = QUERY_FORM.format(more="""<label for="q-view">Show<select id="q-v
 <output id="replay-clock" for="replay-time">—</output>
 <label for="replay-speed">Speed</label><select id="replay-speed"><option value="10">10×</option>
 <option value="60" selected>60×</option><option value="600">600×</option><option value="3600">3600×</option></select></div>
-<figure id="profile"><canvas id="profile-chart" role="img" aria-label="Speed and altitude over time"></canvas>
+<figure id="profile"><div class="chart"><canvas id="profile-chart" role="img" aria-label="Speed and altitude over time"></canvas></div>
 <figcaption>Speed (km/h) and, where known, altitude (m) over time.</figcaption></figure>"""
 
 REPORTS_BODY = QUERY_FORM.format(more="""<label for="q-kind">Report<select id="q-kind" name="kind">

@@ -184,6 +184,12 @@ def test_every_page_fits_a_phone_screen_has_a_title_and_headings(stack, worker, 
         assert page.locator("h2").count() >= 1
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 360, name
         page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
+    for path, name in (("/history?markers=qr-phone", "history"), ("/reports?markers=qr-phone&kind=stops", "reports")):
+        page.goto(worker.url + path)
+        page.wait_for_function("() => Number(document.body.dataset.loaded || 0) > 0", timeout=10_000)
+        assert page.locator("h1").count() == 1 and page.locator("h2").count() >= 1
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 360, name
+        page.screenshot(path=str(ARTIFACTS / f"{name}-360px.png"), full_page=True)
     assert errors == []
     page.close()
 
