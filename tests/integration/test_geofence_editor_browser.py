@@ -110,6 +110,9 @@ def test_a_chosen_circle_is_moved_renamed_and_deleted(stack, worker, browser):
     page.get_by_role("button", name="Delete the geofence").click()
     page.get_by_text("No geofences yet.").wait_for()
     assert geofences(worker) == {}
+    trail = [(e["action"], e["actor"], e["via"]) for e in worker.get("/api/audit?action=geofence")[1]]
+    assert trail == [("geofence.remove", "admin", "session"), ("geofence.change", "admin", "session"),
+                     ("geofence.add", "admin", "session")]
     assert errors == []
     page.close()
 
