@@ -164,7 +164,7 @@ def test_a_webhook_gets_a_test_event_from_its_page(stack, worker, browser, recei
     page.locator("#deliveries td", has_text="delivered").wait_for(timeout=30_000)
     headers, body = got[0]
     assert orjson.loads(body)["type"] == "test" and verify(secret, body, headers[SIGNATURE_HEADER])
-    page.screenshot(path=str(ARTIFACTS / "admin-webhooks.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "webhook-test-event.png"), full_page=True)
     assert errors == []
     page.close()
 
