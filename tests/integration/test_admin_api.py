@@ -42,8 +42,8 @@ def test_an_admin_adds_a_device_whose_secret_reports_and_rotates(stack, worker):
 
     status, _, rotated = call(worker, "POST", "/api/devices/api-phone/rotate", {})
     assert status == 200 and rotated["secret"] != secret
-    time.sleep(5.5)  # the ingestion's cache of secrets
-    assert worker.request("GET", f"/ingest/osmand/{secret}?{fix}", token=None)[0] == 401
+    wait_for(lambda: worker.request("GET", f"/ingest/osmand/{secret}?{fix}", token=None)[0] == 401, 15,
+             "the old secret to stop working (the ingestion caches secrets for 5 s)")
     assert worker.request("GET", f"/ingest/osmand/{rotated['secret']}?{fix}", token=None)[0] == 200
     assert worker.request("POST", "/api/devices/api-phone/rotate", b"", token=stack.admin_token)[0] == 400
 
