@@ -46,6 +46,7 @@ clean:
 bench-map: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.map_and_history
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.live_map
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.history_view
 
 bench-viewers: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.viewers $(BENCH_ARGS)

@@ -65,6 +65,7 @@ class Settings:
     session_hours: float
     export_concurrency: int
     public_url: str
+    nominatim_url: str
     events_enabled: bool
     events_topic: str
     speed_limit: float | None
@@ -152,6 +153,7 @@ class Settings:
             session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),
             export_concurrency=_int(env, "TRACKER_EXPORT_CONCURRENCY", 2),
             public_url=_str(env, "TRACKER_PUBLIC_URL", "").rstrip("/"),
+            nominatim_url=_str(env, "TRACKER_NOMINATIM_URL", "").rstrip("/"),
             events_enabled=_choice(env, "TRACKER_EVENTS", "on", ("on", "off")) == "on",
             events_topic=_str(env, "TRACKER_EVENTS_TOPIC", "gps.events"),
             speed_limit=_float(env, "TRACKER_SPEED_LIMIT", 0.0) or None,

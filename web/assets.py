@@ -56,6 +56,13 @@ TIMEDIMENSION_CSS = Asset(
     "dist/leaflet.timedimension.control.css",
 )
 SUPERCLUSTER = Asset("supercluster", "supercluster", "9.1.0", "dist/supercluster.min.js")
+#: Drawing and editing geofences on the map (``web/geofence_editor.py``).
+GEOMAN_JS = Asset("leaflet_geoman", "@geoman-io/leaflet-geoman-free", "2.20.2", "dist/leaflet-geoman.min.js")
+GEOMAN_CSS = Asset("leaflet_geoman_css", "@geoman-io/leaflet-geoman-free", "2.20.2", "dist/leaflet-geoman.css")
+#: The history view's heatmap layer, drawn from the server's cells.
+HEAT_JS = Asset("leaflet_heat", "leaflet.heat", "0.2.0", "dist/leaflet-heat.js")
+#: The history view's and statistics' charts.
+CHART_JS = Asset("chartjs", "chart.js", "4.6.1", "dist/chart.umd.min.js")
 #: Leaflet's default marker icons, found relative to leaflet.css.
 LEAFLET_IMAGES = [
     Asset(f"leaflet_{name}", "leaflet", "1.9.4", f"dist/images/{name}")
@@ -63,7 +70,7 @@ LEAFLET_IMAGES = [
 ]
 
 ALL = [LEAFLET_JS, LEAFLET_CSS, JQUERY, JQUERY_UI, ISO8601, MOMENT, TIMEDIMENSION_JS,
-       TIMEDIMENSION_CSS, SUPERCLUSTER, *LEAFLET_IMAGES]
+       TIMEDIMENSION_CSS, SUPERCLUSTER, *LEAFLET_IMAGES, GEOMAN_JS, GEOMAN_CSS, HEAT_JS, CHART_JS]
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,15 @@
   ``speed_limit``; answers the stored Feature with its ``id``. A bad one is a 400 that says
   what is wrong (``tracker.geofences.model.parse_feature``).
 - ``GET``, ``PUT`` and ``DELETE /api/geofences/{id}``.
+
+Each change is audited (``tracker.accounts.audit``).
 """
 from __future__ import annotations
 
 import orjson
 from faust.web import View
 
+from tracker.accounts import audit
 from tracker.geofences import store as geofence_store
 from tracker.app import app
 from tracker.geofences.model import BadGeofence, parse_feature
@@ -52,10 +55,11 @@ class Geofences(View):
         return _geojson(self, {"type": "FeatureCollection", "features": [g.feature() for g in geofences]})
 
     async def post(self, request):
-        await require_admin(request)
+        access = await require_admin(request)
         geofence = await _feature(request)
-        async with request_connection(UNAVAILABLE) as conn:
+        async with request_connection(UNAVAILABLE) as conn, conn.transaction():
             (geofence_id,) = await geofence_store.add_many(conn, [geofence])
+            await audit.record(conn, access, "geofence.add", f"geofence:{geofence_id}", {"name": geofence.name})
         return _geojson(self, {**geofence.feature(), "id": geofence_id}, status=201)
 
 
@@ -71,21 +75,23 @@ class GeofenceItem(View):
         return _geojson(self, geofence.feature())
 
     async def put(self, request, geofence_id: str):
-        await require_admin(request)
+        access = await require_admin(request)
         number = _id(geofence_id)
         geofence = await _feature(request, number)
         try:
-            async with request_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn, conn.transaction():
                 await geofence_store.replace(conn, number, geofence)
+                await audit.record(conn, access, "geofence.change", f"geofence:{number}", {"name": geofence.name})
         except geofence_store.UnknownGeofence:
             raise NotFound("unknown_geofence", f"no geofence {geofence_id}") from None
         return _geojson(self, geofence.feature())
 
     async def delete(self, request, geofence_id: str):
-        await require_admin(request)
+        access = await require_admin(request)
         try:
-            async with request_connection(UNAVAILABLE) as conn:
+            async with request_connection(UNAVAILABLE) as conn, conn.transaction():
                 await geofence_store.delete(conn, _id(geofence_id))
+                await audit.record(conn, access, "geofence.remove", f"geofence:{geofence_id}")
         except geofence_store.UnknownGeofence:
             raise NotFound("unknown_geofence", f"no geofence {geofence_id}") from None
         return self.bytes(b"", status=204)

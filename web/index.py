@@ -13,6 +13,7 @@ INDEX = """<!doctype html>
 <body><h1>GPS tracker</h1>
 <ul>
 <li><a href="/map">Live map</a> of every marker</li>
+<li><a href="/admin/devices">Manage</a> devices, users, groups, tokens, webhooks, gateways and share links</li>
 <li><a href="/api/markers">/api/markers</a>: latest positions (JSON),
     <a href="/api/markers.geojson">/api/markers.geojson</a> (GeoJSON)</li>
 <li><code>/api/markers/{id}</code>: one marker; <code>/api/markers/{id}/history</code>: its track

@@ -7,6 +7,8 @@ until it expires or is revoked.
 - ``DELETE /api/shares/{id}``: revoke (an admin, or the link's maker).
 - ``GET /s/{token}``: the page; ``GET /s/{token}/markers.geojson``: its live position.
 
+Making and revoking a link are audited (``tracker.accounts.audit``).
+
 A token is 256 random bits, stored as its SHA-256. An unknown, expired or revoked link
 answers 404, the same for all three.
 """
@@ -17,7 +19,7 @@ from datetime import datetime, time, timedelta, timezone
 import orjson
 from faust.web import View
 
-from tracker.accounts import store as accounts
+from tracker.accounts import audit, store as accounts
 from tracker.app import app
 from tracker.accounts.permissions import Access
 from tracker.settings import settings
@@ -61,8 +63,9 @@ class Shares(View):
             raise unknown_marker(marker_id)
         try:
             expires_in = accounts.parse_duration(body.get("expires_in", "24h"), longest=LONGEST_SHARE)
-            async with request_connection() as conn:
+            async with request_connection() as conn, conn.transaction():
                 share_id, token, expires_at = await accounts.add_share(conn, marker_id, access.user_id, expires_in)
+                await audit.record(conn, access, "share.add", f"share:{share_id}", {"marker_id": marker_id})
         except accounts.AccountError as exc:
             raise BadRequest("bad_share", str(exc)) from None
         return _json(self, {"id": share_id, "marker_id": marker_id, "url": share_url(request, token),
@@ -88,8 +91,9 @@ class ShareItem(View):
         if not share_id.isdigit():
             raise NotFound("unknown_share", "no such share")
         try:
-            async with request_connection() as conn:
+            async with request_connection() as conn, conn.transaction():
                 await accounts.revoke_share(conn, int(share_id), access)
+                await audit.record(conn, access, "share.revoke", f"share:{share_id}")
         except accounts.AccountError:
             raise NotFound("unknown_share", f"no active share {share_id} of yours") from None
         return self.bytes(b"", status=204)

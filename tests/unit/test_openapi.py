@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 
 import web.events, web.geofences, web.health, web.history, web.index, web.ingest, web.journeys, web.live, web.login, web.map, web.markers, web.metrics, web.shares, web.static_files, web.webhooks  # noqa: F401,E401
+import web.admin_pages, web.audit, web.devices, web.gateways, web.groups, web.history_page, web.imports, web.reports, web.stats, web.tokens, web.tracks, web.users, web.webhook_test  # noqa: F401,E401
 from tracker.app import app
 
 DOC = yaml.safe_load((Path(__file__).parents[2] / "web" / "openapi.yaml").read_text())

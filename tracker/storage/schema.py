@@ -1,7 +1,7 @@
 """The Postgres schema, assembled from the tables each feature's store declares.
 
 Each store module owns the DDL of its tables (its ``SCHEMA``): ``positions`` in
-``tracker.positions.store``, devices, gateways and accounts in ``tracker.accounts``,
+``tracker.positions.store``, devices, gateways, accounts and the audit trail in ``tracker.accounts``,
 geofences, events, journeys and webhooks in their packages. ``create_schema`` runs them
 in an order that satisfies their references, under a lock, so that several workers and
 commands starting at once create it once. The history tables are partitioned by month
@@ -20,16 +20,17 @@ SCHEMA_LOCK_ID = 0x67707374
 
 def schema() -> str:
     """The DDL of every table, in the order it is run."""
-    from tracker.accounts import devices, gateways
+    from tracker.accounts import audit, devices, gateways
     from tracker.accounts import store as accounts
     from tracker.events import store as events
     from tracker.geofences import store as geofences
     from tracker.journeys import store as journeys
     from tracker.positions import store as positions
+    from tracker.tracks import uploads
     from tracker.webhooks import store as webhooks
 
     return "".join(module.SCHEMA for module in (positions, devices, gateways, accounts, geofences, events,
-                                                journeys, webhooks))
+                                                journeys, webhooks, audit, uploads))
 
 
 async def create_schema(conn: psycopg.AsyncConnection) -> None:
