@@ -58,8 +58,10 @@ def test_geojson_is_a_feature_collection_with_stale_flags(workers):
         assert feature["geometry"]["type"] == "Point"
         lon, lat = feature["geometry"]["coordinates"]
         assert (lat, lon) == (feature["properties"]["lat"], feature["properties"]["lon"])
-        # The dataset's fixes are about three hours old: older than the 300 s default.
-        assert all(f["properties"]["stale"] for f in body["features"])
+        # The dataset's fixes are about three hours old, but they were received just now: a
+        # marker is stale after TRACKER_STALE_AFTER without a report, whatever its fix's age.
+        assert all(f["properties"]["age_seconds"] > 3600 for f in body["features"])
+        assert not any(f["properties"]["stale"] for f in body["features"])
 
 
 def test_bbox_and_since_filter_on_every_worker(workers):
@@ -162,8 +164,20 @@ def test_every_documented_get_endpoint_answers(workers):
         {"url": "http://127.0.0.1:9/hook", "types": ["geofence_enter"]}).encode(),
         headers={"Content-Type": "application/json"})
     assert status == 201
+    made = {}
+    for path, body, key in (("/api/devices", {"device_id": "doc-phone"}, "device_id"),
+                            ("/api/users", {"name": "doc-user", "role": "viewer"}, "id"),
+                            ("/api/groups", {"name": "doc-group"}, "id"),
+                            ("/api/imports", {"marker_id": DATA.marker_ids[0], "filename": "doc.gpx"}, "id")):
+        status, _, answer = workers[0].request("POST", path, json.dumps(body).encode(),
+                                               headers={"Content-Type": "application/json"})
+        assert status == 201, (path, answer)
+        made[path] = str(answer[key])
     samples = {"{marker_id}": DATA.marker_ids[0], "{path}": "vendor/leaflet/dist/leaflet.js",
-               "{geofence_id}": str(geofence["id"]), "{webhook_id}": str(webhook["id"])}
+               "{geofence_id}": str(geofence["id"]), "{webhook_id}": str(webhook["id"]),
+               "{device_id}": made["/api/devices"], "{user_id}": made["/api/users"],
+               "{group_id}": made["/api/groups"], "{import_id}": made["/api/imports"],
+               "{page}": "devices", "{kind}": "trips"}
     for path in doc["paths"]:
         if path.startswith("/ingest"):
             continue  # needs a device and a position: tests/integration/test_phones.py
