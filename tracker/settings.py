@@ -2,6 +2,7 @@
 (tests/unit/test_settings_doc.py checks it)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Mapping
@@ -38,6 +39,25 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``10.0.0.0/8, ::1`` -> the networks; ValueError names a bad one."""
+    networks = []
+    for part in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a network (such as 10.0.0.0/8 or ::1)") from None
+    return tuple(networks)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple:
+    """A list of networks; empty when unset."""
+    try:
+        return parse_networks(env.get(name) or "")
+    except ValueError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     app_id: str
@@ -62,6 +82,10 @@ class Settings:
     metrics_token: str
     session_hours: float
     export_concurrency: int
+    export_per_user: int
+    write_timeout: float
+    max_connections_per_address: int
+    trusted_proxies: tuple
     public_url: str
     events_enabled: bool
     events_topic: str
@@ -72,6 +96,7 @@ class Settings:
     webhook_max_attempts: int
     webhook_retry_seconds: float
     webhook_timeout: float
+    webhook_allow_private: tuple
     journeys_enabled: bool
     journeys_topic: str
     motion_speed: float
@@ -141,6 +166,10 @@ class Settings:
             metrics_token=_str(env, "TRACKER_METRICS_TOKEN", ""),
             session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),
             export_concurrency=_int(env, "TRACKER_EXPORT_CONCURRENCY", 2),
+            export_per_user=_int(env, "TRACKER_EXPORT_PER_USER", 1),
+            write_timeout=_float(env, "TRACKER_WRITE_TIMEOUT", 30.0),
+            max_connections_per_address=_int(env, "TRACKER_MAX_CONNECTIONS_PER_ADDRESS", 128),
+            trusted_proxies=_networks(env, "TRACKER_TRUSTED_PROXIES"),
             public_url=_str(env, "TRACKER_PUBLIC_URL", "").rstrip("/"),
             events_enabled=_choice(env, "TRACKER_EVENTS", "on", ("on", "off")) == "on",
             events_topic=_str(env, "TRACKER_EVENTS_TOPIC", "gps.events"),
@@ -151,6 +180,7 @@ class Settings:
             webhook_max_attempts=_int(env, "TRACKER_WEBHOOK_MAX_ATTEMPTS", 8),
             webhook_retry_seconds=_float(env, "TRACKER_WEBHOOK_RETRY_SECONDS", 1.0),
             webhook_timeout=_float(env, "TRACKER_WEBHOOK_TIMEOUT", 5.0),
+            webhook_allow_private=_networks(env, "TRACKER_WEBHOOK_ALLOW_PRIVATE"),
             journeys_enabled=_choice(env, "TRACKER_JOURNEYS", "on", ("on", "off")) == "on",
             journeys_topic=_str(env, "TRACKER_JOURNEYS_TOPIC", "gps.journeys"),
             motion_speed=_float(env, "TRACKER_MOTION_SPEED", 1.5),
