@@ -11,6 +11,7 @@ import os
 import sys
 
 import faust
+from faust.web import drivers as web_drivers
 
 from tracker.settings import settings
 
@@ -28,6 +29,11 @@ try:  # checks, at import, that faust-streaming and aiokafka are the releases it
 except RuntimeError as exc:  # faust_internals.IncompatibleInternals
     sys.stderr.write(f"tracker: {exc}\n")
     sys.exit(EXIT_CONFIG)
+
+#: The web driver of the app's ``web`` setting: Faust's aiohttp driver behind the listener's
+#: guards (timeouts, connections per address: ``web.guard``).
+web_drivers.DRIVERS.aliases["tracker"] = "web.guard:GuardedWeb"
+
 
 class TrackerApp(faust.App):
     def on_webserver_init(self, web) -> None:
@@ -47,6 +53,7 @@ app = TrackerApp(
     autodiscover=["agents", "tables", "web"],
     origin="tracker",
     web_enabled=True,
+    web="tracker://",
     # Faust's own views (/router/, /table/..., /stats/, /graph/) would show any table row
     # and the cluster's layout to anyone: off. The tracker's views check who is asking.
     web_router_enabled=False,
