@@ -79,6 +79,7 @@ class Settings:
     ingest_auth: bool
     ingest_max_bytes: int
     cluster_secret: str
+    cluster_secret_previous: str
     metrics_token: str
     session_hours: float
     export_concurrency: int
@@ -163,6 +164,7 @@ class Settings:
             ingest_auth=_choice(env, "TRACKER_INGEST_AUTH", "on", ("on", "off")) == "on",
             ingest_max_bytes=_int(env, "TRACKER_INGEST_MAX_BYTES", 65536),
             cluster_secret=_str(env, "TRACKER_CLUSTER_SECRET", ""),
+            cluster_secret_previous=_str(env, "TRACKER_CLUSTER_SECRET_PREVIOUS", ""),
             metrics_token=_str(env, "TRACKER_METRICS_TOKEN", ""),
             session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),
             export_concurrency=_int(env, "TRACKER_EXPORT_CONCURRENCY", 2),

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import orjson
 
 from tracker.positions.model import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, parse_time
-from web.errors import BadRequest
+from web.errors import BadRequest, UnsupportedMediaType
 
 
 class BadParameter(BadRequest):
@@ -67,7 +67,14 @@ def marker_id_param(marker_id: str) -> str:
 
 async def json_object(request: Any, max_bytes: int, shape: str) -> dict:
     """The request's body, a JSON object of at most ``max_bytes``; ``shape`` shows what is
-    expected, for the 400 that refuses anything else."""
+    expected, for the 400 that refuses anything else. Only ``Content-Type: application/json``
+    (or ``…+json``) is read: another site's page can send a form or text anywhere without
+    asking, but not JSON, so a body of another type is refused (415)."""
+    content_type = request.content_type.lower()
+    if content_type != "application/json" and not (content_type.startswith("application/")
+                                                   and content_type.endswith("+json")):
+        raise UnsupportedMediaType("not_json", f"send the body as Content-Type: application/json, not "
+                                               f"{content_type[:60] or 'no type'}")
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadRequest("too_large", f"the body is larger than {max_bytes} bytes")
     raw = await request.content.read(max_bytes + 1)

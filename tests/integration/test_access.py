@@ -133,11 +133,12 @@ def test_basic_auth_and_session_login(cluster):
     assert "Secure" not in cookie  # plain http here; behind TLS (X-Forwarded-Proto: https) it is Secure
     session = {"Cookie": cookie.split(";", 1)[0]}
     share = orjson.dumps({"marker_id": "acc-car-1"})
+    json = {"Content-Type": "application/json"}
     status, _, body = worker.request("POST", "/api/shares", share, token=None,
-                                     headers={**session, "Origin": "http://evil.example"})
+                                     headers={**session, **json, "Origin": "http://evil.example"})
     assert status == 403 and body["error"] == "cross_origin"  # a page of another site cannot act
     status, _, _ = worker.request("POST", "/api/shares", share, token=None,
-                                  headers={**session, "Origin": worker.url})
+                                  headers={**session, **json, "Origin": worker.url})
     assert status == 201
     for other in workers:  # a session works on every worker
         status, body = other.get("/api/markers", token=None, headers=session)

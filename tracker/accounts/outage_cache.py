@@ -78,6 +78,11 @@ class OutageCache:
         self.entries[key] = (now, answer)
         return answer
 
+    def fresh(self, key: Hashable) -> Any:
+        """The answer cached for ``key`` if it is fresh, else None."""
+        hit = self.entries.get(key)
+        return hit[1] if hit is not None and self.clock() - hit[0] < self.ttl else None
+
     def forget(self, key: Hashable) -> None:
         self.entries.pop(key, None)
 
