@@ -110,6 +110,8 @@ class Settings:
     topic_retention_hours: float
     live_interval: float
     live_client_buffer: int
+    live_max_viewers: int
+    live_max_per_account: int
     traccar_topic: str | None
     mqtt_url: str
     mqtt_password: str | None
@@ -195,6 +197,8 @@ class Settings:
             topic_retention_hours=_float(env, "TRACKER_TOPIC_RETENTION_HOURS", 168.0),
             live_interval=_float(env, "TRACKER_LIVE_INTERVAL", 1.0),
             live_client_buffer=_int(env, "TRACKER_LIVE_CLIENT_BUFFER", 4 * 1024 * 1024),
+            live_max_viewers=_int(env, "TRACKER_LIVE_MAX_VIEWERS", 1000),
+            live_max_per_account=_int(env, "TRACKER_LIVE_MAX_PER_ACCOUNT", 10),
             traccar_topic=env.get("TRACKER_TRACCAR_TOPIC") or None,
             mqtt_url=_str(env, "TRACKER_MQTT_URL", "mqtt://tracker-bridge@127.0.0.1:1883"),
             mqtt_password=env.get("TRACKER_MQTT_PASSWORD") or None,

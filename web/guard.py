@@ -129,6 +129,8 @@ class GuardedConnection(asyncio.Protocol):
         self.awaiting_since: float | None = None
         self.request = None
         self.last_data = time.monotonic()
+        #: Called once when the connection is lost (a stream's view ends at once).
+        self.on_lost: list = []
 
     # --- asyncio's protocol ----------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -159,6 +161,9 @@ class GuardedConnection(asyncio.Protocol):
             return
         self.connections.release(self)
         self.inner.connection_lost(exc)
+        for callback in self.on_lost:
+            callback()
+        self.on_lost.clear()
 
     def pause_writing(self) -> None:
         if self.admitted:
@@ -186,6 +191,20 @@ class GuardedConnection(asyncio.Protocol):
         elif not self.request.content.is_eof() and now - self.last_data > self.connections.body_seconds:
             self.connections.timed_out += 1
             self.transport.close()
+
+
+#: The listener's ``Connections``, kept in the aiohttp application.
+CONNECTIONS = aioweb.AppKey("tracker_connections", Connections)
+
+
+def on_connection_lost(request, callback) -> None:
+    """Call ``callback()`` once ``request``'s connection is lost (at once if it is already)."""
+    connections = request.app.get(CONNECTIONS)
+    connection = connections.of(request) if connections is not None else None
+    if connection is None or request.transport is None or request.transport.is_closing():
+        callback()
+    else:
+        connection.on_lost.append(callback)
 
 
 def guard_middleware(connections: Connections):
@@ -228,6 +247,7 @@ class GuardedWeb(aiohttp_driver.Web):
         super().__init__(app, **kwargs)
         self.connections = Connections(settings.max_connections_per_address, settings.trusted_proxies)
         self.web_app.middlewares.append(guard_middleware(self.connections))
+        self.web_app[CONNECTIONS] = self.connections
         self.guarded_runner: aioweb.AppRunner | None = None
 
     async def start_server(self) -> None:
