@@ -112,6 +112,9 @@ class Settings:
     live_client_buffer: int
     live_max_viewers: int
     live_max_per_account: int
+    geofence_max_vertices: int
+    geofences_max: int
+    geofences_max_vertices: int
     traccar_topic: str | None
     mqtt_url: str
     mqtt_password: str | None
@@ -199,6 +202,9 @@ class Settings:
             live_client_buffer=_int(env, "TRACKER_LIVE_CLIENT_BUFFER", 4 * 1024 * 1024),
             live_max_viewers=_int(env, "TRACKER_LIVE_MAX_VIEWERS", 1000),
             live_max_per_account=_int(env, "TRACKER_LIVE_MAX_PER_ACCOUNT", 10),
+            geofence_max_vertices=_int(env, "TRACKER_GEOFENCE_MAX_VERTICES", 10_000),
+            geofences_max=_int(env, "TRACKER_GEOFENCES_MAX", 250),
+            geofences_max_vertices=_int(env, "TRACKER_GEOFENCES_MAX_VERTICES", 100_000),
             traccar_topic=env.get("TRACKER_TRACCAR_TOPIC") or None,
             mqtt_url=_str(env, "TRACKER_MQTT_URL", "mqtt://tracker-bridge@127.0.0.1:1883"),
             mqtt_password=env.get("TRACKER_MQTT_PASSWORD") or None,
