@@ -37,10 +37,12 @@ web_drivers.DRIVERS.aliases["tracker"] = "web.guard:GuardedWeb"
 
 class TrackerApp(faust.App):
     def on_webserver_init(self, web) -> None:
+        from web.errors import out_of_range
         from web.headers import add_security_headers
 
         super().on_webserver_init(web)
         web.web_app.on_response_prepare.append(add_security_headers)
+        web.web_app.middlewares.append(out_of_range)
 
 
 app = TrackerApp(

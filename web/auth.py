@@ -41,7 +41,8 @@ from tracker.accounts.outage_cache import OutageCache
 from tracker.accounts.permissions import Access
 from tracker.resources import database
 from tracker.settings import settings
-from web.errors import ApiError, Forbidden, TooManyRequests, Unauthorized, Unavailable
+from web import params
+from web.errors import ApiError, Forbidden, TooManyRequests, Unauthorized, Unavailable, unknown_marker
 from web.guard import client_address
 
 SESSION_COOKIE = "tracker_session"
@@ -172,6 +173,16 @@ def require_same_origin(request) -> None:
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
         raise Forbidden("cross_origin", "this change was asked from another site's page")
+
+
+def visible_marker(access: Access, marker_id: str) -> str:
+    """``marker_id``, checked (400 if malformed) and visible to ``access`` (else the same 404
+    as a marker that never reported, ``unknown_marker``): every route that takes a marker id
+    starts with it."""
+    params.marker_id_param(marker_id)
+    if not access.permits(marker_id):
+        raise unknown_marker(marker_id)
+    return marker_id
 
 
 async def require_admin(request) -> Access:

@@ -23,8 +23,8 @@ from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings
 from web import params
-from web.auth import require
-from web.errors import NotFound, TooManyRequests, Unavailable
+from web.auth import require, visible_marker
+from web.errors import TooManyRequests, Unavailable, unknown_marker
 from web.guard import write
 from web.exports import CHRONOLOGICAL, CONTENT_TYPES, RENDERERS
 
@@ -55,10 +55,6 @@ class TrackQuery:
         self.descending = params.choice_param(query, "order", "asc", ("asc", "desc")) == "desc"
 
 
-def unknown_history(marker_id: str) -> NotFound:
-    return NotFound("unknown_marker", f"no history for marker {marker_id!r}")
-
-
 def _unavailable() -> Unavailable:
     return Unavailable("history_unavailable", "the history database cannot be reached; retry")
 
@@ -70,7 +66,7 @@ async def load_track(marker_id: str, query: TrackQuery) -> list[dict]:
         async with database.connection() as conn:
             points = await read_track(conn, marker_id, query.start, query.end, query.limit, query.descending)
             if not points and not await has_marker(conn, marker_id):
-                raise unknown_history(marker_id)
+                raise unknown_marker(marker_id)
             return points
     except DATABASE_ERRORS:
         raise _unavailable() from None
@@ -88,9 +84,7 @@ def next_page_url(request, query: TrackQuery, boundary: datetime) -> str:
 @app.page("/api/markers/{marker_id}/history")
 async def marker_history(web, request, marker_id: str):
     access = await require(request)
-    params.marker_id_param(marker_id)
-    if not access.permits(marker_id):
-        raise unknown_history(marker_id)
+    visible_marker(access, marker_id)
     query = TrackQuery(request.query)
     fmt = params.choice_param(request.query, "format", "json", tuple(RENDERERS))
     if fmt in CHRONOLOGICAL:
@@ -123,7 +117,7 @@ async def _stream(request, marker_id: str, query: TrackQuery, fmt: str) -> aiowe
             try:
                 chunk = await anext(chunks, None)
                 if chunk is None and not await has_marker(conn, marker_id):
-                    raise unknown_history(marker_id)
+                    raise unknown_marker(marker_id)
                 next_url = None if boundary is None else next_page_url(request, query, boundary)
                 response = _response(marker_id, fmt, next_url)
                 await response.prepare(request)

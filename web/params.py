@@ -1,7 +1,7 @@
 """Query parameters and JSON bodies, parsed strictly: a bad one is a 400 that says why."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import orjson
@@ -16,14 +16,21 @@ class BadParameter(BadRequest):
         self.name = name
 
 
+#: The latest time a query may name: a day's arithmetic past it would leave the calendar.
+LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+
 def time_param(query: Any, name: str, default: datetime | None) -> datetime | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return parse_time(raw, max_future=None)
+        moment = parse_time(raw, max_future=None)
     except InvalidPosition as exc:
         raise BadParameter(name, f"{exc.message}; use ISO 8601 or epoch seconds") from None
+    if moment > LATEST:
+        raise BadParameter(name, "must be before 9999-12-30")
+    return moment
 
 
 def int_param(query: Any, name: str, default: int, low: int, high: int) -> int:

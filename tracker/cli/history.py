@@ -11,15 +11,21 @@ import re
 from datetime import datetime, timedelta, timezone
 
 _AGE = re.compile(r"([0-9]{1,6})([dh])")
+#: The oldest age: older than any history the tracker can hold.
+MAX_AGE = timedelta(days=100 * 366)
 
 
 def parse_age(text: str) -> timedelta:
-    """``90d`` (days) or ``36h`` (hours), at least one; ValueError otherwise."""
+    """``90d`` (days) or ``36h`` (hours), at least one, at most 100 years; ValueError otherwise."""
     match = _AGE.fullmatch(text.strip())
     if not match or int(match[1]) < 1:
-        raise ValueError(f"{text!r} is not an age such as 90d or 36h (a whole number of days or hours, at least 1)")
+        raise ValueError(f"{text[:40]!r} is not an age such as 90d or 36h (a whole number of days or hours, "
+                         "at least 1)")
     count = int(match[1])
-    return timedelta(days=count) if match[2] == "d" else timedelta(hours=count)
+    age = timedelta(days=count) if match[2] == "d" else timedelta(hours=count)
+    if age > MAX_AGE:
+        raise ValueError(f"{text[:40]!r} is more than 100 years")
+    return age
 
 
 async def prune(args: argparse.Namespace) -> int:
