@@ -1,13 +1,15 @@
 # make install: .venv with the project and its test extra
 # make services: start the local Kafka broker and Postgres server (scripts/services)
 # make test: install if needed, start the services, run the whole suite
+# make bench-security: a password-guessing flood, live viewers that stall, geofences at their caps
+#           (each at its defaults: python -m bench.guessing|live_feed|geofences --help)
 # make run: local demo: services, two workers and the simulator (Ctrl-C stops it); installs
 #           the Debian packages it needs first (scripts/system-packages)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz
+.PHONY: install services test unit clean run system-packages bench bench-map bench-ingest bench-viewers bench-security chaos fuzz
 
 install: $(VENV)/.installed
 
@@ -43,6 +45,11 @@ bench-map: install services
 
 bench-viewers: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.viewers $(BENCH_ARGS)
+
+bench-security: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.guessing
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.live_feed
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.geofences
 
 bench-ingest: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.ingest_osmand

@@ -41,8 +41,11 @@ class TrackerApp(faust.App):
         from web.headers import add_security_headers
 
         super().on_webserver_init(web)
-        web.web_app.on_response_prepare.append(add_security_headers)
-        web.web_app.middlewares.append(out_of_range)
+        # Faust may set the server up more than once: each hook once.
+        if add_security_headers not in web.web_app.on_response_prepare:
+            web.web_app.on_response_prepare.append(add_security_headers)
+        if out_of_range not in web.web_app.middlewares:
+            web.web_app.middlewares.append(out_of_range)
 
 
 app = TrackerApp(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import math
 from typing import Awaitable, Callable
@@ -120,15 +121,24 @@ async def password_access(request, user: str, password: str, via: str) -> Access
         seconds = str(max(1, math.ceil(wait)))
         raise TooManyAttempts("too_many_attempts", f"too many failed sign-ins; retry in {seconds} s",
                               headers={"Retry-After": seconds})
+    # A place in the KDF's queue first, for the lookup too: a flood beyond it costs neither a
+    # query nor scrypt. A password this worker found right before needs no place (nor scrypt,
+    # if the stored hash is the same), so a flood does not hold up those who signed in. The
+    # user's row is cached as any answer (a flood on one account costs one query per
+    # FRESH_SECONDS), and no connection is held while scrypt runs.
     try:
-        access = await _cached(key, lambda conn: accounts.check_password(conn, user, password, via))
+        with contextlib.nullcontext() if accounts.remembered(user, password) else guessing.kdf.place():
+            row = await _cached(_key("password-row", user), lambda conn: accounts.password_row(conn, user))
+            matches = await accounts.password_matches(user, password, row)
     except guessing.KdfBusy:
         raise TooManyAttempts("busy", "too many sign-ins at once; retry in a moment",
                               headers={"Retry-After": "1"}) from None
-    if access is None:
+    if not matches:
         guessing.throttle.failed(user, address)
-    else:
-        guessing.throttle.succeeded(user, address)
+        return None
+    guessing.throttle.succeeded(user, address)
+    access = await _cached(_key("user", str(row[0]), via), lambda conn: accounts.access_for(conn, row[0], via))
+    _cache.put(key, access)
     return access
 
 

@@ -135,7 +135,7 @@ async def _stream(request, marker_id: str, query: TrackQuery, fmt: str) -> aiowe
         if response is not None:  # mid-stream: the client sees a cut transfer, never a short track
             raise ConnectionAbortedError("the history database failed while streaming") from None
         raise _unavailable() from None
-    except ConnectionResetError:  # the client went away, or stopped reading and was cut off
+    except ConnectionError:  # the client went away, or stopped reading and was cut off
         return response
     await response.write_eof()
     return response

@@ -122,7 +122,7 @@ async def live(web, request):
                 if message is None:
                     continue
             await _send(request, response, message or PING, gzipped)
-    except (ConnectionResetError, asyncio.CancelledError):
+    except (ConnectionError, asyncio.CancelledError):  # the client left, or was dropped
         pass
     finally:
         hub.unsubscribe(viewer)

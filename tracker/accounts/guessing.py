@@ -17,6 +17,7 @@ to it (no nginx in front) neither finds passwords quickly nor slows anyone else 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from typing import Callable, TypeVar
@@ -101,16 +102,29 @@ class KdfSlots:
         self._semaphore = asyncio.Semaphore(slots)
         self.queued = 0  # checks running or waiting
 
-    async def run(self, function: Callable[[], T]) -> T:
-        """``function()`` in a thread when a slot is free; ``KdfBusy`` when too many wait."""
-        if self.queued >= self.slots + self.waiting:
+    def full(self) -> bool:
+        return self.queued >= self.slots + self.waiting
+
+    @contextlib.contextmanager
+    def place(self):
+        """A place among the checks running or waiting, for the whole of one check (its
+        lookup included); ``KdfBusy`` when there is none."""
+        if self.full():
             raise KdfBusy(f"{self.queued} password checks are running or waiting")
         self.queued += 1
         try:
-            async with self._semaphore:
-                return await asyncio.to_thread(function)
+            yield
         finally:
             self.queued -= 1
+
+    async def compute(self, function: Callable[[], T]) -> T:
+        """``function()`` in a thread when a slot is free."""
+        async with self._semaphore:
+            return await asyncio.to_thread(function)
+
+    async def run(self, function: Callable[[], T]) -> T:
+        with self.place():
+            return await self.compute(function)
 
 
 throttle = Throttle()

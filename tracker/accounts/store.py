@@ -186,29 +186,37 @@ async def count_admins(conn: psycopg.AsyncConnection) -> int:
     return (await cur.fetchone())[0]
 
 
-async def check_password(conn: psycopg.AsyncConnection, name: str, password: str, via: str) -> Access | None:
-    """The user's access if ``password`` is theirs, else None (unknown users cost the same time).
-
-    scrypt runs in a thread, a few checks at a time (``tracker.accounts.guessing.kdf``: beyond
-    its queue, ``KdfBusy``). A password already found to match the hash still stored is not
-    checked again (a client that sends HTTP Basic with every request, a live feed checking
-    its access), so only a new guess costs scrypt."""
-    cur = await conn.execute("SELECT user_id, role, password_hash FROM users WHERE name = %s", (name,))
+async def password_row(conn: psycopg.AsyncConnection, name: str) -> tuple[int, str] | None:
+    """(user id, stored password hash) of the user ``name``, or None."""
+    cur = await conn.execute("SELECT user_id, password_hash FROM users WHERE name = %s", (name,))
     row = await cur.fetchone()
-    stored = _dummy_hash() if row is None else row[2]
+    return None if row is None else (row[0], row[1])
+
+
+async def password_matches(name: str, password: str, row: tuple[int, str] | None) -> bool:
+    """Whether ``password`` is that of the user whose ``password_row`` is ``row`` (an unknown
+    user, None, costs the same time). No database connection is held meanwhile.
+
+    scrypt runs in a thread, a few checks at a time (``tracker.accounts.guessing.kdf``; the
+    caller holds a place in its queue). A password already found to match the hash still
+    stored is not checked again (a client that sends HTTP Basic with every request, a live
+    feed checking its access), so only a new guess costs scrypt."""
+    stored = _dummy_hash() if row is None else row[1]
     remembered = _verified.get(_verified_key(name, password))
     if row is not None and remembered is not None and hmac.compare_digest(remembered, stored):
-        matches = True
-    else:
-        matches = await guessing.kdf.run(lambda: verify_password(password, stored))
-        if matches and row is not None:
-            _verified.put(_verified_key(name, password), stored)
-    if row is None or not matches:
-        return None
-    return await access_for(conn, row[0], via)
+        return True
+    matches = await guessing.kdf.compute(lambda: verify_password(password, stored))
+    if matches and row is not None:
+        _verified.put(_verified_key(name, password), stored)
+    return matches and row is not None
 
 
-#: sha256(name, password) -> the stored hash it was found to match (``check_password``).
+def remembered(name: str, password: str) -> bool:
+    """Whether ``password`` was found to be ``name``'s before (by this process)."""
+    return _verified_key(name, password) in _verified
+
+
+#: sha256(name, password) -> the stored hash it was found to match (``password_matches``).
 _verified = guessing.Bounded(10_000)
 
 
