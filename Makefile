@@ -3,13 +3,15 @@
 # make test: install if needed, start the services, run the whole suite
 # make test-deploy: boot docker-compose.yml from a clean copy and use it (tests/deploy; needs
 #           Docker: scripts/images engine starts the daemon as root)
+# make bench-security: a password-guessing flood, live viewers that stall, geofences at their caps
+#           (each at its defaults: python -m bench.guessing|live_feed|geofences --help)
 # make run: local demo: services, two workers and the simulator (Ctrl-C stops it); installs
 #           the Debian packages it needs first (scripts/system-packages)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test test-deploy unit clean run system-packages bench bench-map bench-ingest bench-viewers chaos fuzz soak
+.PHONY: install services test test-deploy unit clean run system-packages bench bench-map bench-ingest bench-viewers bench-security chaos fuzz soak
 
 install: $(VENV)/.installed
 
@@ -50,6 +52,11 @@ bench-map: install services
 
 bench-viewers: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.viewers $(BENCH_ARGS)
+
+bench-security: install services
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.guessing
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.live_feed
+	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.geofences
 
 bench-ingest: install services
 	eval "$$(scripts/services env)" && PYTHONPATH=. $(BIN)/python -m bench.ingest_osmand

@@ -146,7 +146,7 @@ class Notifier(GroupConsumer):
         for webhook_id, webhook in webhooks.items():
             if webhook_id not in self.endpoints:
                 self.endpoints[webhook_id] = Endpoint(webhook, settings.webhook_timeout, self._prepare,
-                                                      self._report).start()
+                                                      self._report, allowed=settings.webhook_allow_private).start()
         self.webhooks = webhooks
 
     async def _reload_forever(self) -> None:
@@ -252,7 +252,7 @@ class Notifier(GroupConsumer):
             status, delay = "pending", retry_delay(number, settings.webhook_retry_seconds)
         WEBHOOK_ATTEMPTS.labels("retry" if status == "pending" else status).inc()
         self._outcomes.append(Outcome(delivery.webhook_id, delivery.event_id, status, attempt.status, attempt.error,
-                                      delay, datetime.now(timezone.utc)))
+                                      delay, datetime.now(timezone.utc), attempt.seconds))
         self._wake_writer.set()
 
     async def _dead_letter(self, webhook: Webhook, delivery: Delivery, attempts: int, attempt: Attempt) -> bool:

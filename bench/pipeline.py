@@ -496,7 +496,8 @@ def add_webhook(stack: Stack, url: str, types: list[str]) -> None:
     async def add() -> None:
         async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
             await create_schema(conn)
-            await webhook_store.add(conn, parse_webhook({"url": url, "types": types}), None)
+            await webhook_store.add(conn, parse_webhook({"url": url, "types": types},
+                                                        stack.settings.webhook_allow_private), None)
 
     run_sync(add())
 

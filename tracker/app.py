@@ -13,6 +13,7 @@ import os
 import sys
 
 import faust
+from faust.web import drivers as web_drivers
 
 from tracker.settings import settings
 
@@ -31,12 +32,22 @@ except RuntimeError as exc:  # faust_internals.IncompatibleInternals
     sys.stderr.write(f"tracker: {exc}\n")
     sys.exit(EXIT_CONFIG)
 
+#: The web driver of the app's ``web`` setting: Faust's aiohttp driver behind the listener's
+#: guards (timeouts, connections per address: ``web.guard``).
+web_drivers.DRIVERS.aliases["tracker"] = "web.guard:GuardedWeb"
+
+
 class TrackerApp(faust.App):
     def on_webserver_init(self, web) -> None:
+        from web.errors import out_of_range
         from web.headers import add_security_headers
 
         super().on_webserver_init(web)
-        web.web_app.on_response_prepare.append(add_security_headers)
+        # Faust may set the server up more than once: each hook once.
+        if add_security_headers not in web.web_app.on_response_prepare:
+            web.web_app.on_response_prepare.append(add_security_headers)
+        if out_of_range not in web.web_app.middlewares:
+            web.web_app.middlewares.append(out_of_range)
 
 
 app = TrackerApp(
@@ -50,6 +61,7 @@ app = TrackerApp(
     autodiscover=["agents", "tables", "web"] if settings.runs_stages else ["tables", "web"],
     origin="tracker",
     web_enabled=True,
+    web="tracker://",
     # Faust's own views (/router/, /table/..., /stats/, /graph/) would show any table row
     # and the cluster's layout to anyone: off. The tracker's views check who is asking.
     web_router_enabled=False,

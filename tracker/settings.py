@@ -2,6 +2,7 @@
 (tests/unit/test_settings_doc.py checks it)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Mapping
@@ -38,6 +39,25 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``10.0.0.0/8, ::1`` -> the networks; ValueError names a bad one."""
+    networks = []
+    for part in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a network (such as 10.0.0.0/8 or ::1)") from None
+    return tuple(networks)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple:
+    """A list of networks; empty when unset."""
+    try:
+        return parse_networks(env.get(name) or "")
+    except ValueError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     app_id: str
@@ -61,9 +81,14 @@ class Settings:
     ingest_batch_max_bytes: int
     role: str
     cluster_secret: str
+    cluster_secret_previous: str
     metrics_token: str
     session_hours: float
     export_concurrency: int
+    export_per_user: int
+    write_timeout: float
+    max_connections_per_address: int
+    trusted_proxies: tuple
     public_url: str
     nominatim_url: str
     events_enabled: bool
@@ -75,6 +100,7 @@ class Settings:
     webhook_max_attempts: int
     webhook_retry_seconds: float
     webhook_timeout: float
+    webhook_allow_private: tuple
     journeys_enabled: bool
     journeys_topic: str
     motion_speed: float
@@ -87,6 +113,11 @@ class Settings:
     topic_retention_hours: float
     live_interval: float
     live_client_buffer: int
+    live_max_viewers: int
+    live_max_per_account: int
+    geofence_max_vertices: int
+    geofences_max: int
+    geofences_max_vertices: int
     traccar_topic: str | None
     mqtt_url: str
     mqtt_password: str | None
@@ -149,9 +180,14 @@ class Settings:
             ingest_batch_max_bytes=_int(env, "TRACKER_INGEST_BATCH_MAX_BYTES", 4 * 1024 * 1024),
             role=_choice(env, "TRACKER_ROLE", "all", ("all", "ingest")),
             cluster_secret=_str(env, "TRACKER_CLUSTER_SECRET", ""),
+            cluster_secret_previous=_str(env, "TRACKER_CLUSTER_SECRET_PREVIOUS", ""),
             metrics_token=_str(env, "TRACKER_METRICS_TOKEN", ""),
             session_hours=_float(env, "TRACKER_SESSION_HOURS", 12.0),
             export_concurrency=_int(env, "TRACKER_EXPORT_CONCURRENCY", 2),
+            export_per_user=_int(env, "TRACKER_EXPORT_PER_USER", 1),
+            write_timeout=_float(env, "TRACKER_WRITE_TIMEOUT", 30.0),
+            max_connections_per_address=_int(env, "TRACKER_MAX_CONNECTIONS_PER_ADDRESS", 128),
+            trusted_proxies=_networks(env, "TRACKER_TRUSTED_PROXIES"),
             public_url=_str(env, "TRACKER_PUBLIC_URL", "").rstrip("/"),
             nominatim_url=_str(env, "TRACKER_NOMINATIM_URL", "").rstrip("/"),
             events_enabled=_choice(env, "TRACKER_EVENTS", "on", ("on", "off")) == "on",
@@ -163,6 +199,7 @@ class Settings:
             webhook_max_attempts=_int(env, "TRACKER_WEBHOOK_MAX_ATTEMPTS", 8),
             webhook_retry_seconds=_float(env, "TRACKER_WEBHOOK_RETRY_SECONDS", 1.0),
             webhook_timeout=_float(env, "TRACKER_WEBHOOK_TIMEOUT", 5.0),
+            webhook_allow_private=_networks(env, "TRACKER_WEBHOOK_ALLOW_PRIVATE"),
             journeys_enabled=_choice(env, "TRACKER_JOURNEYS", "on", ("on", "off")) == "on",
             journeys_topic=_str(env, "TRACKER_JOURNEYS_TOPIC", "gps.journeys"),
             motion_speed=_float(env, "TRACKER_MOTION_SPEED", 1.5),
@@ -175,6 +212,11 @@ class Settings:
             topic_retention_hours=_float(env, "TRACKER_TOPIC_RETENTION_HOURS", 168.0),
             live_interval=_float(env, "TRACKER_LIVE_INTERVAL", 1.0),
             live_client_buffer=_int(env, "TRACKER_LIVE_CLIENT_BUFFER", 4 * 1024 * 1024),
+            live_max_viewers=_int(env, "TRACKER_LIVE_MAX_VIEWERS", 1000),
+            live_max_per_account=_int(env, "TRACKER_LIVE_MAX_PER_ACCOUNT", 10),
+            geofence_max_vertices=_int(env, "TRACKER_GEOFENCE_MAX_VERTICES", 10_000),
+            geofences_max=_int(env, "TRACKER_GEOFENCES_MAX", 1000),
+            geofences_max_vertices=_int(env, "TRACKER_GEOFENCES_MAX_VERTICES", 100_000),
             traccar_topic=env.get("TRACKER_TRACCAR_TOPIC") or None,
             mqtt_url=_str(env, "TRACKER_MQTT_URL", "mqtt://tracker-bridge@127.0.0.1:1883"),
             mqtt_password=env.get("TRACKER_MQTT_PASSWORD") or None,

@@ -104,6 +104,8 @@ class Stack:
             "TRACKER_STORE": "rocksdb://",
             "TRACKER_TOPIC_PARTITIONS": "8",
             "TRACKER_CLUSTER_SECRET": secrets.token_hex(16),
+            # The tests' webhook receivers listen on loopback.
+            "TRACKER_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8",
             "PYTHONUNBUFFERED": "1",
         }
         if os.environ.get("TRACKER_TOPIC_REPLICAS"):  # on several brokers (scripts/services cluster-env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from aiohttp import web as aioweb
 from faust.web import View
 from faust.web.exceptions import WebError
 
@@ -46,12 +47,33 @@ class TooLarge(ApiError):
     status = 413
 
 
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
 class TooManyRequests(ApiError):
     status = 429
 
 
 class Unavailable(ApiError):
     status = 503
+
+
+@aioweb.middleware
+async def out_of_range(request, handler):
+    """A value that arithmetic takes past what a type holds (a date past 9999-12-31) is the
+    caller's: a 400, not a 500, wherever a view forgot to check it."""
+    try:
+        return await handler(request)
+    except OverflowError:
+        return aioweb.json_response({"error": "out_of_range", "message": "a value of the request is out of range"},
+                                    status=400)
+
+
+def unknown_marker(marker_id: str) -> NotFound:
+    """The one answer for a marker the caller may not see, on every route, and for one with
+    nothing to show: the same status and body, so that neither tells the other apart."""
+    return NotFound("unknown_marker", f"no marker {marker_id!r}")
 
 
 class HtmlPage(View):

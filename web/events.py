@@ -5,9 +5,9 @@
 
 ``type`` takes one type or several separated by commas; ``from`` (inclusive) and ``to``
 (exclusive) bound the event time. Callers see the events of the markers they may see; a
-marker they may not see has no events for them. JSON is ``{"events": [record, ...]}``,
+marker they may not see is 404 (``unknown_marker``), as on every route that names one. JSON is ``{"events": [record, ...]}``,
 each record as on ``gps.events`` (``web/openapi.yaml``, schema ``Event``); CSV has one row
-per event with a header.
+per event with a header. A marker the caller may not see answers 404, as on every route.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tracker.events.store import EventQuery, read_events
 from tracker.events.model import TYPES
 from tracker.resources import database
 from web import params
-from web.auth import require
+from web.auth import require, visible_marker
 from web.errors import Unavailable
 from web.exports import csv_cell
 
@@ -45,19 +45,18 @@ def event_query(query, marker_id: str | None) -> EventQuery:
 
 @app.page("/api/events")
 async def all_events(web, request):
-    marker = request.query.get("marker") or None
-    if marker is not None:
-        params.marker_id_param(marker)
-    return await _answer(web, request, marker)
+    return await _answer(web, request, request.query.get("marker") or None)
 
 
 @app.page("/api/markers/{marker_id}/events")
 async def marker_events(web, request, marker_id: str):
-    return await _answer(web, request, params.marker_id_param(marker_id))
+    return await _answer(web, request, marker_id)
 
 
 async def _answer(web, request, marker_id: str | None):
     access = await require(request)
+    if marker_id is not None:
+        visible_marker(access, marker_id)
     query = event_query(request.query, marker_id)
     fmt = params.choice_param(request.query, "format", "json", ("json", "csv"))
     try:

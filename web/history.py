@@ -3,13 +3,15 @@
 A request returns at most ``MAX_LIMIT`` points; when there are more, the answer names the
 next page (``next`` in JSON and GeoJSON, a ``Link: <...>; rel="next"`` header in every
 format), which starts at the first point not sent. Points stream from a server-side
-cursor as a chunked response, so a worker's memory does not grow with the track, and at
-most ``TRACKER_EXPORT_CONCURRENCY`` history requests run at once per worker (others get
-429 with ``Retry-After``).
+cursor as a chunked response, so a worker's memory does not grow with the track. At most
+``TRACKER_EXPORT_CONCURRENCY`` history requests run at once per worker, and
+``TRACKER_EXPORT_PER_USER`` per account (others get 429 with ``Retry-After``); a client that
+stops reading for ``TRACKER_WRITE_TIMEOUT`` is disconnected, which frees its slot.
 """
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web as aioweb
@@ -21,8 +23,9 @@ from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings
 from web import params
-from web.auth import require
-from web.errors import NotFound, TooManyRequests, Unavailable
+from web.auth import require, visible_marker
+from web.errors import TooManyRequests, Unavailable, unknown_marker
+from web.guard import write
 from web.exports import CHRONOLOGICAL, CONTENT_TYPES, RENDERERS
 
 DEFAULT_SPAN = timedelta(hours=24)
@@ -31,6 +34,12 @@ MAX_LIMIT = 100_000
 RETRY_AFTER_SECONDS = 2
 
 _running = asyncio.Semaphore(settings.export_concurrency)
+#: Each account's history requests running on this worker.
+_per_user: Counter = Counter()
+
+
+def _busy(message: str) -> TooManyRequests:
+    return TooManyRequests("busy", message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 class TrackQuery:
@@ -46,10 +55,6 @@ class TrackQuery:
         self.descending = params.choice_param(query, "order", "asc", ("asc", "desc")) == "desc"
 
 
-def unknown_history(marker_id: str) -> NotFound:
-    return NotFound("unknown_marker", f"no history for marker {marker_id!r}")
-
-
 def _unavailable() -> Unavailable:
     return Unavailable("history_unavailable", "the history database cannot be reached; retry")
 
@@ -61,7 +66,7 @@ async def load_track(marker_id: str, query: TrackQuery) -> list[dict]:
         async with database.connection() as conn:
             points = await read_track(conn, marker_id, query.start, query.end, query.limit, query.descending)
             if not points and not await has_marker(conn, marker_id):
-                raise unknown_history(marker_id)
+                raise unknown_marker(marker_id)
             return points
     except DATABASE_ERRORS:
         raise _unavailable() from None
@@ -79,18 +84,25 @@ def next_page_url(request, query: TrackQuery, boundary: datetime) -> str:
 @app.page("/api/markers/{marker_id}/history")
 async def marker_history(web, request, marker_id: str):
     access = await require(request)
-    params.marker_id_param(marker_id)
-    if not access.permits(marker_id):
-        raise unknown_history(marker_id)
+    visible_marker(access, marker_id)
     query = TrackQuery(request.query)
     fmt = params.choice_param(request.query, "format", "json", tuple(RENDERERS))
     if fmt in CHRONOLOGICAL:
         query.descending = False
+    account = access.user_id if access.user_id is not None else access.user
+    if _per_user[account] >= settings.export_per_user:
+        raise _busy(f"{settings.export_per_user} of your history requests are running on this worker; "
+                    "retry when one has finished")
     if _running.locked():
-        raise TooManyRequests("busy", f"{settings.export_concurrency} history requests are running on this worker; "
-                              "retry shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    async with _running:
-        return await _stream(request, marker_id, query, fmt)
+        raise _busy(f"{settings.export_concurrency} history requests are running on this worker; retry shortly")
+    _per_user[account] += 1
+    try:
+        async with _running:
+            return await _stream(request, marker_id, query, fmt)
+    finally:
+        _per_user[account] -= 1
+        if _per_user[account] <= 0:
+            del _per_user[account]
 
 
 async def _stream(request, marker_id: str, query: TrackQuery, fmt: str) -> aioweb.StreamResponse:
@@ -105,24 +117,26 @@ async def _stream(request, marker_id: str, query: TrackQuery, fmt: str) -> aiowe
             try:
                 chunk = await anext(chunks, None)
                 if chunk is None and not await has_marker(conn, marker_id):
-                    raise unknown_history(marker_id)
+                    raise unknown_marker(marker_id)
                 next_url = None if boundary is None else next_page_url(request, query, boundary)
                 response = _response(marker_id, fmt, next_url)
                 await response.prepare(request)
                 renderer = RENDERERS[fmt](marker_id, query.start, query.end)
-                await response.write(renderer.head())
+                await write(request, response, renderer.head())
                 count = 0
                 while chunk is not None:
                     count += len(chunk)
-                    await response.write(renderer.points(chunk))
+                    await write(request, response, renderer.points(chunk))
                     chunk = await anext(chunks, None)
-                await response.write(renderer.tail(count, next_url))
+                await write(request, response, renderer.tail(count, next_url))
             finally:
                 await chunks.aclose()
     except DATABASE_ERRORS:
         if response is not None:  # mid-stream: the client sees a cut transfer, never a short track
             raise ConnectionAbortedError("the history database failed while streaming") from None
         raise _unavailable() from None
+    except ConnectionError:  # the client went away, or stopped reading and was cut off
+        return response
     await response.write_eof()
     return response
 

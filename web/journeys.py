@@ -27,7 +27,7 @@ from tracker.storage.pool import DATABASE_ERRORS
 from tracker.positions.model import format_time
 from tracker.resources import database
 from web import params
-from web.auth import require
+from web.auth import require, visible_marker
 from web.errors import NotFound, Unavailable
 from web.exports import csv_cell, render
 
@@ -35,6 +35,8 @@ DEFAULT_SPAN = timedelta(days=7)
 SUMMARY_SPAN = timedelta(days=30)
 MAX_LIMIT = 10_000
 MAX_TRIP_POINTS = 100_000
+#: The longest IANA time zone name is 32 characters.
+TZ_MAX = 64
 
 TRIP_CSV = ("id", "start_time", "end_time", "start_lat", "start_lon", "end_lat", "end_lon", "distance_m",
             "duration_s", "max_speed", "average_speed", "start_geofences", "end_geofences")
@@ -51,10 +53,7 @@ def _range(query, span: timedelta) -> tuple[datetime, datetime]:
 
 
 async def _visible(request, marker_id: str) -> None:
-    access = await require(request)
-    params.marker_id_param(marker_id)
-    if not access.permits(marker_id):
-        raise NotFound("unknown_marker", f"no journeys for marker {marker_id!r}")
+    visible_marker(await require(request), marker_id)
 
 
 def _unavailable() -> Unavailable:
@@ -96,8 +95,10 @@ async def marker_summary(web, request, marker_id: str):
     by = params.choice_param(request.query, "by", "day", store.SUMMARY_UNITS)
     tz = request.query.get("tz") or "UTC"
     try:
+        if len(tz) > TZ_MAX:
+            raise ValueError(tz)
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
         raise params.BadParameter("tz", f"{tz[:40]!r} is not a time zone; use an IANA name such as Europe/Paris") from None
     fmt = params.choice_param(request.query, "format", "json", ("json", "csv"))
     try:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from tracker.accounts import store as accounts
 from tracker.app import app
 from tracker.settings import settings
-from web.auth import SESSION_COOKIE, forget_session, is_https, require_same_origin
+from web.auth import SESSION_COOKIE, TooManyAttempts, forget_session, is_https, password_access, require_same_origin
 from web.db import request_connection
 from web.errors import HtmlPage
 
@@ -43,9 +43,10 @@ def safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else "/map"
 
 
-def _form(web, next_path: str, error: str = "", status: int = 200):
+def _form(web, next_path: str, error: str = "", status: int = 200, headers: dict | None = None):
     error_html = f'<p class="error" role="alert">{html.escape(error)}</p>\n' if error else ""
-    return web.html(FORM.format(error=error_html, next=html.escape(next_path, quote=True)), status=status)
+    return web.html(FORM.format(error=error_html, next=html.escape(next_path, quote=True)), status=status,
+                    headers=headers)
 
 
 @app.page("/login")
@@ -59,10 +60,13 @@ class Login(HtmlPage):
         user = str(form.get("user", ""))[:MAX_FIELD]
         password = str(form.get("password", ""))[:MAX_FIELD]
         next_path = safe_next(str(form.get("next", "")))
+        try:
+            access = await password_access(request, user, password, "session")
+        except TooManyAttempts as exc:
+            return _form(self, next_path, exc.message, status=429, headers=exc.extra_context["headers"])
+        if access is None:
+            return _form(self, next_path, "Wrong user name or password.", status=401)
         async with request_connection() as conn:
-            access = await accounts.check_password(conn, user, password, "session")
-            if access is None:
-                return _form(self, next_path, "Wrong user name or password.", status=401)
             session = await accounts.open_session(conn, access.user_id, timedelta(hours=settings.session_hours))
         response = self.html("", status=303, headers={"Location": next_path})
         response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="Lax", secure=is_https(request),

@@ -28,9 +28,9 @@ from tracker.positions.model import format_time
 from tracker.resources import database
 from tracker.settings import settings
 from web import assets, params, track_panel
-from web.auth import require_page
+from web.auth import require_page, visible_marker
 from web.errors import HtmlPage
-from web.history import TrackQuery, load_track, unknown_history
+from web.history import TrackQuery, load_track
 
 LIVE_MARKERS_JS = (Path(__file__).parent / "templates" / "live_markers.js").read_text()
 MAX_REPLAY_POINTS = 2_000
@@ -119,10 +119,7 @@ async def live_map(web, request):
 
 @app.page("/map/{marker_id}", base=HtmlPage)
 async def track_map(web, request, marker_id: str):
-    access = await require_page(request)
-    params.marker_id_param(marker_id)
-    if not access.permits(marker_id):
-        raise unknown_history(marker_id)
+    visible_marker(await require_page(request), marker_id)
     query = TrackQuery(request.query)
     day = _day_param(request.query, query)
     query.descending = True  # the newest `limit` points of the range, drawn oldest first
@@ -153,9 +150,9 @@ def _day_param(query, track: TrackQuery) -> date:
         return track.end.astimezone(timezone.utc).date()
     try:
         day = date.fromisoformat(raw)
-    except ValueError:
-        raise params.BadParameter("day", "expected a day as YYYY-MM-DD") from None
-    track.start, track.end = track_panel.day_range(day)
+        track.start, track.end = track_panel.day_range(day)
+    except (ValueError, OverflowError):  # OverflowError: the day after the last one there is
+        raise params.BadParameter("day", "expected a day as YYYY-MM-DD, before 9999-12-31") from None
     return day
 
 

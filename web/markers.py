@@ -29,11 +29,11 @@ from tracker.positions.intake import partition_of
 from tracker.resources import live_hub, readiness
 from tracker.settings import settings
 from web import params
-from web.auth import is_cluster_request, require
+from web.auth import is_cluster_request, require, visible_marker
 from web.cluster import (Filters, HubNotCurrent, PeerNotReady, PeerUnavailable, Scan, SharedAnswers,
                          cluster_positions, covered_header, feature_collection, for_asker, local_positions, owner_of,
                          peer_position)
-from web.errors import Forbidden, NotFound, Unavailable
+from web.errors import Forbidden, NotFound, Unavailable, unknown_marker
 
 RETRY_AFTER = {"Retry-After": "1"}
 
@@ -106,10 +106,6 @@ async def markers_geojson(web, request):
     return response
 
 
-def unknown_marker(marker_id: str) -> NotFound:
-    return NotFound("unknown_marker", f"no position for marker {marker_id!r}")
-
-
 def local_position(marker_id: str) -> dict | None:
     """The marker's position from this worker's own partition of it; 503 when this worker
     may not answer for that partition now."""
@@ -165,10 +161,7 @@ async def latest_position(request, marker_id: str) -> tuple[dict, str]:
 
 @app.page("/api/markers/{marker_id}")
 async def marker_latest(web, request, marker_id: str):
-    access = await require(request)
-    params.marker_id_param(marker_id)
-    if not access.permits(marker_id):
-        raise unknown_marker(marker_id)
+    visible_marker(await require(request), marker_id)
     position, source = await latest_position(request, marker_id)
     if is_cluster_request(request):
         (position,) = for_asker(request, [position])

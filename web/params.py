@@ -1,13 +1,13 @@
 """Query parameters and JSON bodies, parsed strictly: a bad one is a 400 that says why."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import orjson
 
 from tracker.positions.model import MARKER_ID_PATTERN, MARKER_ID_RULE, InvalidPosition, parse_time
-from web.errors import BadRequest
+from web.errors import BadRequest, UnsupportedMediaType
 
 
 class BadParameter(BadRequest):
@@ -16,14 +16,21 @@ class BadParameter(BadRequest):
         self.name = name
 
 
+#: The latest time a query may name: a day's arithmetic past it would leave the calendar.
+LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+
 def time_param(query: Any, name: str, default: datetime | None) -> datetime | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return parse_time(raw, max_future=None)
+        moment = parse_time(raw, max_future=None)
     except InvalidPosition as exc:
         raise BadParameter(name, f"{exc.message}; use ISO 8601 or epoch seconds") from None
+    if moment > LATEST:
+        raise BadParameter(name, "must be before 9999-12-30")
+    return moment
 
 
 def int_param(query: Any, name: str, default: int, low: int, high: int) -> int:
@@ -67,7 +74,14 @@ def marker_id_param(marker_id: str) -> str:
 
 async def json_object(request: Any, max_bytes: int, shape: str) -> dict:
     """The request's body, a JSON object of at most ``max_bytes``; ``shape`` shows what is
-    expected, for the 400 that refuses anything else."""
+    expected, for the 400 that refuses anything else. Only ``Content-Type: application/json``
+    (or ``…+json``) is read: another site's page can send a form or text anywhere without
+    asking, but not JSON, so a body of another type is refused (415)."""
+    content_type = request.content_type.lower()
+    if content_type != "application/json" and not (content_type.startswith("application/")
+                                                   and content_type.endswith("+json")):
+        raise UnsupportedMediaType("not_json", f"send the body as Content-Type: application/json, not "
+                                               f"{content_type[:60] or 'no type'}")
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadRequest("too_large", f"the body is larger than {max_bytes} bytes")
     raw = await request.content.read(max_bytes + 1)

@@ -2,7 +2,8 @@
 until it expires or is revoked.
 
 - ``POST /api/shares`` ``{"marker_id": ..., "expires_in": "24h"}``: an admin, or a viewer
-  for a marker it may see; answers the link (its token is shown only now).
+  for a marker it may see; answers the link's ``path`` (its token is shown only now), and its
+  full ``url`` when ``TRACKER_PUBLIC_URL`` is set (null otherwise).
 - ``GET /api/shares``: the links the caller made (an admin: all of them).
 - ``DELETE /api/shares/{id}``: revoke (an admin, or the link's maker).
 - ``GET /s/{token}``: the page; ``GET /s/{token}/markers.geojson``: its live position.
@@ -24,21 +25,22 @@ from tracker.app import app
 from tracker.accounts.permissions import Access
 from tracker.settings import settings
 from web import params
-from web.auth import is_https, require
+from web.auth import require, visible_marker
 from web.db import request_connection
 from web.cluster import feature_collection
-from web.errors import BadRequest, HtmlPage, NotFound
+from web.errors import BadRequest, HtmlPage, NotFound, unknown_marker
 from web.history import TrackQuery, load_track
-from web.markers import latest_position, unknown_marker
+from web.markers import latest_position
 
 LONGEST_SHARE = timedelta(days=30)
 MAX_BODY = 4096
 TODAY_LIMIT = 20_000
 
 
-def share_url(request, token: str) -> str:
-    base = settings.public_url or f"{'https' if is_https(request) else 'http'}://{request.host}"
-    return f"{base}/s/{token}"
+def share_url(token: str) -> str | None:
+    """The link's full URL, from ``TRACKER_PUBLIC_URL``; None without it. Never from the
+    request's ``Host``: anyone can send any Host, and a link is handed on to others."""
+    return f"{settings.public_url}/s/{token}" if settings.public_url else None
 
 
 def _share_json(share: accounts.Share) -> dict:
@@ -58,8 +60,8 @@ class Shares(View):
         marker_id = body.get("marker_id")
         if not isinstance(marker_id, str):
             raise BadRequest("missing_field", "marker_id (a string) is required")
-        params.marker_id_param(marker_id)
-        if not access.permits(marker_id) or access.via == "share":
+        visible_marker(access, marker_id)
+        if access.via == "share":
             raise unknown_marker(marker_id)
         try:
             expires_in = accounts.parse_duration(body.get("expires_in", "24h"), longest=LONGEST_SHARE)
@@ -68,7 +70,7 @@ class Shares(View):
                 await audit.record(conn, access, "share.add", f"share:{share_id}", {"marker_id": marker_id})
         except accounts.AccountError as exc:
             raise BadRequest("bad_share", str(exc)) from None
-        return _json(self, {"id": share_id, "marker_id": marker_id, "url": share_url(request, token),
+        return _json(self, {"id": share_id, "marker_id": marker_id, "url": share_url(token),
                             "path": f"/s/{token}", "expires_at": expires_at}, status=201)
 
     async def get(self, request):

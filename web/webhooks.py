@@ -16,7 +16,7 @@ from faust.web import View
 
 from tracker.webhooks import store as webhook_store
 from tracker.app import app
-from tracker.webhooks.model import STATUSES, BadWebhook, parse_webhook
+from tracker.webhooks.model import STATUSES, BadWebhook, parse_and_resolve
 from web import params
 from web.auth import require_admin
 from web.db import request_connection
@@ -55,7 +55,7 @@ class Webhooks(View):
         access = await require_admin(request)
         body = await params.json_object(request, MAX_BODY, SHAPE)
         try:
-            new = parse_webhook(body)
+            new = await parse_and_resolve(body)
         except BadWebhook as exc:
             raise BadRequest("bad_webhook", str(exc)) from None
         async with request_connection(UNAVAILABLE) as conn:

@@ -30,9 +30,12 @@ def records():
             yield marker.encode(), orjson.dumps(value)
 
 
+PUBLIC_URL = "https://tracker.example.org"
+
+
 @pytest.fixture(scope="module")
 def cluster(stack):
-    workers = [stack.worker().start(), stack.worker().start()]
+    workers = [stack.worker().start(), stack.worker(TRACKER_PUBLIC_URL=PUBLIC_URL).start()]
     for worker in workers:
         worker.wait_ready()
     wait_for(lambda: all(worker.health() and worker.health()["partitions"] for worker in workers), 60,
@@ -133,11 +136,12 @@ def test_basic_auth_and_session_login(cluster):
     assert "Secure" not in cookie  # plain http here; behind TLS (X-Forwarded-Proto: https) it is Secure
     session = {"Cookie": cookie.split(";", 1)[0]}
     share = orjson.dumps({"marker_id": "acc-car-1"})
+    json = {"Content-Type": "application/json"}
     status, _, body = worker.request("POST", "/api/shares", share, token=None,
-                                     headers={**session, "Origin": "http://evil.example"})
+                                     headers={**session, **json, "Origin": "http://evil.example"})
     assert status == 403 and body["error"] == "cross_origin"  # a page of another site cannot act
     status, _, _ = worker.request("POST", "/api/shares", share, token=None,
-                                  headers={**session, "Origin": worker.url})
+                                  headers={**session, **json, "Origin": worker.url})
     assert status == 201
     for other in workers:  # a session works on every worker
         status, body = other.get("/api/markers", token=None, headers=session)
@@ -179,7 +183,8 @@ def test_a_share_link_shows_one_marker_without_an_account_until_it_expires(clust
 
     body = orjson.dumps({"marker_id": "acc-truck-1", "expires_in": "1h"})
     status, _, share = workers[0].request("POST", "/api/shares", body, token=viewer, headers=headers)
-    assert status == 201 and share["path"].startswith("/s/") and share["url"].endswith(share["path"])
+    assert status == 201 and share["path"].startswith("/s/")
+    assert share["url"] is None  # no TRACKER_PUBLIC_URL on this worker: never a link to the request's Host
     assert len(share["path"]) - len("/s/") >= 22  # 128 bits or more
     for worker in workers:
         status, _, page = worker.request("GET", share["path"], token=None)
@@ -194,8 +199,9 @@ def test_a_share_link_shows_one_marker_without_an_account_until_it_expires(clust
         assert worker.request("GET", share["path"], token=None)[0] == 404
         assert worker.get(share["path"] + "/markers.geojson", token=None)[0] == 404
 
-    status, _, second = workers[1].request("POST", "/api/shares", body, token=viewer, headers=headers)
-    assert status == 201
+    status, _, second = workers[1].request("POST", "/api/shares", body, token=viewer,
+                                           headers={**headers, "Host": "evil.example"})
+    assert status == 201 and second["url"] == PUBLIC_URL + second["path"]
     assert workers[1].request("DELETE", f"/api/shares/{second['id']}", token=viewer)[0] == 204
     assert workers[0].request("GET", second["path"], token=None)[0] == 404
 
@@ -311,3 +317,46 @@ def test_a_share_link_ends_when_its_maker_may_no_longer_see_the_marker(cluster, 
     stack.query("DELETE FROM group_markers WHERE group_id = (SELECT group_id FROM marker_groups "
                 "WHERE name = 'sharer-markers') RETURNING 1")
     assert workers[1].request("GET", share["path"], token=None)[0] == 404
+
+
+def _openapi() -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parents[2] / "web" / "openapi.yaml").read_text())
+
+
+def _marker_routes(doc: dict) -> list[str]:
+    """Every GET route of web/openapi.yaml that names a marker, in its path or its trip id."""
+    routes = [path for path, item in doc["paths"].items()
+              if "get" in item and ("{marker_id}" in path or "{trip_id}" in path)]
+    assert len(routes) >= 8, routes
+    return routes + ["/api/events?marker={marker_id}"]
+
+
+def _path(route: str, marker: str) -> str:
+    return route.replace("{marker_id}", marker).replace("{trip_id}", f"{marker}@1700000000000000")
+
+
+def test_a_marker_that_is_not_yours_answers_one_404_on_every_route(cluster):
+    workers, viewer = cluster
+    for route in _marker_routes(_openapi()):
+        for worker in workers:
+            hidden = worker.request("GET", _path(route, "acc-van"), token=viewer)
+            unknown = worker.request("GET", _path(route, "acc-nobody"), token=viewer)
+            assert hidden[0] == unknown[0] == 404, (route, hidden[0], unknown[0])
+            assert str(hidden[2]).replace("acc-van", "X") == str(unknown[2]).replace("acc-nobody", "X"), route
+
+
+def test_out_of_range_and_over_long_values_are_a_400_never_a_500(cluster, stack):
+    workers, _ = cluster
+    doc = _openapi()
+    for route in _marker_routes(doc):
+        item = doc["paths"][route.split("?")[0]]["get"]
+        names = {p["name"] for p in (doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p
+                                     else p for p in item.get("parameters", [])) if p["in"] == "query"}
+        for name in sorted(names - {"marker", "format"}):
+            for value in ("9999-12-31", "0001-01-01", "9" * 400, "x" * 3000, "1e309", "-1", "2026-02-30"):
+                path = _path(route, "acc-car-1")
+                path += ("&" if "?" in path else "?") + urllib.parse.urlencode({name: value})
+                status = workers[0].request("GET", path, timeout=30)[0]
+                assert status < 500, (route, name, value[:20], status)

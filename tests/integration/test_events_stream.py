@@ -138,9 +138,10 @@ def scenario(stack):
     async def add_webhook():
         async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
             await create_schema(conn)
-            await webhook_store.add(conn, parse_webhook({"url": receiver.url + "/hang"}), None)  # never answers
+            allowed = stack.settings.webhook_allow_private  # the receiver is on loopback
+            await webhook_store.add(conn, parse_webhook({"url": receiver.url + "/hang"}, allowed), None)  # never answers
             return await webhook_store.add(conn, parse_webhook(
-                {"url": receiver.url + "/enter", "types": ["geofence_enter"]}), None)
+                {"url": receiver.url + "/enter", "types": ["geofence_enter"]}, allowed), None)
 
     webhook = run_sync(add_webhook())
     yield inside_at, fleet, sent, receiver, webhook

@@ -61,6 +61,11 @@ class Feed:
         self.closed = True
 
     def close(self) -> None:
+        if self.connection.sock is not None:  # ends the reading thread's read first (it holds the reader)
+            try:
+                self.connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self.connection.close()
 
 
@@ -200,6 +205,7 @@ def test_a_viewer_that_stops_reading_is_dropped(stack, workers):
 
 def test_the_geojson_list_has_an_etag_and_is_gzipped(stack, workers):
     url = urllib.parse.urlsplit(workers[0].url)
+    stack.wait_pipeline_committed(120)  # the flood above in `latest`: the list no longer changes
 
     def get(**headers):
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)

@@ -216,7 +216,7 @@ def test_a_phone_gets_its_friends_published_under_its_own_name(stack, mqtt):
     phone = publisher(anna, users[anna])
     phone.on_message = lambda client, userdata, message: seen.__setitem__(
         message.topic, orjson.loads(message.payload) if message.payload else None)
-    phone.subscribe([("owntracks/+/+", 1), ("owntracks/+/+/info", 1)])
+    phone.subscribe([(f"owntracks/{anna}/+", 1), (f"owntracks/{anna}/+/info", 1)])  # the app set up as docs/devices.md says
     try:
         friend, van = f"owntracks/{anna}/friend.{bob}", f"owntracks/{anna}/friend.{truck}"
         # Bob's earlier fixes (of the tests above) may come first: wait for his newest.

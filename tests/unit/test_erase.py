@@ -61,3 +61,20 @@ async def test_a_range_removes_latest_only_when_its_fix_is_in_it_and_keeps_the_s
     await tables_erase.erase({3: ranged}, writer, [(states, {})])
     assert b"anna" not in tables.contents(latest) and b"bob" in tables.contents(latest)
     assert b"anna" in tables.contents(journeys_state)
+
+
+def test_how_long_a_record_may_stay_follows_the_topics_settings():
+    from datetime import datetime, timezone
+
+    from tracker.stream.copies import bound
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    until, why = bound({"cleanup.policy": "delete", "retention.ms": "3600000", "segment.ms": "7200000"}, now)
+    assert until == datetime(2026, 1, 1, 3, tzinfo=timezone.utc) and why == "segment.ms 2 h + retention.ms 1 h"
+    assert bound({"cleanup.policy": "compact", "segment.ms": "3600000"}, now)[0] is None
+    until, why = bound({"cleanup.policy": "compact", "segment.ms": "3600000", "max.compaction.lag.ms": "3600000"}, now)
+    assert until == datetime(2026, 1, 1, 2, tzinfo=timezone.utc) and why.startswith("compacted")
+    assert bound({"cleanup.policy": "delete", "retention.ms": "-1"}, now) == (None, "retention.ms -1: kept forever")
+    until, _ = bound({"cleanup.policy": "compact,delete", "retention.ms": "3600000", "segment.ms": "3600000",
+                      "max.compaction.lag.ms": "60000"}, now)
+    assert until == datetime(2026, 1, 1, 1, 1, tzinfo=timezone.utc)

@@ -68,3 +68,19 @@ def test_a_feature_round_trips_through_its_geojson():
                                   markers=["van-*"]), 9)
     again = parse_feature(depot.feature(), 9)
     assert again == depot and again.feature()["id"] == 9
+
+
+def test_every_ring_of_every_part_counts_towards_the_vertices():
+    from tracker.geofences.model import vertex_count
+
+    square = [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]
+    hole = [[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.2]]
+    assert vertex_count({"type": "Polygon", "coordinates": [square, hole]}) == 9
+    assert vertex_count({"type": "MultiPolygon", "coordinates": [[square, hole], [square]]}) == 14
+    assert vertex_count({"type": "Point", "coordinates": [0, 0]}) == 1
+    assert vertex_count({"type": "MultiPolygon", "coordinates": "x"}) == -1
+    many = {"type": "Feature", "properties": {"name": "parts"}, "geometry": {
+        "type": "MultiPolygon", "coordinates": [[[[i, 0], [i + 0.5, 0], [i + 0.5, 0.5], [i, 0]]] for i in range(10)]}}
+    with pytest.raises(BadGeofence, match="at most 39 vertices .* has 40"):
+        parse_feature(many, max_vertices=39)
+    assert parse_feature(many, max_vertices=40).name == "parts"

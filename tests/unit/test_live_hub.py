@@ -1,11 +1,14 @@
 """The live feed's hub without a broker: ticks hold only what changed, a reconnecting client
 gets what it missed (or a snapshot when that is gone), a viewer sees only what it may,
-and one that stops reading is dropped at a bound instead of growing memory."""
+viewers who see the same markers share one encoding, and one that stops reading is dropped
+at a bound (its queue and its connection's buffer) instead of growing memory."""
+import zlib
+
 import orjson
 import pytest
 
 from tracker.positions import live_hub
-from tracker.positions.live_hub import LiveHub, Viewer
+from tracker.positions.live_hub import GZIP_HEADER, LiveHub, Viewer
 from tracker.settings import settings
 
 
@@ -32,8 +35,8 @@ def everything(marker_id, lat, lon):
     return True
 
 
-def data(message: bytes) -> dict:
-    return orjson.loads(message.split(b"data: ", 1)[1])
+def data(message) -> dict:
+    return orjson.loads(message.plain.split(b"data: ", 1)[1])
 
 
 @pytest.fixture()
@@ -49,7 +52,7 @@ def test_a_tick_holds_only_the_markers_that_changed(hub):
     hub._take([Record("a", fix("a", 2, lat=46.0)), Record("a", fix("a", 1))])  # the older one is ignored
     hub.tick()
     message = viewer.queue.popleft()
-    assert message.startswith(b"id: 2\nevent: update\n")
+    assert message.plain.startswith(b"id: 2\nevent: update\n")
     assert data(message) == {"m": [["a", 46.0, 14.0, 2, 3.0, 90.0, 80.0, True, None, None, 2]], "r": []}
     hub._take([Record("b", None)])
     hub.tick()
@@ -134,3 +137,59 @@ def test_a_tombstone_removes_the_markers_value(hub):
     hub._take([Record("a", fix("a", 1))])
     hub._take([Record("a", None)])
     assert "a" not in hub.values
+
+
+def test_viewers_who_see_the_same_markers_share_one_encoding(hub, monkeypatch):
+    calls = []
+    encode = live_hub.encode_update
+    monkeypatch.setattr(live_hub, "encode_update", lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs))
+    vans = lambda marker_id, lat, lon: marker_id.startswith("van")  # noqa: E731
+    same = [Viewer(vans, scope_key="vans", account=n) for n in range(500)]
+    other = Viewer(everything, scope_key="all", account="admin")
+    for viewer in (*same, other):
+        hub.subscribe(viewer)
+    hub._take([Record("van-1", fix("van-1", 1)), Record("car-1", fix("car-1", 1))])
+    hub.tick()
+    assert len(calls) == 2  # once per scope, not once per viewer
+    assert all(viewer.queue[0] is same[0].queue[0] for viewer in same)
+    assert sorted(r[0] for r in data(other.queue[0])["m"]) == ["car-1", "van-1"]
+    assert same[0].queue[0].gzipped() is same[1].queue[0].gzipped()  # gzipped once too
+    for viewer in same:
+        hub.unsubscribe(viewer)
+    assert set(hub.scopes) == {"all"} and hub.viewers_of(3) == 0 and hub.viewers_of("admin") == 1
+
+
+def test_a_snapshot_is_shared_by_the_viewers_of_a_scope_until_the_next_tick(hub):
+    hub._loading = {}  # every partition read
+    hub._take([Record("a", fix("a", 1))])
+    hub.tick()
+    hub.subscribe(Viewer(everything, scope_key="all"))
+    first = hub.snapshot(everything, "all")
+    assert hub.snapshot(everything, "all") is first
+    hub._take([Record("b", fix("b", 1))])
+    hub.tick()
+    assert sorted(r[0] for r in data(hub.snapshot(everything, "all"))["m"]) == ["a", "b"]
+
+
+def test_the_bound_counts_what_the_connection_has_not_sent_and_a_dropped_viewer_is_closed(hub, monkeypatch):
+    monkeypatch.setattr(live_hub, "CLIENT_BUFFER_BYTES", 10_000)
+    closed = []
+    viewer = Viewer(everything, buffered=lambda: 9_990, on_drop=lambda: closed.append(True))
+    hub.subscribe(viewer)
+    hub._take([Record("a", fix("a", 1))])
+    hub.tick()
+    assert viewer.dropped and not viewer.queue and closed == [True]
+
+
+def test_gzipped_messages_follow_one_header_in_any_order():
+    hub = LiveHub(settings, "changelog", 1.0)
+    viewer = Viewer(everything)
+    hub.subscribe(viewer)
+    for t in range(1, 4):
+        hub._take([Record(f"m{t}", fix(f"m{t}", t))])
+        hub.tick()
+    messages = list(viewer.queue)
+    for order in (messages, messages[1:]):  # a viewer that joined later starts anywhere
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        stream = inflate.decompress(GZIP_HEADER) + b"".join(inflate.decompress(m.gzipped()) for m in order)
+        assert stream == b"".join(m.plain for m in order)

@@ -71,6 +71,15 @@ def test_older_than_refuses_anything_else(text):
         parse_age(text)
 
 
+@pytest.mark.parametrize("args", [["history", "prune", "--older-than", "999999d"],
+                                  ["history", "erase", "--marker", "a", "--to", "9999-12-31"],
+                                  ["journeys", "rebuild", "--to", "9999-12-31"]])
+def test_values_past_the_calendar_end_the_command_with_one_line_and_status_2(args, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tracker: ") and err.count("\n") == 1, err
+
+
 def test_a_bad_age_ends_the_command_with_one_line_and_status_2(capsys):
     assert main(["history", "prune", "--older-than", "soon"]) == 2
     out, err = capsys.readouterr()

@@ -1,5 +1,5 @@
 """Who sees which marker: admins all, viewers their groups' ids and prefixes, links one."""
-from tracker.accounts.permissions import access_of, format_grant, parse_grant, share_access
+from tracker.accounts.permissions import Access, access_of, format_grant, parse_grant, share_access
 
 POSITIONS = [{"marker_id": marker} for marker in ("car-1", "car-10", "truck-7", "truck-", "bike", "trucks")]
 
@@ -40,3 +40,17 @@ def test_grants_round_trip_between_the_command_line_and_storage():
     assert parse_grant("truck-*") == ("truck-", True)
     assert parse_grant("truck-7") == ("truck-7", False)
     assert format_grant(*parse_grant("truck-*")) == "truck-*"
+
+
+def test_a_viewer_is_shown_only_the_grants_it_may_see():
+    from tracker.accounts.permissions import visible_grants
+
+    viewer = Access(user="v", role="viewer", marker_ids=frozenset({"van-1", "car-3"}), prefixes=("bus-",))
+    assert visible_grants(viewer, []) == []                       # every marker: shown as it is
+    assert visible_grants(viewer, ["van-*", "truck-1"]) == ["van-1"]
+    assert visible_grants(viewer, ["bus-*"]) == ["bus-*"]          # all of it visible
+    assert visible_grants(viewer, ["bus-1*"]) == ["bus-1*"]
+    assert visible_grants(viewer, ["b*"]) == ["bus-*"]             # its own, narrower
+    assert visible_grants(viewer, ["truck-*", "car-1"]) is None    # nothing of it
+    admin = Access(user="a", role="admin")
+    assert visible_grants(admin, ["truck-*"]) == ["truck-*"]

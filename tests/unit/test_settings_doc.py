@@ -75,7 +75,7 @@ def test_every_row_is_a_setting():
 
 def _expected(value) -> str | None:
     """How the table writes a default, or None for no value."""
-    if value is None or value == "":
+    if value is None or value == "" or value == ():
         return None
     if isinstance(value, bool):
         return "on" if value else "off"

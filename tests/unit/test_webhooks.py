@@ -10,11 +10,16 @@ import orjson
 import pytest
 
 from tracker.accounts.permissions import grants_permit
-from tracker.webhooks.sender import Attempt, Delivery, Endpoint
-from tracker.testing import serve_http
+from tracker.settings import parse_networks
+from tracker.webhooks.destinations import (REFUSED_ERROR, GuardedResolver, RefusedDestination, host_refusal, is_refused,
+                                           redact, resolution_refusal)
+from tracker.webhooks.sender import NO_ANSWER, Attempt, Delivery, Endpoint
+from tracker.testing import free_port, serve_http
 from tracker.webhooks.model import (BadWebhook, Webhook, body_of, dead_letter, parse_webhook, request_headers, retry_delay,
                               signature, verify)
 
+#: The receivers of these tests listen on loopback, which webhooks reach only when allowed.
+LOOPBACK = parse_networks("127.0.0.0/8")
 EVENT = {"id": "0f3a", "marker_id": "van-7", "type": "geofence_enter", "time": "2026-11-27T10:15:00Z",
          "position": {"lat": 48.85, "lon": 2.35}, "geofence_id": 3, "geofence_name": "depot"}
 
@@ -85,11 +90,11 @@ def test_the_wait_doubles_after_each_failed_attempt_up_to_a_cap():
 
 
 def test_a_dead_letter_says_which_webhook_failed_how_often_and_why():
-    webhook = Webhook(4, "https://hooks.example.org/x", "s")
-    letter = dead_letter(webhook, EVENT, 8, 503, "HTTP 503: busy", datetime(2026, 11, 27, tzinfo=timezone.utc))
-    assert letter["reason"] == "webhook 4 (https://hooks.example.org/x) failed 8 attempts; last: HTTP 503"
+    webhook = Webhook(4, "https://hooks.example.org/x?token=s3cret", "s")
+    letter = dead_letter(webhook, EVENT, 8, 503, "HTTP 503", datetime(2026, 11, 27, tzinfo=timezone.utc))
+    assert letter["reason"] == "webhook 4 (https://hooks.example.org/x?…) failed 8 attempts; last: HTTP 503"
     assert (letter["webhook_id"], letter["url"], letter["attempts"], letter["last_status"], letter["last_error"],
-            letter["event"]) == (4, "https://hooks.example.org/x", 8, 503, "HTTP 503: busy", EVENT)
+            letter["event"]) == (4, "https://hooks.example.org/x?…", 8, 503, "HTTP 503", EVENT)
     assert "no answer within 5 s" in dead_letter(webhook, EVENT, 8, None, "no answer within 5 s", datetime.now())["reason"]
 
 
@@ -100,7 +105,8 @@ def test_a_valid_webhook_is_kept_as_given_without_repeats():
                          "markers": ["van-*", "car-1"]})
     assert (new.url, new.types, new.markers) == ("https://hooks.example.org/tracker?x=1", ("overspeed",),
                                                  ("van-*", "car-1"))
-    assert parse_webhook({"url": "http://127.0.0.1:8080/h"}).types == ()
+    assert parse_webhook({"url": "http://93.184.215.14:8080/h"}).types == ()
+    assert parse_webhook({"url": "http://127.0.0.1:8080/h"}, allowed=LOOPBACK).url == "http://127.0.0.1:8080/h"
 
 
 @pytest.mark.parametrize("body, says", [
@@ -120,6 +126,23 @@ def test_a_valid_webhook_is_kept_as_given_without_repeats():
     ({"url": "http://h/", "markers": ["bad id!"]}, "not a marker id"),
     ({"url": "http://h/", "markers": ["*"]}, "not a marker id"),
     ({"url": "http://h/", "type": ["overspeed"]}, "unknown field 'type'"),
+    ({"url": "https://user:pass@hooks.example.org/"}, "credentials"),
+    ({"url": "https://token@hooks.example.org/"}, "credentials"),
+    ({"url": "http://127.0.0.1:8080/"}, "127.0.0.1 is not a public address"),
+    ({"url": "http://0.0.0.0/"}, "not a public address"),
+    ({"url": "http://169.254.169.254/latest/meta-data"}, "not a public address"),
+    ({"url": "http://[::1]:6066/"}, "::1 is not a public address"),
+    ({"url": "http://[::ffff:127.0.0.1]/"}, "not a public address"),
+    ({"url": "http://[fe80::1]/"}, "not a public address"),
+    ({"url": "http://[fd12::1]/"}, "not a public address"),
+    ({"url": "http://10.1.2.3/"}, "not a public address"),
+    ({"url": "http://172.16.0.9/"}, "not a public address"),
+    ({"url": "http://192.168.1.1/"}, "not a public address"),
+    ({"url": "http://100.64.0.1/"}, "not a public address"),
+    ({"url": "http://224.0.0.1/"}, "not a public address"),
+    ({"url": "http://localhost:5432/"}, "this machine"),
+    ({"url": "http://LOCALHOST./"}, "this machine"),
+    ({"url": "http://db.localhost/"}, "this machine"),
 ])
 def test_a_bad_webhook_is_refused_with_what_is_wrong(body, says):
     with pytest.raises(BadWebhook) as caught:
@@ -184,7 +207,7 @@ async def test_a_delivery_is_one_signed_post_and_a_refusal_or_silence_is_a_faile
     async with Receiver() as receiver:
         receiver.answers = {"/busy": (503, 0.0), "/silent": (200, 5.0)}
         endpoints = [Endpoint(Webhook(n, receiver.url + path, f"secret-{n}"), 0.5, reports.prepare,
-                              reports.report).start() for n, path in ((1, "/ok"), (2, "/busy"), (3, "/silent"))]
+                              reports.report, allowed=LOOPBACK).start() for n, path in ((1, "/ok"), (2, "/busy"), (3, "/silent"))]
         try:
             for endpoint in endpoints:
                 assert endpoint.offer(delivery(endpoint.webhook.webhook_id, f"e{endpoint.webhook.webhook_id}", 2))
@@ -194,7 +217,7 @@ async def test_a_delivery_is_one_signed_post_and_a_refusal_or_silence_is_a_faile
                 await endpoint.close(0)
     attempts = {webhook_id: attempt for webhook_id, _, attempt, _ in reports.seen}
     assert attempts[1].ok and attempts[1].status == 200
-    assert not attempts[2].ok and attempts[2].status == 503 and attempts[2].error == "HTTP 503: busy"
+    assert not attempts[2].ok and attempts[2].status == 503 and attempts[2].error == "HTTP 503"  # never the body
     assert not attempts[3].ok and attempts[3].status is None and attempts[3].error == "no answer within 0.5 s"
     path, headers, body, _ = next(r for r in receiver.requests if r[0] == "/ok")
     assert orjson.loads(body) == {**EVENT, "id": "e1"}
@@ -207,8 +230,10 @@ async def test_an_endpoint_that_never_answers_does_not_hold_up_another():
     reports = Reports()
     async with Receiver() as receiver:
         receiver.answers = {"/stuck": (200, 30.0)}
-        stuck = Endpoint(Webhook(1, receiver.url + "/stuck", "s"), 20.0, reports.prepare, reports.report).start()
-        healthy = Endpoint(Webhook(2, receiver.url + "/ok", "s"), 20.0, reports.prepare, reports.report).start()
+        stuck = Endpoint(Webhook(1, receiver.url + "/stuck", "s"), 20.0, reports.prepare, reports.report,
+                         allowed=LOOPBACK).start()
+        healthy = Endpoint(Webhook(2, receiver.url + "/ok", "s"), 20.0, reports.prepare, reports.report,
+                           allowed=LOOPBACK).start()
         try:
             for n in range(20):
                 stuck.offer(delivery(1, f"s{n}"))
@@ -235,7 +260,8 @@ async def test_a_full_queue_refuses_and_a_lost_lease_skips_the_attempt():
         refused.append(delivery.event_id)
 
     async with Receiver() as receiver:
-        endpoint = Endpoint(Webhook(1, receiver.url + "/ok", "s"), 5.0, prepare, report, senders=1, queue_size=2)
+        endpoint = Endpoint(Webhook(1, receiver.url + "/ok", "s"), 5.0, prepare, report, senders=1, queue_size=2,
+                            allowed=LOOPBACK)
         assert endpoint.room == 2
         assert endpoint.offer(delivery(1, "lost")) and endpoint.offer(delivery(1, "kept"))
         assert not endpoint.offer(delivery(1, "third")) and endpoint.room == 0
@@ -252,7 +278,8 @@ async def test_closing_lets_a_request_in_flight_finish_and_stops_idle_senders_at
     reports = Reports()
     async with Receiver() as receiver:
         receiver.answers = {"/slow": (200, 0.3)}
-        endpoint = Endpoint(Webhook(1, receiver.url + "/slow", "s"), 5.0, reports.prepare, reports.report).start()
+        endpoint = Endpoint(Webhook(1, receiver.url + "/slow", "s"), 5.0, reports.prepare, reports.report,
+                            allowed=LOOPBACK).start()
         endpoint.offer(delivery(1, "e1"))
         while not receiver.requests:
             await asyncio.sleep(0.01)
@@ -260,3 +287,91 @@ async def test_closing_lets_a_request_in_flight_finish_and_stops_idle_senders_at
         assert await endpoint.close(2.0) == []
         assert time.monotonic() - started < 1.0
     assert [(event_id, attempt.ok) for _, event_id, attempt, _ in reports.seen] == [("e1", True)]
+
+
+# --- destinations ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("address, refused", [
+    ("93.184.215.14", False), ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", False),
+    ("127.0.0.1", True), ("127.9.9.9", True), ("0.0.0.0", True), ("10.0.0.1", True), ("172.31.255.1", True),
+    ("192.168.0.1", True), ("169.254.169.254", True), ("100.64.1.1", True), ("224.0.0.251", True),
+    ("255.255.255.255", True), ("::1", True), ("::", True), ("fe80::1", True), ("fc00::1", True), ("ff02::1", True),
+    ("::ffff:10.0.0.1", True), ("::ffff:93.184.215.14", False), ("2002:7f00:1::", True), ("64:ff9b::a00:1", True),
+])
+def test_only_public_addresses_are_reached(address, refused):
+    import ipaddress
+
+    assert is_refused(ipaddress.ip_address(address)) is refused
+
+
+def test_allowed_networks_open_what_they_name_only():
+    import ipaddress
+
+    allowed = parse_networks("127.0.0.0/8, fd00::/8")
+    assert not is_refused(ipaddress.ip_address("127.0.0.1"), allowed)
+    assert not is_refused(ipaddress.ip_address("::ffff:127.0.0.1"), allowed)
+    assert not is_refused(ipaddress.ip_address("fd00::5"), allowed)
+    assert is_refused(ipaddress.ip_address("10.0.0.1"), allowed)
+    assert host_refusal("http://localhost:8080/", allowed) is None
+    assert host_refusal("http://localhost:8080/") == "localhost is this machine"
+    with pytest.raises(ValueError, match="'10.0.0.0/33' is not a network"):
+        parse_networks("10.0.0.0/33")
+
+
+def test_urls_are_shown_without_credentials_or_query():
+    assert redact("https://hooks.example.org/a/b?token=s3cret&x=1") == "https://hooks.example.org/a/b?…"
+    assert redact("https://user:pw@hooks.example.org:8443/a") == "https://hooks.example.org:8443/a"
+    assert redact("http://[::1]:80/x") == "http://[::1]:80/x"
+    assert "s3cret" not in str(Webhook(1, "https://h.example/x?token=s3cret", "s").public())
+
+
+async def test_a_name_is_judged_by_the_addresses_it_resolves_to():
+    assert await resolution_refusal("http://localhost:9/") == "localhost resolves to 127.0.0.1, which is not a public address"
+    assert await resolution_refusal("http://localhost:9/", LOOPBACK) is None
+    assert await resolution_refusal("http://no-such-host.invalid/") is None  # checked again at each delivery
+    with pytest.raises(RefusedDestination):
+        await GuardedResolver().resolve("localhost", 80)
+    assert [r["host"] for r in await GuardedResolver(LOOPBACK).resolve("localhost", 80)] == ["127.0.0.1"]
+
+
+async def test_a_delivery_to_a_refused_address_is_not_made_and_failures_do_not_tell_ports_apart():
+    reports = Reports()
+    async with Receiver() as receiver:
+        port = receiver.url.rsplit(":", 1)[1]
+        closed = free_port()
+        endpoints = [
+            Endpoint(Webhook(1, receiver.url + "/x", "s"), 2.0, reports.prepare, reports.report).start(),
+            Endpoint(Webhook(2, f"http://localhost:{port}/x", "s"), 2.0, reports.prepare, reports.report).start(),
+            Endpoint(Webhook(3, f"http://127.0.0.1:{closed}/x", "s"), 2.0, reports.prepare, reports.report,
+                     allowed=LOOPBACK).start(),
+        ]
+        async with NotHttp() as not_http:
+            endpoints.append(Endpoint(Webhook(4, f"http://127.0.0.1:{not_http.port}/x", "s"), 2.0, reports.prepare,
+                                      reports.report, allowed=LOOPBACK).start())
+            try:
+                for endpoint in endpoints:
+                    assert endpoint.offer(delivery(endpoint.webhook.webhook_id, f"e{endpoint.webhook.webhook_id}"))
+                await reports.wait(4)
+            finally:
+                for endpoint in endpoints:
+                    await endpoint.close(0)
+    errors = {webhook_id: attempt.error for webhook_id, _, attempt, _ in reports.seen}
+    assert errors == {1: REFUSED_ERROR, 2: REFUSED_ERROR, 3: NO_ANSWER, 4: NO_ANSWER}
+    assert not receiver.requests
+
+
+class NotHttp:
+    """A port that accepts connections and answers something that is not HTTP."""
+
+    async def __aenter__(self):
+        async def answer(reader, writer):
+            writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+            await writer.drain()
+            writer.close()
+
+        self.server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.server.close()

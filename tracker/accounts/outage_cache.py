@@ -78,6 +78,17 @@ class OutageCache:
         self.entries[key] = (now, answer)
         return answer
 
+    def fresh(self, key: Hashable) -> Any:
+        """The answer cached for ``key`` if it is fresh, else None."""
+        hit = self.entries.get(key)
+        return hit[1] if hit is not None and self.clock() - hit[0] < self.ttl else None
+
+    def put(self, key: Hashable, answer: Any) -> None:
+        """Keep ``answer`` for ``key`` as if Postgres had just given it."""
+        if len(self.entries) >= self.max_entries:
+            self._make_room()
+        self.entries[key] = (self.clock(), answer)
+
     def forget(self, key: Hashable) -> None:
         self.entries.pop(key, None)
 

@@ -81,3 +81,26 @@ def grants_permit(grants: Iterable[str], marker_id: str) -> bool:
         if marker_id == marker or (is_prefix and marker_id.startswith(marker)):
             return True
     return False
+
+
+def visible_grants(access: Access, grants: Iterable[str]) -> list[str] | None:
+    """What of ``grants`` (marker ids and prefixes ending in ``*``, such as a geofence's or a
+    webhook's markers) ``access`` may see, as grants: an id it may see; a prefix whose every
+    marker it may see; else the ids and narrower prefixes of its own that fall under it.
+    None when it may see none of them; no grants (every marker) stay none."""
+    grants = list(grants)
+    if access.is_admin or not grants:
+        return grants
+    shown: list[str] = []
+    for grant in grants:
+        marker, is_prefix = parse_grant(grant)
+        if not is_prefix:
+            if access.permits(marker):
+                shown.append(grant)
+        elif any(marker.startswith(prefix) for prefix in access.prefixes):
+            shown.append(grant)
+        else:
+            shown += sorted(m for m in access.marker_ids if m.startswith(marker))
+            shown += [format_grant(p, True) for p in access.prefixes if p.startswith(marker)]
+    shown = list(dict.fromkeys(shown))
+    return shown or None

@@ -4,14 +4,16 @@ open autocommit connection.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 from psycopg.rows import class_row
 
+from tracker.accounts import guessing
 from tracker.accounts.credentials import hash_password, new_token, token_hash, verify_password
 from tracker.accounts.permissions import ADMIN, ROLES, Access, access_of, share_access
 from tracker.positions.model import MARKER_ID_PATTERN
@@ -56,6 +58,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at     timestamptz NOT NULL DEFAULT now(),
     expires_at     timestamptz NOT NULL
 );
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS session_id bigserial;
+CREATE UNIQUE INDEX IF NOT EXISTS sessions_session_id ON sessions (session_id);
 CREATE TABLE IF NOT EXISTS shares (
     share_id     bigserial   PRIMARY KEY,
     token_sha256 bytea       NOT NULL UNIQUE,
@@ -105,6 +109,14 @@ class Token:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: int
+    user_name: str
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -174,20 +186,44 @@ async def count_admins(conn: psycopg.AsyncConnection) -> int:
     return (await cur.fetchone())[0]
 
 
-async def check_password(conn: psycopg.AsyncConnection, name: str, password: str, via: str) -> Access | None:
-    """The user's access if ``password`` is theirs, else None (unknown users cost the same time)."""
-    cur = await conn.execute("SELECT user_id, role, password_hash FROM users WHERE name = %s", (name,))
+async def password_row(conn: psycopg.AsyncConnection, name: str) -> tuple[int, str] | None:
+    """(user id, stored password hash) of the user ``name``, or None."""
+    cur = await conn.execute("SELECT user_id, password_hash FROM users WHERE name = %s", (name,))
     row = await cur.fetchone()
-    async with _KDF_SLOTS:  # scrypt takes tens of ms: in a thread, a few at a time
-        matches = await asyncio.to_thread(
-            lambda: verify_password(password, _dummy_hash() if row is None else row[2]))
-    if row is None or not matches:
-        return None
-    return await access_for(conn, row[0], via)
+    return None if row is None else (row[0], row[1])
 
 
-#: Password checks running at once per process; the rest wait their turn.
-_KDF_SLOTS = asyncio.Semaphore(2)
+async def password_matches(name: str, password: str, row: tuple[int, str] | None) -> bool:
+    """Whether ``password`` is that of the user whose ``password_row`` is ``row`` (an unknown
+    user, None, costs the same time). No database connection is held meanwhile.
+
+    scrypt runs in a thread, a few checks at a time (``tracker.accounts.guessing.kdf``; the
+    caller holds a place in its queue). A password already found to match the hash still
+    stored is not checked again (a client that sends HTTP Basic with every request, a live
+    feed checking its access), so only a new guess costs scrypt."""
+    stored = _dummy_hash() if row is None else row[1]
+    remembered = _verified.get(_verified_key(name, password))
+    if row is not None and remembered is not None and hmac.compare_digest(remembered, stored):
+        return True
+    matches = await guessing.kdf.compute(lambda: verify_password(password, stored))
+    if matches and row is not None:
+        _verified.put(_verified_key(name, password), stored)
+    return matches and row is not None
+
+
+def remembered(name: str, password: str) -> bool:
+    """Whether ``password`` was found to be ``name``'s before (by this process)."""
+    return _verified_key(name, password) in _verified
+
+
+#: sha256(name, password) -> the stored hash it was found to match (``password_matches``).
+_verified = guessing.Bounded(10_000)
+
+
+def _verified_key(name: str, password: str) -> bytes:
+    return hashlib.sha256(f"{name}\0{password}".encode()).digest()
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """What an unknown user's password is checked against, so that it costs as much time as
@@ -352,6 +388,33 @@ async def session_access(conn: psycopg.AsyncConnection, session: str) -> Access 
 
 async def close_session(conn: psycopg.AsyncConnection, session: str) -> None:
     await conn.execute("DELETE FROM sessions WHERE session_sha256 = %s", (token_hash(session),))
+
+
+async def list_sessions(conn: psycopg.AsyncConnection, user: str | None = None) -> list[Session]:
+    """The sessions that have not expired (``user``'s only), oldest first."""
+    async with conn.cursor(row_factory=class_row(Session)) as cur:
+        await cur.execute(
+            "SELECT s.session_id, u.name AS user_name, s.created_at, s.expires_at FROM sessions s "
+            "JOIN users u USING (user_id) WHERE s.expires_at > now() AND (%s::text IS NULL OR u.name = %s) "
+            "ORDER BY s.session_id", (user, user))
+        return await cur.fetchall()
+
+
+async def end_sessions(conn: psycopg.AsyncConnection, session_ids: list[int], user: str | None = None) -> int:
+    """End sessions by id, or every session of ``user``; how many ended."""
+    if user is not None:
+        cur = await conn.execute("SELECT 1 FROM users WHERE name = %s", (user,))
+        if await cur.fetchone() is None:
+            raise AccountError(f"no user {user!r}")
+        cur = await conn.execute("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE name = %s)",
+                                 (user,))
+        return cur.rowcount
+    cur = await conn.execute("DELETE FROM sessions WHERE session_id = ANY(%s) RETURNING session_id", (session_ids,))
+    ended = {row[0] for row in await cur.fetchall()}
+    missing = [str(i) for i in session_ids if i not in ended]
+    if missing:
+        raise AccountError(f"no session {', '.join(missing)}" + (" (the others ended)" if ended else ""))
+    return len(ended)
 
 
 # -- share links ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``tracker users``, ``groups``, ``tokens``, ``share`` and ``shares``: who may see which markers."""
+"""``tracker users``, ``groups``, ``tokens``, ``sessions``, ``share`` and ``shares``: who may see which markers."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,16 @@ def add_commands(commands) -> None:
     revoke = tokens.add_parser("revoke", help="stop a token from working")
     revoke.add_argument("token_id", type=int, metavar="ID")
     revoke.set_defaults(run=_account_change("revoke_token", "token_id", done="token {token_id} revoked"))
+
+    sessions = commands.add_parser("sessions", help="browser sessions (signed in at /login)").add_subparsers(
+        title="sessions commands")
+    listing = sessions.add_parser("list", help="list the sessions that have not expired")
+    listing.add_argument("--user", help="only this user's")
+    listing.set_defaults(run=_sessions_list)
+    end = sessions.add_parser("end", help="end sessions (signed out within 2 s, live feeds too)")
+    end.add_argument("session_ids", type=int, nargs="*", metavar="ID")
+    end.add_argument("--user", help="every session of this user")
+    end.set_defaults(run=_sessions_end)
 
     share = commands.add_parser("share", help="print a link that shows one marker without an account")
     share.add_argument("marker")
@@ -189,6 +199,26 @@ async def _tokens_list(args: argparse.Namespace) -> int:
            [(str(t.token_id), t.user_name, f"{t.created_at:%Y-%m-%d %H:%M}",
              f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
              f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "-") for t in tokens], "no tokens")
+    return 0
+
+
+async def _sessions_list(args: argparse.Namespace) -> int:
+    from tracker.accounts import store as accounts
+
+    sessions = await on_database(lambda conn: accounts.list_sessions(conn, args.user))
+    table(("id", "user", "signed in", "expires"),
+          [(str(s.session_id), s.user_name, f"{s.created_at:%Y-%m-%d %H:%M}", f"{s.expires_at:%Y-%m-%d %H:%M}")
+           for s in sessions], "no sessions")
+    return 0
+
+
+async def _sessions_end(args: argparse.Namespace) -> int:
+    from tracker.accounts import store as accounts
+
+    if bool(args.session_ids) == bool(args.user):
+        raise CommandError("give session ids or --user NAME (one of them)", EXIT_USAGE)
+    ended = await on_database(lambda conn: accounts.end_sessions(conn, args.session_ids, args.user))
+    print(f"{ended} session{'s' if ended != 1 else ''} ended" + (f" of {args.user}" if args.user else ""))
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from tracker.cli.common import EXIT_USAGE, CommandError, on_database, table
+from tracker.settings import settings
 
 
 def add_commands(commands) -> None:
@@ -35,10 +36,13 @@ async def _geofences_import(args: argparse.Namespace) -> int:
     geofences = []
     for number, feature in enumerate(features, 1):
         try:
-            geofences.append(parse_feature(feature))
+            geofences.append(parse_feature(feature, max_vertices=settings.geofence_max_vertices))
         except BadGeofence as exc:
             raise CommandError(f"{args.file}: feature {number}: {exc}; nothing imported", EXIT_USAGE) from None
-    ids = await on_database(lambda conn: geofence_store.add_many(conn, geofences))
+    try:
+        ids = await on_database(lambda conn: geofence_store.add_many(conn, geofences))
+    except geofence_store.GeofenceLimit as exc:
+        raise CommandError(f"{args.file}: {exc}; nothing imported", EXIT_USAGE) from None
     print(f"imported {len(ids)} geofences (ids {ids[0]} to {ids[-1]})")
     return 0
 

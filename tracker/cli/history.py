@@ -11,15 +11,21 @@ import re
 from datetime import datetime, timedelta, timezone
 
 _AGE = re.compile(r"([0-9]{1,6})([dh])")
+#: The oldest age: older than any history the tracker can hold.
+MAX_AGE = timedelta(days=100 * 366)
 
 
 def parse_age(text: str) -> timedelta:
-    """``90d`` (days) or ``36h`` (hours), at least one; ValueError otherwise."""
+    """``90d`` (days) or ``36h`` (hours), at least one, at most 100 years; ValueError otherwise."""
     match = _AGE.fullmatch(text.strip())
     if not match or int(match[1]) < 1:
-        raise ValueError(f"{text!r} is not an age such as 90d or 36h (a whole number of days or hours, at least 1)")
+        raise ValueError(f"{text[:40]!r} is not an age such as 90d or 36h (a whole number of days or hours, "
+                         "at least 1)")
     count = int(match[1])
-    return timedelta(days=count) if match[2] == "d" else timedelta(hours=count)
+    age = timedelta(days=count) if match[2] == "d" else timedelta(hours=count)
+    if age > MAX_AGE:
+        raise ValueError(f"{text[:40]!r} is more than 100 years")
+    return age
 
 
 async def prune(args: argparse.Namespace) -> int:
@@ -57,12 +63,15 @@ async def prune(args: argparse.Namespace) -> int:
 
 
 async def erase_command(args) -> int:
-    """``tracker history erase --marker ID [--from T] [--to T]``."""
+    """``tracker history erase --marker ID [--from T] [--to T] [--wait SECONDS]``: Postgres
+    first (the rows, the webhook deliveries, the share links), then the erase record for the
+    workers; then it waits for the history sink to read the record, and says what it removed
+    and where copies remain, until when."""
     from aiokafka.errors import KafkaError
 
     from tracker.stream import batches
     from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, on_database
-    from tracker.storage.erase import erase_history
+    from tracker.storage.erase import erase_marker
     from tracker.cli.journeys import day_or_time
     from tracker.stream.admin import existing_topics
     from tracker.stream.producer import positions_producer
@@ -71,29 +80,90 @@ async def erase_command(args) -> int:
 
     if not MARKER_ID_PATTERN.fullmatch(args.marker):
         raise CommandError(f"{args.marker!r} is not a marker id", EXIT_USAGE)
+    if not 0 <= args.wait <= 3600:
+        raise CommandError("--wait must be between 0 and 3600 seconds", EXIT_USAGE)
     try:
         from_us = None if args.start is None else micros_of(day_or_time(args.start))
         to_us = None if args.end is None else micros_of(day_or_time(args.end, end=True))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise CommandError(f"--from/--to: {exc}; use a day (2026-11-28) or an ISO 8601 time", EXIT_USAGE) from None
+    erasure_id, deleted = await on_database(lambda conn: erase_marker(conn, args.marker, from_us, to_us))
     producer = positions_producer(settings)
+    sent = False
     try:
         if await existing_topics(settings, [settings.batches_topic]):  # else no worker ever ran
             await producer.start()
             # The marker's partition of the batches topic, as for its positions: same key, same count.
             await (await producer.send(settings.batches_topic, key=args.marker.encode(),
                                        value=batches.encode_erase(args.marker, from_us, to_us)))
+            sent = True
     except KafkaError as exc:
-        raise CommandError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}", EXIT_UNAVAILABLE) from None
+        raise CommandError(f"the rows are deleted from Postgres, but Kafka at {settings.bootstrap_servers} could not "
+                           f"be reached ({exc}): run the same command again", EXIT_UNAVAILABLE) from None
     finally:
         await producer.stop()
-    deleted = await on_database(lambda conn: erase_history(conn, args.marker, from_us, to_us))
-    print(f"{'table':<16} {'rows deleted':>12}")
-    for table, count in deleted.items():
-        print(f"{table:<16} {count:>12,}")
-    print(f"marker {args.marker!r}: the workers remove it from latest (and its motion and events state"
-          f"{'' if from_us is None and to_us is None else ', for the whole history only'}) as they read the request")
+    sink_rows, confirmed = await _wait_for_sink(erasure_id, args.wait if sent else 0)
+    _print_erased(args.marker, deleted, sink_rows, confirmed, sent, args.wait, whole=from_us is None and to_us is None)
+    await _print_copies(settings)
     return 0
+
+
+async def _wait_for_sink(erasure_id: int, seconds: float) -> tuple[int, bool]:
+    """(rows the history sink deleted, whether it read the record), waiting up to ``seconds``."""
+    import asyncio
+    import time
+
+    from tracker.cli.common import on_database
+    from tracker.storage.erase import sink_report
+
+    deadline = time.monotonic() + seconds
+    while True:
+        sink_rows, confirmed = await on_database(lambda conn: sink_report(conn, erasure_id))
+        if confirmed or time.monotonic() >= deadline:
+            return sink_rows, confirmed
+        await asyncio.sleep(0.5)
+
+
+def _print_erased(marker: str, deleted: dict[str, int], sink_rows: int, confirmed: bool, sent: bool, wait: float,
+                  whole: bool) -> None:
+    print(f"{'table':<20} {'rows':>10}")
+    for table, count in deleted.items():
+        print(f"{table:<20} {count:>10,}")
+    if not sent:
+        print("no worker has run yet: nothing of the marker is in the workers' tables")
+    elif confirmed:
+        print(f"{'(history sink)':<20} {sink_rows:>10,}  rows of fixes that were on their way, deleted when the "
+              "history sink read the erase record")
+    else:
+        print(f"the history sink has not read the erase record within {wait:g} s: it deletes the rows of fixes on "
+              "their way when it does (a worker must be running)")
+    if sent:
+        print(f"marker {marker!r}: the workers remove it from latest (and its motion and events state"
+              f"{'' if whole else ', for the whole history only'}) as they read the request")
+
+
+async def _print_copies(config) -> None:
+    from datetime import datetime, timezone
+
+    from aiokafka.errors import KafkaError
+
+    from tracker.stream.copies import remaining
+
+    now = datetime.now(timezone.utc)
+    try:
+        copies = await remaining(config, now)
+    except KafkaError as exc:
+        print(f"copies in Kafka: cannot say, Kafka could not be reached ({exc})")
+        return
+    print("copies that remain, until at the latest:")
+    width = max([len(c.topic) for c in copies] + [10])
+    for copy in copies:
+        until = f"{copy.until:%Y-%m-%d %H:%M} UTC" if copy.until else "no bound"
+        print(f"  {copy.topic:<{width}}  {until:<20}  {copy.holds} ({copy.why})")
+    if config.mqtt_friends:
+        print("  the MQTT broker: its last position, retained as a friend of the phones of its groups, until the "
+              "workers publish for those phones again")
+    print("  backups of Postgres and of Kafka's disks, if any: as long as they are kept")
 
 
 def add_commands(commands) -> None:
@@ -107,8 +177,12 @@ def add_commands(commands) -> None:
     parser.set_defaults(run=prune)
     erase = history.add_parser(
         "erase", aliases=["delete"],
-        help="erase a marker's positions, events, trips and stops (a person's request), and its latest")
+        help="erase a marker's positions, events, trips and stops, its webhook deliveries and share "
+             "links (a person's request), and its latest; say what remains where")
     erase.add_argument("--marker", required=True, help="the marker id")
     erase.add_argument("--from", dest="start", metavar="TIME", help="only from this day (UTC) or time (default: all)")
     erase.add_argument("--to", dest="end", metavar="TIME", help="only to this day (UTC, included) or time (excluded)")
+    erase.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                       help="wait this long for the history sink to delete what was on its way (default 30; 0: "
+                            "do not wait)")
     erase.set_defaults(run=erase_command)

@@ -20,6 +20,8 @@ def day_or_time(value: str, end: bool = False) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     start = datetime.combine(day, datetime.min.time(), timezone.utc)
+    if end and day == date.max:
+        raise ValueError(f"{value!r} is the last day there is; give a time instead")
     return start + timedelta(days=1) if end else start
 
 

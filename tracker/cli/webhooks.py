@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from tracker.cli.common import EXIT_USAGE, CommandError, on_database, table
+from tracker.webhooks.destinations import redact
 
 
 def add_commands(commands) -> None:
@@ -24,14 +25,14 @@ def add_commands(commands) -> None:
 
 async def _webhooks_add(args: argparse.Namespace) -> int:
     from tracker.webhooks import store as webhook_store
-    from tracker.webhooks.model import BadWebhook, parse_webhook
+    from tracker.webhooks.model import BadWebhook, parse_and_resolve
 
     try:
-        new = parse_webhook({"url": args.url, "types": args.types, "markers": args.markers})
+        new = await parse_and_resolve({"url": args.url, "types": args.types, "markers": args.markers})
     except BadWebhook as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     webhook = await on_database(lambda conn: webhook_store.add(conn, new, None))
-    print(f"webhook {webhook.webhook_id} added ({', '.join(webhook.types) or 'every type'}; "
+    print(f"webhook {webhook.webhook_id} added for {redact(webhook.url)} ({', '.join(webhook.types) or 'every type'}; "
           f"{' '.join(webhook.markers) or 'every marker'}); its secret (shown only now): {webhook.secret}")
     return 0
 
@@ -41,7 +42,7 @@ async def _webhooks_list(args: argparse.Namespace) -> int:
 
     webhooks = await on_database(webhook_store.load)
     table(("id", "url", "types", "markers", "by", "added"),
-           [(str(w.webhook_id), w.url, " ".join(w.types) or "all", " ".join(w.markers) or "all",
+           [(str(w.webhook_id), redact(w.url), " ".join(w.types) or "all", " ".join(w.markers) or "all",
              w.created_by or "(command line)", f"{w.created_at:%Y-%m-%d %H:%M}") for w in webhooks], "no webhooks")
     return 0
 

@@ -5,8 +5,12 @@ A geofence is a GeoJSON Feature: a Polygon or MultiPolygon, or a Point with
 (required), ``markers`` (the marker ids, or prefixes ending in ``*``, it applies to;
 default every marker) and ``speed_limit`` (m/s, for the overspeed event inside it).
 
-``parse_feature`` checks one and says what is wrong; ``GeofenceIndex`` answers "which
-geofences hold this point, for this marker" with prepared geometries behind an STRtree.
+``parse_feature`` checks one and says what is wrong (at most ``max_vertices`` vertices,
+every ring of every part counted: ``TRACKER_GEOFENCE_MAX_VERTICES`` for a new one);
+``GeofenceIndex`` answers "which geofences hold this point, for this marker" with prepared
+geometries behind an STRtree. The stream's cost grows with the number of geofences that
+hold a fix (each is tested exactly), hardly with their vertices: see
+``tracker.geofences.store`` for the caps on the whole set.
 A point on a polygon's edge counts as inside; a circle holds the points whose great-circle
 distance to its centre is at most its radius.
 """
@@ -28,7 +32,6 @@ from tracker.positions.model import MARKER_ID_PATTERN
 
 NAME_MAX = 100
 MAX_RADIUS_M = 1_000_000
-MAX_VERTICES = 100_000
 METRES_PER_DEGREE = 111_320.0
 
 
@@ -87,8 +90,31 @@ def _number(value: Any, what: str, low: float, high: float) -> float:
     return float(value)
 
 
-def parse_feature(feature: Any, geofence_id: int | None = None) -> Geofence:
-    """A geofence from a GeoJSON Feature; ``BadGeofence`` says what is wrong."""
+def vertex_count(geometry: Any) -> int:
+    """The vertices of a GeoJSON Polygon or MultiPolygon, every ring of every part counted
+    (a circle counts one), read from the coordinates before any geometry is built; -1 when
+    they are not nested lists as the type says."""
+    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    kind = geometry.get("type") if isinstance(geometry, dict) else None
+    if kind == "Point":
+        return 1
+    polygons = [coordinates] if kind == "Polygon" else coordinates if kind == "MultiPolygon" else None
+    if not isinstance(polygons, list):
+        return -1
+    count = 0
+    for polygon in polygons:
+        if not isinstance(polygon, list):
+            return -1
+        for ring in polygon:
+            if not isinstance(ring, list):
+                return -1
+            count += len(ring)
+    return count
+
+
+def parse_feature(feature: Any, geofence_id: int | None = None, max_vertices: int | None = None) -> Geofence:
+    """A geofence from a GeoJSON Feature; ``BadGeofence`` says what is wrong. ``max_vertices``:
+    the most vertices it may have (a new geofence; stored ones are read whatever the cap is now)."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         raise BadGeofence('a geofence is a GeoJSON Feature: {"type": "Feature", "geometry": ..., "properties": ...}')
     properties = feature.get("properties") or {}
@@ -124,15 +150,17 @@ def parse_feature(feature: Any, geofence_id: int | None = None) -> Geofence:
         geometry = {"type": "Point", "coordinates": [float(coordinates[0]), float(coordinates[1])]}
         return Geofence(geofence_id, name.strip(), geometry, radius, speed_limit, tuple(markers))
     if kind not in ("Polygon", "MultiPolygon"):
-        raise BadGeofence(f"geometry must be a Polygon, a MultiPolygon or a Point with a radius, not {kind!r}")
+        raise BadGeofence(f"geometry must be a Polygon, a MultiPolygon or a Point with a radius, not {str(kind)[:40]!r}")
+    vertices = vertex_count(geometry)
+    if max_vertices is not None and vertices > max_vertices:
+        raise BadGeofence(f"at most {max_vertices:,} vertices (every ring of every part; "
+                          f"TRACKER_GEOFENCE_MAX_VERTICES): this {kind} has {vertices:,}")
     try:
         polygon = shape(geometry)
     except Exception as exc:  # noqa: BLE001 - shapely's errors vary with the malformed input
         raise BadGeofence(f"the {kind}'s coordinates are malformed: {str(exc)[:120]}") from None
     if polygon.is_empty:
         raise BadGeofence(f"the {kind} is empty")
-    if len(polygon.exterior.coords if kind == "Polygon" else []) > MAX_VERTICES:
-        raise BadGeofence(f"at most {MAX_VERTICES:,} vertices")
     min_lon, min_lat, max_lon, max_lat = polygon.bounds
     if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
         raise BadGeofence("coordinates are [lon, lat] within [-180, 180] and [-90, 90]")
@@ -155,6 +183,9 @@ class GeofenceIndex:
         centres = [g.geometry["coordinates"][:2] if g.radius is not None else (0.0, 0.0) for g in self.geofences]
         self._centres = np.radians(np.array(centres, dtype=float).reshape(-1, 2))  # lon, lat
         self._radii = np.array([g.radius or 0.0 for g in self.geofences], dtype=float)
+        self._objects = np.empty(len(self.geofences), dtype=object)
+        self._objects[:] = self.geofences
+        self._any_markers = any(g.markers for g in self.geofences)
 
     def __len__(self) -> int:
         return len(self.geofences)
@@ -185,11 +216,17 @@ class GeofenceIndex:
                                           np.radians(lon[point_at[circles]])) <= self._radii[fence_at[circles]]
         order = np.lexsort((fence_at, point_at))  # by point, then by geofence (sorted by id)
         keep = order[holds[order]]
-        geofences = self.geofences
-        for i, g in zip(point_at[keep].tolist(), fence_at[keep].tolist()):
-            geofence = geofences[g]
-            if not geofence.markers or geofence.applies_to(marker_ids[i]):
-                found[i].append(geofence)
+        if not len(keep):
+            return found
+        held_by, fences = point_at[keep], fence_at[keep]
+        # one slice of geofences per point that lies in any: no Python work per (point, geofence)
+        starts = np.flatnonzero(np.diff(held_by, prepend=-1))
+        for i, held in zip(held_by[starts].tolist(), np.split(self._objects[fences], starts[1:])):
+            found[i] = held.tolist()
+        if self._any_markers:
+            for i, held in enumerate(found):
+                if held and any(g.markers for g in held):
+                    found[i] = [g for g in held if not g.markers or g.applies_to(marker_ids[i])]
         return found
 
 

@@ -1,8 +1,8 @@
 """Friends over MQTT: each phone's friends published where its OwnTracks app looks for them.
 
-A phone in MQTT mode subscribes to ``owntracks/+/+`` (and ``owntracks/+/+/info`` for names)
-and lists every topic it may read as a contact. The broker lets a user read only under its
-own name (``docker/mosquitto/acl``), so each friend F of the phone U (``tracker.ingest.friends``)
+A phone in MQTT mode subscribes to ``owntracks/U/+`` (and ``owntracks/U/+/info`` for names)
+and lists every topic it reads as a contact. The broker lets a phone subscribe only inside
+its own tree and read only its friend topics (``docker/mosquitto/tracker_acl.c``), so each friend F of the phone U (``tracker.ingest.friends``)
 is published under U's name, retained, QoS 1:
 
 - ``owntracks/U/friend.F``: F's newest fix, an OwnTracks ``location``;

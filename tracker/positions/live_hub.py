@@ -4,13 +4,20 @@ live map's viewers get (``web/live.py``).
 The hub reads the ``latest`` table's changelog with a consumer of its own (no group: every
 partition, from the beginning, so it holds every marker whichever worker owns it, and goes
 on across rebalances and a dead worker's partitions moving). Every ``TRACKER_LIVE_INTERVAL``
-the markers that changed since the last tick become one numbered tick, offered to each
-viewer (filtered by what it may see and its bbox) and kept for ``KEPT_SECONDS``, so that a
-viewer reconnecting with ``Last-Event-ID`` gets what it missed, or a fresh snapshot when
-that is older.
+the markers that changed since the last tick become one numbered tick, kept for
+``KEPT_SECONDS``, so that a viewer reconnecting with ``Last-Event-ID`` gets what it missed,
+or a fresh snapshot when that is older.
 
-A viewer's queue is bounded in bytes (``TRACKER_LIVE_CLIENT_BUFFER``, 4 MiB): a viewer that
-stops reading is dropped when its queue is full, rather than growing the worker's memory.
+Viewers who see the same markers (the same permissions and bbox) share a ``Scope``: each
+tick is filtered and encoded once per scope (its gzipped form too, once, when a viewer of
+the scope takes gzip: ``Message``), and every viewer of the scope queues the same bytes. So a
+thousand viewers of one account cost one encoding per tick, and a viewer that stops reading
+holds references to messages the others hold too, not copies.
+
+A viewer's unsent bytes are bounded (``TRACKER_LIVE_CLIENT_BUFFER``, 4 MiB): its queue plus
+what its connection has not sent yet (the transport's buffer). A viewer past the bound is
+dropped and its connection closed at once, rather than growing the worker's memory; it
+reconnects and starts again from a snapshot.
 
 A row is a compact JSON array: ``[marker_id, lat, lon, time_ms, speed, heading, battery,
 moving, source, name, heard_ms]`` (unknown values null; ``name`` from
@@ -27,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections import deque
-from typing import Callable
+from typing import Callable, Hashable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -59,33 +67,94 @@ def row_of(fix: list) -> Row:
             fix[9], display_name(fix[10]), heard_of(fix) // 1000]
 
 
-class Viewer:
-    """One connected viewer: what it may see, and its queue of encoded messages."""
+GZIP_LEVEL = 6
 
-    def __init__(self, keep: Callable[[str, float, float], bool]) -> None:
+
+def _deflate(data: bytes) -> bytes:
+    """``data`` as raw deflate blocks that need nothing before them (a new compressor, a sync
+    flush): appended after a gzip header, any sequence of them is a valid gzip stream."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _gzip_header() -> bytes:
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(b"") + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+#: What a gzipped feed starts with, before any ``Message.gzipped``.
+GZIP_HEADER = _gzip_header()
+
+
+class Message:
+    """One encoded message, shared by every viewer it is for; gzipped once, when first asked."""
+
+    __slots__ = ("plain", "_gzipped")
+
+    def __init__(self, plain: bytes) -> None:
+        self.plain = plain
+        self._gzipped: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:
+            self._gzipped = _deflate(self.plain)
+        return self._gzipped
+
+
+Keep = Callable[[str, "float | None", "float | None"], bool]
+
+
+class Viewer:
+    """One connected viewer: its scope, and its queue of messages not sent yet.
+
+    ``buffered()`` says how many bytes its connection holds unsent (the transport's buffer);
+    ``on_drop`` is called once when it is dropped (the view closes the connection)."""
+
+    def __init__(self, keep: Keep, scope_key: Hashable = None, account: Hashable = None,
+                 buffered: Callable[[], int] = lambda: 0, on_drop: Callable[[], None] = lambda: None) -> None:
         self.keep = keep
-        self.queue: deque[bytes] = deque()
+        self.scope_key = scope_key if scope_key is not None else ("viewer", id(self))
+        self.account = account
+        self.buffered = buffered
+        self.on_drop = on_drop
+        self.queue: deque[Message] = deque()
         self.queued_bytes = 0
         self.wake = asyncio.Event()
         self.dropped = False
 
-    def offer(self, seq: int, changes: Changes) -> None:
+    def offer(self, message: Message) -> None:
         if self.dropped:
             return
-        message = encode_update(seq, changes, self.keep)
-        if message is None:
+        if self.queued_bytes + len(message) + self.buffered() > CLIENT_BUFFER_BYTES:
+            self.drop()
             return
-        if self.queued_bytes + len(message) > CLIENT_BUFFER_BYTES:
-            self.dropped = True  # too slow: it reconnects and starts again from a snapshot
-            self.queue.clear()
-            self.queued_bytes = 0
-            LIVE_DROPPED.inc()
-        else:
-            self.queue.append(message)
-            self.queued_bytes += len(message)
+        self.queue.append(message)
+        self.queued_bytes += len(message)
         self.wake.set()
 
-    async def next(self, timeout: float) -> bytes | None:
+    def drop(self) -> None:
+        """Too slow: its queue is let go and its connection closed; it reconnects and starts
+        again from a snapshot."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.queue.clear()
+        self.queued_bytes = 0
+        LIVE_DROPPED.inc()
+        self.wake.set()
+        self.on_drop()
+
+    def end(self) -> None:
+        """Its client has gone: the view stops at once."""
+        self.dropped = True
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.wake.set()
+
+    async def next(self, timeout: float) -> Message | None:
         """The next message, or None after ``timeout`` seconds without one."""
         if not self.queue:
             self.wake.clear()
@@ -98,6 +167,25 @@ class Viewer:
         message = self.queue.popleft()
         self.queued_bytes -= len(message)
         return message
+
+
+class Scope:
+    """The viewers who see the same markers: each tick is encoded once for all of them."""
+
+    def __init__(self, keep: Keep) -> None:
+        self.keep = keep
+        self.viewers: set[Viewer] = set()
+        #: (tick, snapshot) of the last snapshot made: viewers that connect before the next
+        #: tick share it (the next update holds every change since that tick).
+        self.snapshot: tuple[int, Message] | None = None
+
+    def offer(self, seq: int, changes: Changes) -> None:
+        encoded = encode_update(seq, changes, self.keep)
+        if encoded is None:
+            return
+        message = Message(encoded)
+        for viewer in list(self.viewers):
+            viewer.offer(message)
 
 
 def encode_update(seq: int, changes: Changes, keep: Callable[[str, float, float], bool],
@@ -135,6 +223,9 @@ class LiveHub(Service):
         self.seq = 0
         self.ticks: deque[tuple[int, float, Changes]] = deque()
         self.viewers: set[Viewer] = set()
+        self.scopes: dict[Hashable, Scope] = {}
+        #: account -> its viewers on this worker
+        self.accounts: dict[Hashable, int] = {}
         self.loaded = asyncio.Event()
         #: Changelog partitions not read to the end they had when the hub started.
         self._loading: dict[TopicPartition, int] = {tp: 0 for tp in self._partitions()}
@@ -240,11 +331,20 @@ class LiveHub(Service):
         self.seq += 1
         changes, self.pending = self.pending, {}
         self.ticks.append((self.seq, now, changes))
-        for viewer in list(self.viewers):
-            viewer.offer(self.seq, changes)
+        for scope in list(self.scopes.values()):
+            scope.offer(self.seq, changes)
 
-    def snapshot(self, keep: Callable[[str, float, float], bool]) -> bytes:
-        return encode_update(self.seq, self.positions, keep, event="snapshot", missing=self.loading())
+    def snapshot(self, keep: Keep, scope_key: Hashable = None) -> Message:
+        """Every marker ``keep`` lets through; shared by the viewers of a scope until the next
+        tick (while no partition is still loading)."""
+        scope = self.scopes.get(scope_key) if scope_key is not None else None
+        if scope is not None and scope.snapshot is not None and scope.snapshot[0] == self.seq:
+            return scope.snapshot[1]
+        missing = self.loading()
+        message = Message(encode_update(self.seq, self.positions, keep, event="snapshot", missing=missing))
+        if scope is not None and not missing:
+            scope.snapshot = (self.seq, message)
+        return message
 
     def missed(self, since: int) -> Changes | None:
         """The changes after tick ``since``, merged; None if some are no longer kept."""
@@ -256,10 +356,32 @@ class LiveHub(Service):
                 merged.update(changes)
         return merged
 
+    def viewers_of(self, account: Hashable) -> int:
+        return self.accounts.get(account, 0)
+
+    def scope(self, scope_key: Hashable, keep: Keep) -> Scope:
+        """The scope of ``scope_key`` (made with ``keep`` if it has no viewer yet)."""
+        scope = self.scopes.get(scope_key)
+        if scope is None:
+            scope = self.scopes[scope_key] = Scope(keep)
+        return scope
+
     def subscribe(self, viewer: Viewer) -> None:
+        self.scope(viewer.scope_key, viewer.keep).viewers.add(viewer)
         self.viewers.add(viewer)
+        self.accounts[viewer.account] = self.accounts.get(viewer.account, 0) + 1
         LIVE_VIEWERS.set(len(self.viewers))
 
     def unsubscribe(self, viewer: Viewer) -> None:
+        if viewer not in self.viewers:
+            return
         self.viewers.discard(viewer)
+        scope = self.scopes.get(viewer.scope_key)
+        if scope is not None:
+            scope.viewers.discard(viewer)
+            if not scope.viewers:
+                del self.scopes[viewer.scope_key]
+        self.accounts[viewer.account] -= 1
+        if self.accounts[viewer.account] <= 0:
+            del self.accounts[viewer.account]
         LIVE_VIEWERS.set(len(self.viewers))

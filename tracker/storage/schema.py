@@ -26,11 +26,12 @@ def schema() -> str:
     from tracker.geofences import store as geofences
     from tracker.journeys import store as journeys
     from tracker.positions import store as positions
+    from tracker.storage import erase
     from tracker.tracks import uploads
     from tracker.webhooks import store as webhooks
 
     return "".join(module.SCHEMA for module in (positions, devices, gateways, accounts, geofences, events,
-                                                journeys, webhooks, audit, uploads))
+                                                journeys, webhooks, audit, uploads, erase))
 
 
 async def create_schema(conn: psycopg.AsyncConnection) -> None:

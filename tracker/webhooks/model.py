@@ -1,6 +1,8 @@
 """Webhooks: where events are POSTed, which ones, and how each request is signed.
 
-A webhook is a URL (http or https) with a secret, the event types it wants (none: every
+A webhook is a URL (http or https, to a public address unless
+``TRACKER_WEBHOOK_ALLOW_PRIVATE`` allows more: ``tracker.webhooks.destinations``; no
+credentials in it) with a secret, the event types it wants (none: every
 type) and the markers (ids, or prefixes ending in ``*``; none: every marker). Its
 Postgres rows are in ``tracker.webhooks.store``; the notifier (``agents/notifier.py``)
 delivers.
@@ -13,7 +15,9 @@ bytes) with
   on every attempt: a receiver may use it to drop a repeat), ``X-Tracker-Attempt``: 1, 2, ...
 
 A 2xx answer delivers it; anything else, or no answer within ``TRACKER_WEBHOOK_TIMEOUT``,
-is retried after ``retry_delay`` until ``TRACKER_WEBHOOK_MAX_ATTEMPTS``.
+is retried after ``retry_delay`` until ``TRACKER_WEBHOOK_MAX_ATTEMPTS``. What an attempt
+records is its status and its time, never the body of the answer. A webhook's URL is shown
+(``public``, dead letters, logs) without its query: it may carry a token.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from tracker.events.model import TYPES
+from tracker.settings import settings
+from tracker.webhooks.destinations import host_refusal, redact, resolution_refusal
 from tracker.accounts.permissions import grants_permit, parse_grant
 from tracker.positions.model import MARKER_ID_PATTERN
 
@@ -65,7 +71,7 @@ class Webhook:
 
     def public(self) -> dict:
         """What the API and the command line show: everything but the secret."""
-        return {"id": self.webhook_id, "url": self.url, "types": list(self.types), "markers": list(self.markers),
+        return {"id": self.webhook_id, "url": redact(self.url), "types": list(self.types), "markers": list(self.markers),
                 "created_by": self.created_by, "created_at": self.created_at}
 
 
@@ -76,17 +82,31 @@ class NewWebhook:
     markers: tuple[str, ...]
 
 
-def parse_webhook(body: Any) -> NewWebhook:
-    """``{"url", "types": [...], "markers": [...]}`` checked; ``BadWebhook`` says what is wrong."""
+def parse_webhook(body: Any, allowed: tuple | None = None) -> NewWebhook:
+    """``{"url", "types": [...], "markers": [...]}`` checked; ``BadWebhook`` says what is wrong.
+    ``allowed``: the networks allowed beyond public addresses (``TRACKER_WEBHOOK_ALLOW_PRIVATE``
+    by default)."""
     if not isinstance(body, dict):
         raise BadWebhook('a webhook is {"url": ..., "types": [...], "markers": [...]}')
     unknown = sorted(set(body) - {"url", "types", "markers"})
     if unknown:
         raise BadWebhook(f"unknown field {unknown[0][:40]!r}: a webhook has url, types and markers")
-    return NewWebhook(check_url(body.get("url")), check_types(body.get("types")), check_markers(body.get("markers")))
+    return NewWebhook(check_url(body.get("url"), allowed), check_types(body.get("types")),
+                      check_markers(body.get("markers")))
 
 
-def check_url(url: Any) -> str:
+async def parse_and_resolve(body: Any) -> NewWebhook:
+    """``parse_webhook``, then the URL's host resolved: every address it has now must be
+    allowed (a name that does not resolve now is checked at each delivery)."""
+    new = parse_webhook(body)
+    refusal = await resolution_refusal(new.url, settings.webhook_allow_private)
+    if refusal is not None:
+        raise BadWebhook(f"url: {refusal}; webhooks go to public addresses unless TRACKER_WEBHOOK_ALLOW_PRIVATE "
+                         "lists the network")
+    return new
+
+
+def check_url(url: Any, allowed: tuple | None = None) -> str:
     if not isinstance(url, str) or not url:
         raise BadWebhook("url (an http or https URL) is required")
     if len(url) > URL_MAX:
@@ -104,6 +124,12 @@ def check_url(url: Any) -> str:
         raise BadWebhook("url must name a host")
     if parts.fragment:
         raise BadWebhook("url must not have a #fragment (it is never sent)")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise BadWebhook("url must not hold credentials (user:password@): the receiver checks the signature")
+    refusal = host_refusal(url, settings.webhook_allow_private if allowed is None else allowed)
+    if refusal is not None:
+        raise BadWebhook(f"url: {refusal}; webhooks go to public addresses unless TRACKER_WEBHOOK_ALLOW_PRIVATE "
+                         "lists the network")
     return url
 
 
@@ -173,9 +199,9 @@ def dead_letter(webhook: Webhook, event: dict, attempts: int, last_status: int |
     """The ``gps.events.dlq`` record of an event no attempt delivered."""
     last = f"HTTP {last_status}" if last_status is not None else (last_error or "no answer")
     return {
-        "reason": f"webhook {webhook.webhook_id} ({webhook.url}) failed {attempts} attempts; last: {last}",
+        "reason": f"webhook {webhook.webhook_id} ({redact(webhook.url)}) failed {attempts} attempts; last: {last}",
         "webhook_id": webhook.webhook_id,
-        "url": webhook.url,
+        "url": redact(webhook.url),
         "attempts": attempts,
         "last_status": last_status,
         "last_error": last_error,

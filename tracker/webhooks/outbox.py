@@ -25,6 +25,7 @@ class Outcome:
     error: str | None
     delay: float
     attempted_at: datetime
+    seconds: float | None = None  # how long the attempt took
 
 
 _INSERT = """
@@ -66,13 +67,15 @@ UPDATE webhook_deliveries d SET
     last_status = o.http_status,
     last_error = o.error,
     last_attempt_at = o.attempted_at,
+    last_seconds = o.seconds,
     next_attempt_at = CASE WHEN o.status = 'pending' THEN now() + o.delay * interval '1 second'
                            ELSE d.next_attempt_at END,
     delivered_at = CASE WHEN o.status = 'delivered' THEN o.attempted_at END,
     lease_owner = NULL,
     lease_until = NULL
-FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[], %s::float8[], %s::timestamptz[])
-     AS o (webhook_id, event_id, status, http_status, error, delay, attempted_at)
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[], %s::float8[], %s::timestamptz[],
+            %s::float8[])
+     AS o (webhook_id, event_id, status, http_status, error, delay, attempted_at, seconds)
 WHERE d.webhook_id = o.webhook_id AND d.event_id = o.event_id AND d.lease_owner = %s AND d.status = 'pending'
 """
 
@@ -117,7 +120,7 @@ async def record(conn: psycopg.AsyncConnection, outcomes: list[Outcome], owner: 
     cur = await conn.execute(_RECORD, (
         [o.webhook_id for o in outcomes], [o.event_id for o in outcomes], [o.status for o in outcomes],
         [o.http_status for o in outcomes], [o.error for o in outcomes], [o.delay for o in outcomes],
-        [o.attempted_at for o in outcomes], owner))
+        [o.attempted_at for o in outcomes], [o.seconds for o in outcomes], owner))
     return cur.rowcount
 
 

@@ -4,7 +4,11 @@ queue and holds its own tasks, never another webhook's; what does not fit waits 
 Postgres (the notifier leaves it for its poller).
 
 The sender only makes attempts: ``prepare`` (is the lease still ours?) runs before each,
-``report`` gets each result; both are the notifier's."""
+``report`` gets each result; both are the notifier's. It reaches only the addresses
+``tracker.webhooks.destinations`` allows, checked after resolution at every attempt, and
+keeps of an answer its status and the time it took, never its body; a failure without an
+answer is one of three errors (no answer in time, refused address, no HTTP answer), so
+that deliveries do not tell an open port from a closed one."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +19,7 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
+from tracker.webhooks.destinations import REFUSED_ERROR, GuardedResolver, RefusedDestination, host_refusal
 from tracker.webhooks.model import Webhook, body_of, request_headers
 
 log = logging.getLogger(__name__)
@@ -23,8 +28,8 @@ log = logging.getLogger(__name__)
 SENDERS = 4
 #: Deliveries waiting for one webhook's senders at most.
 QUEUE_SIZE = 100
-#: Bytes of a refusal's body kept as its error.
-ERROR_BYTES = 200
+#: The error of an attempt that got no HTTP answer (could not connect, or not HTTP).
+NO_ANSWER = "no HTTP answer"
 
 
 @dataclass(eq=False)
@@ -49,9 +54,11 @@ class Attempt:
 class Endpoint:
     def __init__(self, webhook: Webhook, timeout: float, prepare: Callable[[Delivery], Awaitable[bool]],
                  report: Callable[[Webhook, Delivery, Attempt], Awaitable[None]], *, senders: int = SENDERS,
-                 queue_size: int = QUEUE_SIZE) -> None:
+                 queue_size: int = QUEUE_SIZE, allowed: tuple = ()) -> None:
+        """``allowed``: the networks a delivery may reach beyond public addresses."""
         self.webhook = webhook
         self.timeout = timeout
+        self.allowed = allowed
         self.prepare = prepare
         self.report = report
         self.senders = senders
@@ -65,7 +72,7 @@ class Endpoint:
     def start(self) -> "Endpoint":
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
-            connector=aiohttp.TCPConnector(limit=self.senders),
+            connector=aiohttp.TCPConnector(limit=self.senders, resolver=GuardedResolver(self.allowed)),
             headers={"User-Agent": "gps-tracker-webhooks"},
         )
         self._tasks = [asyncio.ensure_future(self._send_forever()) for _ in range(self.senders)]
@@ -127,20 +134,18 @@ class Endpoint:
         body = body_of(delivery.event)
         headers = request_headers(self.webhook.secret, delivery.event, body, delivery.attempts + 1)
         started = time.monotonic()
+        if host_refusal(self.webhook.url, self.allowed) is not None:  # an address in the URL is not resolved
+            return Attempt(False, None, REFUSED_ERROR, 0.0)
         try:
             async with self.session.post(self.webhook.url, data=body, headers=headers,
                                          allow_redirects=False) as response:
-                if 200 <= response.status < 300:
-                    return Attempt(True, response.status, None, time.monotonic() - started)
-                detail = (await response.content.read(ERROR_BYTES)).decode("utf-8", "replace")
-                error = f"HTTP {response.status}" + (f": {_printable(detail)}" if detail.strip() else "")
-                return Attempt(False, response.status, error, time.monotonic() - started)
+                ok = 200 <= response.status < 300
+                return Attempt(ok, response.status, None if ok else f"HTTP {response.status}",
+                               time.monotonic() - started)
         except asyncio.TimeoutError:
             error = f"no answer within {self.timeout:g} s"
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            error = f"{exc.__class__.__name__}: {_printable(str(exc))}"
-        return Attempt(False, None, error[:ERROR_BYTES + 40], time.monotonic() - started)
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else " " for c in text).strip()[:ERROR_BYTES]
+        except aiohttp.ClientConnectorError as exc:
+            error = REFUSED_ERROR if isinstance(exc.os_error, RefusedDestination) else NO_ANSWER
+        except (aiohttp.ClientError, OSError, ValueError):
+            error = NO_ANSWER
+        return Attempt(False, None, error, time.monotonic() - started)

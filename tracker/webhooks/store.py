@@ -33,12 +33,15 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     delivered_at    timestamptz,
     PRIMARY KEY (webhook_id, event_id)
 );
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS last_seconds double precision;
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_deliveries_recent ON webhook_deliveries (webhook_id, created_at DESC);
 COMMENT ON TABLE webhooks IS 'Where events are POSTed: types and markers (ids, or prefixes ending in *) empty means all';
 COMMENT ON COLUMN webhooks.secret IS 'signs every body (X-Tracker-Signature); kept in clear to sign, shown only when created';
 COMMENT ON TABLE webhook_deliveries IS 'The notifier''s outbox: one row per webhook and event id, so a replay delivers nothing twice';
+COMMENT ON COLUMN webhook_deliveries.last_error IS 'why the last attempt failed: HTTP <status>, no answer in time, refused address or no HTTP answer; never the answer''s body';
+COMMENT ON COLUMN webhook_deliveries.last_seconds IS 'how long the last attempt took';
 COMMENT ON COLUMN webhook_deliveries.lease_owner IS 'the notifier that holds the row until lease_until; another takes it over after';
 """
 
@@ -99,7 +102,7 @@ async def deliveries(conn: psycopg.AsyncConnection, webhook_id: int, status: str
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT event_id, event ->> 'type' AS type, event ->> 'marker_id' AS marker_id, status, attempts, "
-            "last_status, last_error, created_at, last_attempt_at, "
+            "last_status, last_error, last_seconds, created_at, last_attempt_at, "
             "CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at, delivered_at, event "
             "FROM webhook_deliveries WHERE webhook_id = %s AND (%s::text IS NULL OR status = %s) "
             "ORDER BY created_at DESC, event_id LIMIT %s",
