@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Any, Sequence
 
 import orjson
@@ -96,3 +97,19 @@ async def json_object(request: Any, max_bytes: int, shape: str) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("not_an_object", f"the body must be an object: {shape}")
     return body
+
+
+#: The longest time zone name asked for (IANA's are under 40 characters).
+TZ_MAX = 64
+
+
+def zone_param(query) -> str:
+    """``tz``: an IANA time zone name, UTC by default; a 400 otherwise."""
+    tz = query.get("tz") or "UTC"
+    try:
+        if len(tz) > TZ_MAX:
+            raise ValueError(tz)
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
+        raise BadParameter("tz", f"{tz[:40]!r} is not a time zone; use an IANA name such as Europe/Paris") from None
+    return tz

@@ -18,7 +18,6 @@ from web.db import request_connection
 from web.errors import NotFound
 from web.exports import csv_cell
 from web.marker_selection import selected_markers
-from web.stats import zone_param
 from web.tracks import time_range
 
 DEFAULT_SPAN = timedelta(days=7)
@@ -40,7 +39,7 @@ async def report(web, request, kind: str):
         raise NotFound("unknown_report", f"no report {kind[:20]!r}: one of {', '.join(KINDS)}")
     markers = await selected_markers(request, access)
     start, end = time_range(request.query, DEFAULT_SPAN)
-    tz = zone_param(request.query)
+    tz = params.zone_param(request.query)
     fmt = params.choice_param(request.query, "format", "json", tuple(render.CONTENT_TYPES))
     async with request_connection("journeys_unavailable") as conn:
         rows = await report_rows(conn, kind, markers, start, end, tz, access)

@@ -12,7 +12,6 @@ range is the 365 days before ``to`` (now) by default.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 
@@ -35,15 +34,6 @@ PLACES_LIMIT = 100_000
 ADDED = ("trips", "distance_m", "driving_s", "stopped_s", "stops")
 
 offline.warm()  # the reverse geocoder's data, loaded while the worker starts
-
-
-def zone_param(query) -> str:
-    tz = query.get("tz") or "UTC"
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise params.BadParameter("tz", f"{tz[:40]!r} is not a time zone; use an IANA name such as Europe/Paris") from None
-    return tz
 
 
 def add_periods(per_marker: list[list[dict]]) -> list[dict]:
@@ -98,7 +88,7 @@ async def marker_stats(web, request, marker_id: str):
     if not access.permits(marker_id):
         raise NotFound("unknown_marker", f"no statistics for marker {marker_id!r}")
     start, end = time_range(request.query, DEFAULT_SPAN)
-    return json_response(web, await statistics([marker_id], start, end, zone_param(request.query)))
+    return json_response(web, await statistics([marker_id], start, end, params.zone_param(request.query)))
 
 
 @app.page("/api/stats")
@@ -106,4 +96,4 @@ async def group_stats(web, request):
     access = await require(request)
     markers = await selected_markers(request, access)
     start, end = time_range(request.query, DEFAULT_SPAN)
-    return json_response(web, await statistics(markers, start, end, zone_param(request.query)))
+    return json_response(web, await statistics(markers, start, end, params.zone_param(request.query)))

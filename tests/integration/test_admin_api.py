@@ -45,7 +45,7 @@ def test_an_admin_adds_a_device_whose_secret_reports_and_rotates(stack, worker):
     wait_for(lambda: worker.request("GET", f"/ingest/osmand/{secret}?{fix}", token=None)[0] == 401, 15,
              "the old secret to stop working (the ingestion caches secrets for 5 s)")
     assert worker.request("GET", f"/ingest/osmand/{rotated['secret']}?{fix}", token=None)[0] == 200
-    assert worker.request("POST", "/api/devices/api-phone/rotate", b"", token=stack.admin_token)[0] == 400
+    assert worker.request("POST", "/api/devices/api-phone/rotate", b"", token=stack.admin_token)[0] == 415
 
     assert worker.request("DELETE", "/api/devices/api-phone")[0] == 204
     assert worker.request("DELETE", "/api/devices/api-phone")[0] == 404
@@ -129,7 +129,7 @@ def test_a_session_s_change_from_another_site_or_not_in_json_is_refused(stack, w
     status, _, error = worker.request("POST", "/api/devices", b"device_id=csrf-phone", token=None,
                                       headers={**session, "Origin": worker.url,
                                                "Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 400 and error["error"] == "not_json"
+    assert status == 415 and error["error"] == "not_json"
     status, _, _ = worker.request("POST", "/api/devices", body, token=None, headers={**session, **JSON, "Origin": worker.url})
     assert status == 201
 

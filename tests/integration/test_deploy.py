@@ -269,7 +269,8 @@ def test_compose_mosquitto_reads_the_password_file_again_when_the_tracker_rewrit
         wait_for(lambda: logs_in("s3cret"), 10, "the new device let in")
         assert logs_in("wrong") is False
         assert subscribe_as("phone-1", "s3cret", "$share/tracker/owntracks/+/+") == "Not authorized"
-        assert subscribe_as("phone-1", "s3cret", "owntracks/+/+") == "Granted QoS 1"  # the app's own
+        assert subscribe_as("phone-1", "s3cret", "owntracks/+/+") == "Not authorized"  # other phones
+        assert subscribe_as("phone-1", "s3cret", "owntracks/phone-1/+") == "Granted QoS 1"  # its friends
         change("remove('phone-1')")
         wait_for(lambda: logs_in("s3cret") is False, 10, "the removed device refused")
     finally:

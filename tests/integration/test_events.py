@@ -82,7 +82,7 @@ def test_the_api_lists_events_newest_first_as_json_and_csv_for_those_who_may_see
 
     stranger = stack.user("events-stranger", "viewer", ["truck-*"])
     assert worker.get("/api/events", token=stranger) == (200, {"events": []})
-    assert worker.get("/api/markers/van-1/events", token=stranger)[1] == {"events": []}
+    assert worker.get("/api/markers/van-1/events", token=stranger)[0] == 404  # as if there were no van-1
     assert worker.get("/api/events", token=None)[0] == 401
     status, body = worker.get("/api/events?type=teleport")
     assert status == 400 and "teleport" in body["message"]

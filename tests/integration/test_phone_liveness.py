@@ -37,7 +37,8 @@ def phones(stack, receiver):
         finally:
             await registry.close()
         async with await psycopg.AsyncConnection.connect(stack.settings.database_url, autocommit=True) as conn:
-            await webhook_store.add(conn, parse_webhook({"url": receiver.url + "/alarms", "types": ["alarm"]}), None)
+            await webhook_store.add(conn, parse_webhook({"url": receiver.url + "/alarms", "types": ["alarm"]},
+                                                                stack.settings.webhook_allow_private), None)
         return secrets
 
     secrets = run_sync(register())
