@@ -25,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from agents.journeys import IDLE_CHECK_SECONDS, IDLE_GRACE_SECONDS
 from tracker.testing import ROOT, Stack, Worker, settle_latest, wait_for
 from tracker.stream.producer import positions_producer
 
@@ -288,6 +289,9 @@ def _journeys(stack: Stack) -> set[tuple]:
 
 def _verify_journeys(stack: Stack, report: Report) -> None:
     settings = stack.settings
+    # The last trip of each marker ends on the wall clock: IDLE_GRACE_SECONDS after the
+    # marker's last report, at the idle timer's next look (every IDLE_CHECK_SECONDS).
+    time.sleep(IDLE_GRACE_SECONDS + 2 * IDLE_CHECK_SECONDS)
     wait_for(lambda: stack.caught_up("-journeys", settings.journeys_topic)
              and not stack.query("SELECT 1 FROM journeys_dirty"), 300, "the journeys sink")
     live = _journeys(stack)
