@@ -154,18 +154,19 @@ async def cluster_positions(filters: Filters) -> Scan:
     partitions they cover. An ingest-only worker owns no partition and knows no peer: it
     reads them all from its live hub (``hub_positions``)."""
     if not settings.runs_stages:
-        return hub_positions(filters)
+        return await hub_positions(filters)
     return await _snapshots.get(filters.key, lambda: _scan_cluster(filters))
 
 
 class HubNotCurrent(Exception):
-    """The live hub has not read every partition of the ``latest`` changelog lately."""
+    """The live hub could not read the ``latest`` changelog to where it ended when asked."""
 
 
-def hub_positions(filters: Filters) -> Scan:
+async def hub_positions(filters: Filters) -> Scan:
     """Every marker's ``latest`` value as the changelog holds it (``tracker.positions.live_hub``),
-    while the hub is current: every partition covered; ``HubNotCurrent`` otherwise."""
-    if not live_hub.current():
+    once the hub has read every partition to where it ended when asked: every partition
+    covered; ``HubNotCurrent`` otherwise."""
+    if not await live_hub.caught_up():
         raise HubNotCurrent()
     positions = []
     for value in list(live_hub.values.values()):

@@ -8,10 +8,12 @@ A request for one marker is forwarded to the worker that holds the marker's part
 A position is answered by the worker that may answer for its partition now
 (``tracker.stream.ownership.Readiness``). When none can (the owner restarting, recovering,
 or unsure it still owns the partition), the worker asked answers from its live hub, which
-holds every marker's ``latest`` value as the changelog has it, as long as the hub is current
+holds every marker's ``latest`` value as the changelog has it, once the hub has read the
+marker's changelog partition to where it ended when the request arrived
 (``X-Tracker-Position-Source: changelog`` instead of ``latest``); otherwise 503 ``not_ready``
 with ``Retry-After``. Never a position older than one already served. An ingest-only worker
-(``TRACKER_ROLE=ingest``) answers every read from its live hub, while it is current. A list says which partitions nobody could
+(``TRACKER_ROLE=ingest``) answers every read from its live hub, the same way. A list says
+which partitions nobody could
 answer for: ``X-Tracker-Partial: true`` and ``X-Tracker-Missing-Partitions`` on the JSON
 list, ``"partial": true`` and ``"missing_partitions"`` in the GeoJSON.
 """
@@ -116,10 +118,11 @@ def local_position(marker_id: str) -> dict | None:
     return None if value is None else position_of(decode(value))
 
 
-def changelog_position(marker_id: str, unavailable: Unavailable) -> tuple[dict, str]:
-    """The marker's position as the changelog holds it, from this worker's live hub, if the
-    hub is current; else ``unavailable`` is raised."""
-    if not live_hub.current():
+async def changelog_position(marker_id: str, unavailable: Unavailable) -> tuple[dict, str]:
+    """The marker's position as the changelog holds it, from this worker's live hub, once the
+    hub has read the marker's changelog partition to where it ended when asked; else
+    ``unavailable`` is raised."""
+    if not await live_hub.caught_up([partition_of(marker_id.encode(), settings.topic_partitions)]):
         raise unavailable
     value = live_hub.values.get(marker_id)
     if value is None:
@@ -138,7 +141,7 @@ async def latest_position(request, marker_id: str) -> tuple[dict, str]:
             raise unknown_marker(marker_id)
         return position, "latest"
     if not settings.runs_stages:  # an ingest-only worker owns no partition
-        return changelog_position(marker_id, not_ready("this worker has not read every marker yet"))
+        return await changelog_position(marker_id, not_ready("this worker has not read every marker yet"))
     try:
         owner = owner_of(marker_id)
         if owner is None:
@@ -146,13 +149,13 @@ async def latest_position(request, marker_id: str) -> tuple[dict, str]:
         else:
             position = await peer_position(owner, marker_id)
     except KeyError:
-        return changelog_position(marker_id, not_ready("the marker's partition has no owner yet"))
+        return await changelog_position(marker_id, not_ready("the marker's partition has no owner yet"))
     except Unavailable as exc:  # this worker owns it but cannot answer for it now
-        return changelog_position(marker_id, exc)
+        return await changelog_position(marker_id, exc)
     except PeerNotReady:
-        return changelog_position(marker_id, not_ready("the worker that owns the marker cannot answer for it now"))
+        return await changelog_position(marker_id, not_ready("the worker that owns the marker cannot answer for it now"))
     except PeerUnavailable as exc:
-        return changelog_position(marker_id, Unavailable(
+        return await changelog_position(marker_id, Unavailable(
             "peer_unavailable", f"could not reach the worker that owns the marker: {exc}", headers=RETRY_AFTER))
     if position is None:
         raise unknown_marker(marker_id)

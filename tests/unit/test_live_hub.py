@@ -2,6 +2,7 @@
 gets what it missed (or a snapshot when that is gone), a viewer sees only what it may,
 viewers who see the same markers share one encoding, and one that stops reading is dropped
 at a bound (its queue and its connection's buffer) instead of growing memory."""
+import asyncio
 import zlib
 
 import orjson
@@ -95,16 +96,15 @@ def test_a_viewer_that_stops_reading_is_dropped_at_the_bound(hub, monkeypatch):
 
 
 class Changelog:
-    """The hub's consumer as ``_note_progress`` reads it: the broker's end of each partition."""
+    """The hub's consumer as ``caught_up`` asks it: the broker's end of each partition now."""
 
-    def __init__(self, highwaters):
-        self.highwaters = highwaters
+    def __init__(self, ends):
+        self.ends = ends
+        self.asked = 0
 
-    def assignment(self):
-        return set(self.highwaters)
-
-    def highwater(self, tp):
-        return self.highwaters[tp]
+    async def end_offsets(self, partitions):
+        self.asked += 1
+        return {tp: self.ends.get(tp, 0) for tp in partitions}  # the others are empty
 
 
 class Read:
@@ -112,25 +112,27 @@ class Read:
         self.offset = offset
 
 
-def test_the_hub_is_current_only_once_every_partition_is_read_to_its_end(hub, monkeypatch):
+async def test_the_hub_answers_only_once_it_has_read_as_far_as_the_changelog_went_when_asked(hub):
     from aiokafka import TopicPartition
 
-    clock = [100.0]
-    monkeypatch.setattr(live_hub.time, "monotonic", lambda: clock[0])
     p0, p1 = TopicPartition("changelog", 0), TopicPartition("changelog", 1)
-    hub._consumer = Changelog({p0: 10, p1: 4})
+    hub._consumer = changelog = Changelog({p0: 10, p1: 4})
     hub._read_to = {p0: 0, p1: 0}
+    assert not await hub.caught_up([0]), "nothing read at all yet"
     hub.loaded.set()
     hub._take([Record("a", fix("a", 1))])
-    hub._note_progress({p0: [Read(9)]}, asked_at=99.5)
-    assert not hub.current(), "partition 1 is not read yet"
-    hub._note_progress({p1: [Read(3)]}, asked_at=99.8)
-    assert hub.current() and hub.values["a"] == orjson.dumps(fix("a", 1))
-    clock[0] = 99.8 + live_hub.CURRENT_SECONDS + 0.1
-    assert not hub.current(), "a worker stopped for a while is not current until it reads again"
-    hub._consumer.highwaters[p0] = 12
-    hub._note_progress({}, asked_at=clock[0])
-    assert not hub.current()
+    hub._note_progress({p0: [Read(9)]})
+    assert await hub.caught_up([0]) and not await hub.caught_up([1], timeout=0.05)
+    assert not await hub.caught_up(timeout=0.05), "a list needs every partition"
+    changelog.ends[p0] = 12  # a worker wrote more since: the hub must read it before answering
+    waiting = asyncio.ensure_future(hub.caught_up([0], timeout=2.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    hub._note_progress({p0: [Read(11)]})
+    assert await waiting and hub.values["a"] == orjson.dumps(fix("a", 1))
+    asked = changelog.asked
+    hub._note_progress({p1: [Read(3)]})
+    assert await hub.caught_up() and changelog.asked == asked + 1, "the broker is asked at every request"
 
 
 def test_a_tombstone_removes_the_markers_value(hub):

@@ -25,9 +25,11 @@ moving, source, name, heard_ms]`` (unknown values null; ``name`` from
 newer than the fix; ``heard_ms`` when the tracker last received a fix or heartbeat of it).
 
 The hub also keeps each marker's ``latest`` value as the changelog holds it (``values``), so
-that any worker can answer for a marker whose owner cannot (restarting, say): while the hub
-is ``current`` (it has read every partition to its end within ``CURRENT_SECONDS``, with the
-process running meanwhile), those values are what the owner had written.
+that any worker can answer for a marker whose owner cannot (restarting, say). It answers only
+once ``caught_up``: it asks the broker for the end of the marker's changelog partition (or of
+every partition, for a list) when the request arrives, and waits until it has read that far.
+A value is in the changelog before any worker serves it (changelog first, then RocksDB), so
+what the hub then holds is never older than what any worker served before the request.
 """
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ log = logging.getLogger(__name__)
 
 #: How long ticks are kept for viewers that reconnect.
 KEPT_SECONDS = 60.0
-#: How long a read of every partition to its end keeps the hub current.
-CURRENT_SECONDS = 2.0
+#: How long a read waits for the hub to reach the changelog's end as of the request.
+CATCH_UP_SECONDS = 1.0
 #: The most a viewer's unsent messages may hold.
 CLIENT_BUFFER_BYTES = settings.live_client_buffer
 
@@ -215,8 +217,6 @@ class LiveHub(Service):
         self.positions: dict[str, Row] = {}
         #: marker id -> its ``latest`` value, as the changelog holds it
         self.values: dict[str, bytes] = {}
-        #: time.monotonic() when the hub last had every partition read to its end
-        self.current_at = float("-inf")
         #: changelog partition -> the offset after the last record read
         self._read_to: dict[TopicPartition, int] = {}
         self.pending: Changes = {}
@@ -229,6 +229,8 @@ class LiveHub(Service):
         self.loaded = asyncio.Event()
         #: Changelog partitions not read to the end they had when the hub started.
         self._loading: dict[TopicPartition, int] = {tp: 0 for tp in self._partitions()}
+        #: set (and replaced) whenever records were read
+        self._progress = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
     def _partitions(self) -> list[TopicPartition]:
@@ -266,7 +268,6 @@ class LiveHub(Service):
                     self._loading = {tp: end for tp, end in ends.items() if end > 0}
                     if not self._loading:
                         self.loaded.set()
-                asked_at = time.monotonic()
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
             except asyncio.CancelledError:
                 raise
@@ -283,23 +284,41 @@ class LiveHub(Service):
                     del self._loading[tp]
                     if not self._loading:
                         self.loaded.set()
-            self._note_progress(batches, asked_at)
+            self._note_progress(batches)
             await asyncio.sleep(0)
 
-    def _note_progress(self, batches, asked_at: float) -> None:
-        """The hub is current as of ``asked_at`` when every partition is read to the end the
-        broker reported (its highwater) in the fetches that followed that moment."""
+    def _note_progress(self, batches) -> None:
+        """Where each partition is read to, and wake those waiting for it."""
         for tp, records in batches.items():
             self._read_to[tp] = records[-1].offset + 1
-        consumer = self._consumer
-        if self.loaded.is_set() and all(
-                (highwater := consumer.highwater(tp)) is not None and self._read_to.get(tp, 0) >= highwater
-                for tp in consumer.assignment()):
-            self.current_at = asked_at
+        if batches:
+            self._progress.set()
+            self._progress = asyncio.Event()
 
-    def current(self) -> bool:
-        """Whether ``values`` hold what the changelog holds, as of a moment ago."""
-        return time.monotonic() - self.current_at < CURRENT_SECONDS
+    async def caught_up(self, partitions: list[int] | None = None, timeout: float = CATCH_UP_SECONDS) -> bool:
+        """Whether the hub holds what the changelog held when this was called, for
+        ``partitions`` (every partition by default): it asks the broker for their end and
+        waits, at most ``timeout`` seconds, until it has read that far."""
+        consumer = self._consumer
+        if consumer is None or not self.loaded.is_set():
+            return False
+        tps = self._partitions() if partitions is None else [TopicPartition(self.changelog, p) for p in partitions]
+        deadline = time.monotonic() + timeout
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - no answer from the broker: not caught up
+            return False
+        while any(self._read_to.get(tp, 0) < end for tp, end in ends.items()):
+            left = deadline - time.monotonic()
+            if left <= 0 or self._consumer is not consumer:
+                return False
+            try:
+                await asyncio.wait_for(self._progress.wait(), left)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
     def _take(self, records) -> None:
         positions, pending = self.positions, self.pending
