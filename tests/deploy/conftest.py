@@ -187,6 +187,10 @@ def deployment(tmp_path_factory):
                               capture_output=True, text=True).stdout.split()
     if leftover:  # an earlier run that was killed
         subprocess.run(["docker", "rm", "-f", *leftover], capture_output=True)
+    volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                             capture_output=True, text=True).stdout.split()
+    if volumes:  # its data: Postgres would keep the passwords of that run's .env, not this one's
+        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
     started = time.monotonic()
     built = deployment.run(["scripts/images", "build"], timeout=1200, env={**deployment.env, "PYTHON": sys.executable})
     overrides = deployment.run(["scripts/images", "env"], env={**deployment.env, "PYTHON": sys.executable}).stdout
