@@ -22,3 +22,14 @@ def stack(tmp_path_factory):
 def figures():
     """Measurements a test wants printed at the end of the run (never asserted on)."""
     return FIGURES
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """A webhook receiver on the loopback that answers 2xx on every path (a module may define
+    its own, with failing paths)."""
+    from tests.integration.test_webhooks import WebhookReceiver
+
+    receiver = WebhookReceiver({}, set()).start()
+    yield receiver
+    receiver.stop()

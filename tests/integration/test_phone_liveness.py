@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.integration.test_webhooks import WebhookReceiver
 from tracker.accounts.devices import Registry
 from tracker.testing import run_sync, wait_for
 from tracker.webhooks import store as webhook_store
@@ -16,13 +15,6 @@ from tracker.webhooks.model import parse_webhook
 
 OFFLINE_AFTER = 5
 PHONES = ("parked", "silent", "sos", "array", "overland")
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = WebhookReceiver({}, set()).start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,13 @@ delivery, its host resolved; URLs are answered without their query."""
 import orjson
 import pytest
 
-from tests.integration.test_webhooks import WebhookReceiver, events_topic, produce
+from tests.integration.test_webhooks import events_topic, produce
 from tracker.testing import run_sync, wait_for
 from tracker.webhooks import store as webhook_store
 from tracker.webhooks.destinations import REFUSED_ERROR
 from tracker.webhooks.model import parse_webhook
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = WebhookReceiver({}, set()).start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture(scope="module")
