@@ -117,7 +117,10 @@ def peer_urls() -> list[str]:
 def owner_of(marker_id: str) -> str | None:
     """The URL of the worker that owns ``marker_id``'s partition of ``latest``; None for
     this worker. ``KeyError`` while the partition has no owner (a rebalance)."""
-    owner = _url(app.router.key_store(latest.name, marker_id.encode()))
+    try:
+        owner = _url(app.router.key_store(latest.name, marker_id.encode()))
+    except TypeError:  # a starting worker's producer has no metadata of the changelog yet
+        raise KeyError(marker_id) from None
     return None if owner == _url(app.conf.canonical_url) else owner
 
 

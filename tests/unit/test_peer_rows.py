@@ -126,3 +126,17 @@ async def test_a_failed_shared_answer_is_not_kept_for_the_next_caller():
     assert await answers.get(("k",), working) == ["rows"]  # asked again, not the cached failure
     assert await answers.get(("k",), failing) == ["rows"]  # a success is shared for a second
     assert len(calls) == 2
+
+
+def test_a_starting_worker_that_cannot_place_a_marker_yet_says_its_partition_has_no_owner(monkeypatch):
+    """Before its producer has the changelog's metadata, Faust's router raises TypeError: the
+    read falls back as during a rebalance (KeyError), rather than answering 500."""
+    from tracker.app import app
+    from web import cluster
+
+    def unplaced(table, key):
+        raise TypeError("'NoneType' object is not iterable")
+
+    monkeypatch.setattr(app.router, "key_store", unplaced)
+    with pytest.raises(KeyError):
+        cluster.owner_of("truck-1")
