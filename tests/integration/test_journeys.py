@@ -107,8 +107,10 @@ def driven(stack, worker):
     stack.send(records)
     total = sum(len(day.fixes) for day in days)
     wait_for(lambda: stack.history_count() >= total, 60, "the history rows")
-    # the last trip ends IDLE_GRACE_SECONDS after the last fix was sent (its time is long past)
-    wait_for(lambda: len(journeys(stack, "car-2")["trips"]) >= 5 and settled(stack), 60, "the trips in Postgres")
+    # each marker's last trip ends IDLE_GRACE_SECONDS after its last fix was sent (its time
+    # is long past), once the idle timer finds the marker's partition caught up
+    wait_for(lambda: all(len(journeys(stack, day.marker_id)["trips"]) >= 5 for day in days) and settled(stack),
+             60, "every marker's trips in Postgres")
     return days
 
 
