@@ -236,12 +236,14 @@ def _history_complete(stack: Stack) -> bool:
 
 
 def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None = None,
-          geofences: list[dict] | None = None) -> Drain:
+          geofences: list[dict] | None = None, profile: str | None = None) -> Drain:
     """A fresh app (its own groups, tables and database) drains ``topic``, which holds ``stream``;
     its workers with ``env``, and ``geofences`` (GeoJSON Features) stored before they start.
 
     With the events stages on, the drain ends when the events agent is done too, and the
-    CPU is taken once the events sink has written every event to Postgres."""
+    CPU is taken once the events sink has written every event to Postgres. With ``profile``
+    (a path), py-spy samples the first worker until the drain is done and writes its
+    collapsed stacks there."""
     stack = Stack.create(Path(tempfile.mkdtemp(prefix="bench-")), topic=topic)
     env = env or {}
     events = env.get("TRACKER_EVENTS", "on") == "on"
@@ -254,6 +256,9 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
             + ("" if journeys else ", TRACKER_JOURNEYS=off"))
         started = time.time()
         running = [stack.worker(**env).start() for _ in range(workers)]
+        spy = (subprocess.Popen(["py-spy", "record", "--pid", str(running[0].proc.pid), "--format", "raw",
+                                 "--rate", "250", "--output", profile, "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if profile else None)
         history_done, latest_done, events_done = run_sync(_watch(stack, stream.newest, 900, events))
         result = Drain(workers, history_done - started, latest_done - started, [],
                        None if events_done is None else events_done - started)
@@ -268,6 +273,10 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
                      "the journeys sink and the recompute of late days", interval=0.2)
             result.journeys_sink_seconds = time.time() - started
         result.cpu_seconds = [worker.cpu_seconds() for worker in running]
+        if spy:
+            spy.send_signal(2)  # py-spy writes what it sampled on SIGINT
+            spy.wait(60)
+            print_profile(profile)
         _check(stack, running[0], stream)
         if events:
             result.events = _check_events(stack, some=bool(geofences))
@@ -277,6 +286,20 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
         return result
     finally:
         stack.close()
+
+
+def print_profile(path: str, top: int = 25) -> None:
+    """The functions the worker spent its samples in (self time), from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frame = stack.rsplit(";", 1)[-1]
+        own[frame] = own.get(frame, 0) + int(count)
+        total += int(count)
+    say(f"profile: {total:,} samples in {path}; self time of the top {top} functions:")
+    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        say(f"  {count / total:6.1%}  {frame}")
 
 
 def _check(stack: Stack, worker, stream: Stream) -> None:
@@ -661,7 +684,9 @@ def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]
     if 1 in only:
         ceiling = run_sync(_consume_all(source, n))
         results[1] = [("1. ceiling: raw aiokafka consume + decode", f"{ceiling:,.0f} positions/s", "")]
-    drains = {workers: [drain(stream, workers, source.settings.topic) for _ in range(args.runs)]
+    drains = {workers: [drain(stream, workers, source.settings.topic,
+                              profile=args.profile if workers == 1 and run == 0 else None)
+                        for run in range(args.runs)]
               for workers in (1, 2) if workers + 1 in only}
     runs = f"median of {args.runs}" if args.runs > 1 else "one run"
     one_cpu = None
@@ -785,6 +810,8 @@ def main() -> None:
     parser.add_argument("--rebuild-positions", type=int, default=1_000_000, help="stored positions of (10)")
     parser.add_argument("--summary-days", type=int, default=365, help="days of one marker's history in (11)")
     parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 12)")
+    parser.add_argument("--profile", metavar="PATH",
+                        help="record the first one-worker drain of (2) with py-spy (on PATH) into PATH")
     args = parser.parse_args()
     only = set(args.only or range(1, 13))
 
