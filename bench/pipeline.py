@@ -292,8 +292,10 @@ def print_profile(path: str, top: int = 25) -> None:
     """The functions the worker spent its samples in (self time), from py-spy's collapsed stacks."""
     own: dict[str, int] = {}
     total = 0
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame's name with a line break in it
+            continue
         frame = stack.rsplit(";", 1)[-1]
         own[frame] = own.get(frame, 0) + int(count)
         total += int(count)
