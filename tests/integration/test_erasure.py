@@ -48,7 +48,8 @@ def erased(stack):
     run_sync(_on_their_way(stack))  # read by the intake, not yet by the history sink
     command = subprocess.Popen([TRACKER, "history", "erase", "--marker", "er-1", "--wait", "120"], env=stack.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    # the command's deletes are committed before the history sink writes what is on its way
+    wait_for(lambda: stack.query("SELECT 1 FROM erasures WHERE marker_id = 'er-1'"), 60, "the erase command's deletes")
     worker.start()
     out, err = command.communicate(timeout=180)
     assert command.returncode == 0, err

@@ -38,8 +38,9 @@ def day(stack):
                 for p in points])
     wait_for(lambda: stack.history_count() == 2 * len(points), 90, "both tracks in history")
     expected = gpx.length_2d()
-    wait_for(lambda: abs(trips_total(stack, "car") - expected) <= 0.02 * expected, 90,
-             f"the car's trips adding up to {expected:.0f} m")
+    # each marker's last trip ends when the idle check finds its partition caught up
+    wait_for(lambda: all(abs(trips_total(stack, marker) - expected) <= 0.02 * expected for marker in ("car", "van")),
+             90, f"the car's and the van's trips adding up to {expected:.0f} m each")
     start = points[0].time.replace(hour=0, minute=0, second=0)
     span = f"from={start.isoformat().replace('+00:00', 'Z')}&to={(start + timedelta(days=1)).isoformat().replace('+00:00', 'Z')}"
     return worker, gpx, points, span

@@ -83,7 +83,9 @@ def journeys(stack, marker_id: str) -> dict[str, list[tuple]]:
 
 def settled(stack) -> bool:
     topic = stack.settings.journeys_topic
-    return (stack.caught_up("-journeys", topic) and stack.caught_up("-history", stack.settings.batches_topic)
+    # in the order the stages hand over: the agent sends the journeys records before it commits
+    return (stack.caught_up("-intake", stack.settings.topic) and stack.caught_up("", stack.settings.batches_topic)
+            and stack.caught_up("-journeys", topic) and stack.caught_up("-history", stack.settings.batches_topic)
             and not stack.query("SELECT 1 FROM journeys_dirty"))
 
 
