@@ -26,7 +26,7 @@ services:
 	scripts/services start
 
 test: install services
-	eval "$$(scripts/services env)" && $(BIN)/pytest -ra $(PYTEST_ARGS)
+	eval "$$(scripts/services env)" && $(BIN)/pytest -ra --durations=15 $(PYTEST_ARGS)
 
 test-deploy: install
 	scripts/images engine

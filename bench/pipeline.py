@@ -258,7 +258,7 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
         running = [stack.worker(**env).start() for _ in range(workers)]
         spy = (subprocess.Popen(["py-spy", "record", "--pid", str(running[0].proc.pid), "--format", "raw",
                                  "--rate", "250", "--output", profile, "--nonblocking"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if profile else None)
+                                stdout=subprocess.DEVNULL) if profile else None)
         history_done, latest_done, events_done = run_sync(_watch(stack, stream.newest, 900, events))
         result = Drain(workers, history_done - started, latest_done - started, [],
                        None if events_done is None else events_done - started)
