@@ -17,7 +17,6 @@ import aiohttp
 
 from tracker.app import app
 from tracker.journeys import store as journeys
-from tracker.places import offline
 from tracker.places.visited import visited
 from tracker.positions.model import format_time
 from web import params
@@ -32,8 +31,6 @@ DEFAULT_SPAN = timedelta(days=365)
 UNITS = journeys.SUMMARY_UNITS
 PLACES_LIMIT = 100_000
 ADDED = ("trips", "distance_m", "driving_s", "stopped_s", "stops")
-
-offline.warm()  # the reverse geocoder's data, loaded while the worker starts
 
 
 def add_periods(per_marker: list[list[dict]]) -> list[dict]:

