@@ -6,6 +6,7 @@ accepted forms (epoch seconds, epoch milliseconds, ISO 8601) so all of them are 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -42,6 +43,29 @@ class Dataset:
     def newest_positions(self) -> dict[str, tuple[float, float]]:
         """marker id -> (lat, lon) of its newest fix"""
         return {marker: (fix["lat"], fix["lon"]) for marker, fix in self.expected_latest.items()}
+
+    def assert_every_marker_right(self, worker, timeout: float = 30.0) -> None:
+        """Every marker's newest fix (place and time), asked one by one of ``worker``. A 503
+        (the group rebalancing, or a partition's new owner recovering it) is asked again
+        until ``timeout``; a wrong answer never is."""
+        deadline = time.monotonic() + timeout
+        pending, wrong = self.marker_ids, []
+        while pending and time.monotonic() < deadline:
+            retry = []
+            for marker_id in pending:
+                status, body = worker.get(f"/api/markers/{marker_id}")
+                expected = self.expected_latest[marker_id]
+                if status == 503:
+                    retry.append(marker_id)
+                elif (status != 200 or (body["lat"], body["lon"]) != (expected["lat"], expected["lon"])
+                      or not body["time"].endswith("Z")
+                      or int(datetime.fromisoformat(body["time"]).timestamp() * 1000) != expected["millis"]):
+                    wrong.append((marker_id, status, body))
+            pending = retry
+            if pending:
+                time.sleep(0.5)
+        assert not wrong and not pending, \
+            f"worker {worker.index}: {len(wrong)} markers wrong, e.g. {wrong[:3]}; {len(pending)} unavailable"
 
 
 def _encode_time(millis: int, form: int):

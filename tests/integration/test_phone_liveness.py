@@ -145,7 +145,6 @@ def test_an_overland_batch_of_500_lands(stack, phones):
     rows = wait_for(lambda: len(stored(stack, "overland")) == 500 and stored(stack, "overland"), 60, "500 positions")
     assert rows[0][0] == int(start.timestamp()) and rows[-1][0] == int(start.timestamp()) + 4990
     assert {row[2] for row in rows} == {80.0}
-    wait_for(lambda: worker.get("/api/markers/overland")[1].get("lon") == pytest.approx(14.0499), 30,
-             "the newest of the batch in latest")
-    status, latest = worker.get("/api/markers/overland")
+    status, latest = wait_for(lambda: (answer := worker.get("/api/markers/overland"))[1].get("lon")
+                              == pytest.approx(14.0499) and answer, 30, "the newest of the batch in latest")
     assert status == 200 and latest["lon"] == pytest.approx(14.0499) and latest["source"] == "overland"

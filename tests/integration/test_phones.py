@@ -91,8 +91,8 @@ def test_traccar_client_requests_are_stored_in_si_units(stack, phones):
     assert fourth[:9] == (NOW - 10, 45.4, 14.4, 2.5, None, 90, 3, 50, "osmand")
     assert fourth[9] == {"is_moving": True, "odometer": 1500, "charge": True, "activity": "in_vehicle"}
     # the history sink and the ``latest`` table are written apart: either may be first
-    wait_for(lambda: worker.get("/api/markers/traccar-1")[1].get("lat") == 45.4, 30, "the newest fix in latest")
-    status, latest = worker.get("/api/markers/traccar-1")
+    status, latest = wait_for(lambda: (answer := worker.get("/api/markers/traccar-1"))[1].get("lat") == 45.4
+                              and answer, 30, "the newest fix in latest")
     assert status == 200 and (latest["lat"], latest["lon"]) == (45.4, 14.4), latest
 
 
@@ -110,8 +110,8 @@ def test_owntracks_location_is_stored_and_answered_with_an_array(stack, phones):
     (row,) = wait_for(lambda: history(stack, "owntracks-1"), 30, "the OwnTracks position")
     assert row[:9] == (NOW - 5, 48.85, 2.35, pytest.approx(10.0), 180, 35, 12, 66, "owntracks")
     assert row[9] == {"tid": "o1", "device": "pixel"}
-    wait_for(lambda: worker.get("/api/markers/owntracks-1")[0] == 200, 30, "the fix in latest")
-    status, latest = worker.get("/api/markers/owntracks-1")
+    status, latest = wait_for(lambda: (answer := worker.get("/api/markers/owntracks-1"))[0] == 200 and answer,
+                              30, "the fix in latest")
     assert status == 200 and latest["source"] == "owntracks", latest
 
 

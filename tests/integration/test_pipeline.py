@@ -101,7 +101,4 @@ def test_two_workers_share_partitions_and_both_answer_for_every_marker(stack, fi
     assert not set(mine) & set(theirs)
     assert sorted(mine + theirs) == list(range(stack.settings.topic_partitions))
     for worker in (first_worker, second):
-        for marker_id in DATA.marker_ids:
-            # a 503 (the partition's new owner still recovering it) is asked again; a wrong answer never
-            wait_for(lambda: worker.get(f"/api/markers/{marker_id}")[0] != 503, 30, f"{marker_id} served")
-            assert_latest(worker, marker_id)
+        DATA.assert_every_marker_right(worker)

@@ -15,27 +15,6 @@ DATA = dataset.build(markers=300, in_order=60, duplicates=3, late=3, malformed=0
                      extra_duplicates=0, seed=23, prefix="rb-")
 
 
-def assert_every_marker_right(worker, timeout: float = 30.0):
-    """Every marker's newest fix, asked one by one of ``worker``. A 503 (the group
-    rebalancing for a moment) is asked again until ``timeout``; a wrong position never is."""
-    deadline = time.monotonic() + timeout
-    pending, wrong = list(DATA.marker_ids), []
-    while pending and time.monotonic() < deadline:
-        retry = []
-        for marker_id in pending:
-            status, body = worker.get(f"/api/markers/{marker_id}")
-            expected = DATA.expected_latest[marker_id]
-            if status == 503:
-                retry.append(marker_id)
-            elif status != 200 or (body["lat"], body["lon"]) != (expected["lat"], expected["lon"]):
-                wrong.append((marker_id, status, body))
-        pending = retry
-        if pending:
-            time.sleep(0.5)
-    assert not wrong and not pending, \
-        f"worker {worker.index}: {len(wrong)} markers wrong, e.g. {wrong[:3]}; {len(pending)} unavailable"
-
-
 def assert_history_exact(stack):
     rows = stack.query("SELECT marker_id, (extract(epoch FROM fix_time) * 1000)::bigint FROM positions")
     assert len(rows) == len(set(rows)), "duplicate rows in the history"
@@ -63,7 +42,7 @@ def streamed(stack, figures):
 
 def test_a_worker_joining_mid_stream_changes_no_answer(stack, streamed):
     for worker in streamed:
-        assert_every_marker_right(worker)
+        DATA.assert_every_marker_right(worker)
     assert_history_exact(stack)
     stack.wait_pipeline_committed(60)
 
@@ -75,5 +54,5 @@ def test_after_a_kill_the_survivors_answer_for_every_marker(stack, streamed, fig
     wait_for(lambda: owners([first, third]), 120, "the survivors to take the killed worker's partitions")
     figures.append(("rebalance: partitions taken over after kill -9", f"{time.monotonic() - killed:.1f} s"))
     for worker in (first, third):
-        assert_every_marker_right(worker)
+        DATA.assert_every_marker_right(worker)
     assert_history_exact(stack)

@@ -65,8 +65,8 @@ def test_forwarded_positions_land_under_the_trackers_unique_id(stack, gateway):
     assert speed == pytest.approx(27.0 * 1852 / 3600) and battery == 76 and source == "traccar"
     assert attributes["name"] == "Van 3" and attributes["ignition"] is True and "ip" not in attributes
     # the history sink and the ``latest`` table are written apart: either may be first
-    wait_for(lambda: worker.get("/api/markers/359881234567890")[0] == 200, 30, "the newest fix in latest")
-    status, latest = worker.get("/api/markers/359881234567890")
+    status, latest = wait_for(lambda: (answer := worker.get("/api/markers/359881234567890"))[0] == 200 and answer,
+                              30, "the fix in latest")
     assert status == 200 and latest["name"] == "Van 3"
 
 
