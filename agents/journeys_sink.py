@@ -7,8 +7,9 @@ spikes are flagged on their history row (one not there yet marks its day instead
 to recompute go to ``journeys_dirty``.
 
 A timer on every worker takes the dirty days whose awaited fix history now holds (or
-that waited ``MAX_WAIT``), with ``SKIP LOCKED`` so that workers share them, recomputes
-each (``tracker.journeys.rebuild``) and deletes the mark, in one transaction.
+that waited ``MAX_WAIT``), up to ``RECOMPUTE_BATCH`` at a time with ``SKIP LOCKED`` so that
+workers share them, recomputes them together (``tracker.journeys.rebuild.recompute_days``: a
+few queries for the lot) and deletes their marks, in one transaction.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tracker.journeys import store
 from tracker.journeys import records
 from tracker.app import app, worker_service
 from tracker.storage.pool import DATABASE_ERRORS
-from tracker.journeys.rebuild import geofence_names, recompute
+from tracker.journeys.rebuild import geofence_names, recompute_days
 from tracker.journeys.records import RULES
 from tracker.metrics import JOURNEYS_ROWS
 from tracker.stream.postgres_sink import PostgresSink
@@ -36,8 +37,9 @@ RECOMPUTE_SECONDS = 2.0
 FIRST_LOAD_WAIT_SECONDS = 10.0
 #: A dirty day whose awaited fix never shows up in history is recomputed after this.
 MAX_WAIT = timedelta(minutes=10)
-#: Days one worker recomputes per tick.
-RECOMPUTE_BATCH = 20
+#: Days recomputed together, in one transaction (a timer's tick takes as many such batches as
+#: are ready).
+RECOMPUTE_BATCH = 100
 
 
 class JourneysSink(PostgresSink):
@@ -96,17 +98,18 @@ WHERE d.marked_at < now() - %s
    OR EXISTS (SELECT 1 FROM positions p WHERE p.marker_id = d.marker_id AND p.fix_time = d.wait_for)
 ORDER BY marked_at LIMIT %s FOR UPDATE SKIP LOCKED
 """
-_UNMARK = "DELETE FROM journeys_dirty WHERE marker_id = %s AND day = %s"
+_UNMARK = ("DELETE FROM journeys_dirty d USING unnest(%s::text[], %s::date[]) AS u(marker_id, day) "
+           "WHERE d.marker_id = u.marker_id AND d.day = u.day")
 
 
 async def recompute_dirty(conn: psycopg.AsyncConnection, limit: int = RECOMPUTE_BATCH) -> int:
     """Recompute up to ``limit`` dirty days that are ready; the number recomputed."""
     async with conn.transaction():
         claimed = await (await conn.execute(_CLAIM, (MAX_WAIT, limit))).fetchall()
-        for marker_id, day in claimed:
-            start = datetime.combine(day, time(), timezone.utc)
-            await recompute(conn, marker_id, RULES, start, start + timedelta(days=1), geofences.index)
-            await conn.execute(_UNMARK, (marker_id, day))
+        starts = [(marker_id, datetime.combine(day, time(), timezone.utc)) for marker_id, day in claimed]
+        await recompute_days(conn, [(marker_id, start, start + timedelta(days=1)) for marker_id, start in starts],
+                             RULES, geofences.index)
+        await conn.execute(_UNMARK, ([marker_id for marker_id, _ in claimed], [day for _, day in claimed]))
     JOURNEYS_ROWS.labels("recomputed_day").inc(len(claimed))
     return len(claimed)
 

@@ -11,9 +11,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 
-from tracker.testing import wait_for
+from tracker.journeys import rebuild as rebuilding
+from tracker.journeys.records import RULES
+from tracker.testing import run_sync, wait_for
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DAY = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -129,6 +132,41 @@ def test_live_trips_and_stops_equal_a_rebuild_from_history(stack, driven):
     done = rebuild(stack)
     assert done.returncode == 0, done.stderr
     assert "fixes/s" in done.stdout and "rebuild:" in done.stderr
+    assert {day.marker_id: journeys(stack, day.marker_id) for day in driven} == live
+
+
+def test_stale_days_of_many_markers_are_recomputed_together_as_a_rebuild_finds_them(stack, driven, monkeypatch):
+    """The sink's timer recomputes many markers' stale days at once: trips and stops deleted
+    from them come back as they were, whether a range fits the one query or is read on
+    its own, and a marker's two days are taken as one range."""
+    live = {day.marker_id: journeys(stack, day.marker_id) for day in driven}
+    second_half = DAY + timedelta(hours=7)
+    for table in ("trips", "stops"):
+        stack.query(f"DELETE FROM {table} WHERE marker_id = 'car-0' OR (marker_id = 'car-2' AND start_time >= %s) "
+                    "RETURNING 1", second_half)
+    stack.query("UPDATE positions SET spike = false WHERE marker_id = 'car-0' AND spike RETURNING 1")
+    assert journeys(stack, "car-0") != live["car-0"] and journeys(stack, "car-2") != live["car-2"]
+
+    monkeypatch.setattr(rebuilding, "RANGE_FIXES", 300)  # car-0's day is longer; car-2's range from 07:00 is not
+    read_alone = []
+    one_by_one = rebuilding.recompute
+
+    async def recompute(conn, marker_id, *args, **kwargs):
+        read_alone.append(marker_id)
+        return await one_by_one(conn, marker_id, *args, **kwargs)
+
+    monkeypatch.setattr(rebuilding, "recompute", recompute)
+    ranges = [("car-0", DAY, DAY + timedelta(days=1)), ("car-2", second_half, DAY + timedelta(days=1)),
+              ("car-0", DAY + timedelta(days=1), DAY + timedelta(days=2))]
+
+    async def recompute_days():
+        async with await psycopg.AsyncConnection.connect(stack.settings.database_url) as conn:
+            async with conn.transaction():
+                return await rebuilding.recompute_days(conn, ranges, RULES)
+
+    done = run_sync(recompute_days())
+    assert read_alone == ["car-0"]
+    assert done.trips > 5 and done.spikes >= 1
     assert {day.marker_id: journeys(stack, day.marker_id) for day in driven} == live
 
 

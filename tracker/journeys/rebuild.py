@@ -10,15 +10,19 @@ stays as it is), and the spike flags of the fixes read. At the end of the histor
 still open is ended if its last fix is older than the gap, as the live stage's timer ends
 it (by the time the tracker heard the fix, which for an import is later than its time).
 
-Used by the journeys sink's timer for the days late fixes made stale, and by ``tracker
-journeys rebuild``.
+``recompute_days`` does the same for many markers' ranges at once, with a handful of
+queries in all rather than about ten per range: used by the journeys sink's timer for the
+days late fixes made stale. ``recompute`` is used by ``tracker journeys rebuild``, and for
+a range with more fixes than ``recompute_days`` reads in one go.
 """
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from itertools import groupby
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import psycopg
 
@@ -30,19 +34,33 @@ if TYPE_CHECKING:
 
 #: Rows read from Postgres at a time.
 CHUNK = 20_000
+#: Fixes ``recompute_days`` reads per range in its one query; a range that needs more is
+#: recomputed on its own by ``recompute``, which reads in chunks.
+RANGE_FIXES = 2_000
+#: ``recompute_days`` lets the event loop run after about this many fixes.
+YIELD_EVERY = 10_000
 BEGINNING = datetime(1, 1, 1, tzinfo=timezone.utc)
 END_OF_TIME = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
+_FIX_COLUMNS = ("(extract(epoch FROM fix_time) * 1000000)::int8, lat, lon, speed, "
+                f"coalesce(attributes->'{TRACK_BREAK}' = 'true', false)")
 _RESTART = "SELECT max(start_time) FROM stops WHERE marker_id = %s AND start_time < %s"
-_FIXES = ("SELECT (extract(epoch FROM fix_time) * 1000000)::int8, lat, lon, speed, "
-          f"coalesce(attributes->'{TRACK_BREAK}' = 'true', false) FROM positions "
-          "WHERE marker_id = %s AND fix_time >= %s ORDER BY fix_time")
+_FIXES = f"SELECT {_FIX_COLUMNS} FROM positions WHERE marker_id = %s AND fix_time >= %s ORDER BY fix_time"
+#: Per range (in the order given): where to restart, the last stop that began before it.
+_RESTARTS = ("SELECT (SELECT max(s.start_time) FROM stops s WHERE s.marker_id = r.marker_id AND s.start_time < r.start) "
+             "FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS r(marker_id, start, i) ORDER BY r.i")
+#: Per range: its fixes from the restart on, at most ``RANGE_FIXES`` + 1 (more: too many for one go).
+_RANGE_FIXES = (f"SELECT r.i, f.* FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS r(marker_id, restart, i) "
+                f"CROSS JOIN LATERAL (SELECT {_FIX_COLUMNS} FROM positions p WHERE p.marker_id = r.marker_id "
+                f"AND p.fix_time >= r.restart ORDER BY p.fix_time LIMIT %s) AS f ORDER BY 1, 2")
+_REPLACED = "unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS r(marker_id, restart, stop, last)"
 _DELETE = {
-    table: f"DELETE FROM {table} WHERE marker_id = %s AND start_time >= %s AND start_time < %s AND end_time <= %s"
+    table: (f"DELETE FROM {table} t USING {_REPLACED} WHERE t.marker_id = r.marker_id AND t.start_time >= r.restart "
+            "AND t.start_time < r.stop AND t.end_time <= r.last")
     for table in ("trips", "stops")
 }
-_UNFLAG = ("UPDATE positions SET spike = false WHERE marker_id = %s AND fix_time >= %s AND fix_time <= %s "
-           "AND spike")
+_UNFLAG = (f"UPDATE positions p SET spike = false FROM {_REPLACED} WHERE p.marker_id = r.marker_id "
+           "AND p.fix_time >= r.restart AND p.fix_time <= r.last AND p.spike")
 #: Every marker with history, one index probe each (a loose index scan of the primary key).
 _MARKERS = """
 WITH RECURSIVE m AS (
@@ -69,6 +87,44 @@ class Recomputed:
         self.spikes += other.spikes
 
 
+@dataclass
+class _Replay:
+    """The motion model run over one marker's fixes from ``restart``, until everything that
+    began before ``end`` is finished."""
+    marker_id: str
+    restart: datetime
+    end: datetime
+    rules: Rules
+    state: MotionState = field(default_factory=MotionState)
+    out: list = field(default_factory=list)
+    last_us: int | None = None
+    count: int = 0
+    finished: bool = False
+
+    def feed(self, rows: Iterable[Sequence]) -> None:
+        end_us, state, rules, out = store.micros_of(self.end), self.state, self.rules, self.out
+        for _, t, lat, lon, speed, track_break in rows:
+            if t >= end_us and state.open_since_us is not None and state.open_since_us >= end_us:
+                self.finished = True  # everything that began before the end is finished
+                return
+            advance(state, t, lat, lon, speed, rules, out, track_break)
+            self.last_us = t
+            self.count += 1
+
+    def at_end_of_history(self) -> None:
+        """No fix after the last one read: a trip open since longer than the gap ends, as the
+        live stage's timer ends it for a silent marker."""
+        if not self.finished and self.last_us is not None and time.time() - self.last_us / 1e6 > self.rules.gap_seconds:
+            end_idle_trip(self.state, self.rules, self.out)
+
+    def decided(self) -> tuple[list[Trip], list[Stop], list[tuple[str, int]]]:
+        end_us = store.micros_of(self.end)
+        trips = [item for item in self.out if isinstance(item, Trip) and item.start_us < end_us]
+        stops = [item for item in self.out if isinstance(item, Stop) and item.start_us < end_us]
+        spikes = [(self.marker_id, item.time_us) for item in self.out if isinstance(item, Spike)]
+        return trips, stops, spikes
+
+
 async def markers(conn: psycopg.AsyncConnection) -> list[str]:
     return [row[0] for row in await (await conn.execute(_MARKERS)).fetchall()]
 
@@ -80,47 +136,85 @@ async def recompute(conn: psycopg.AsyncConnection, marker_id: str, rules: Rules,
     """Recompute ``marker_id``'s trips and stops that begin in [start, end) (the whole
     history when None) in one transaction; ``progress(n)`` after every chunk of n fixes."""
     end = END_OF_TIME if end is None else end
-    end_us = store.micros_of(end)
     async with conn.transaction():
         restart = None
         if start is not None:
             restart = (await (await conn.execute(_RESTART, (marker_id, start))).fetchone())[0]
-        restart = BEGINNING if restart is None else restart
-        state, out, last_us, count = MotionState(), [], None, 0
+        replay = _Replay(marker_id, BEGINNING if restart is None else restart, end, rules)
         async with conn.cursor(name="journeys_rebuild", binary=True) as cursor:
-            await cursor.execute(_FIXES, (marker_id, restart))
-            finished = False
-            while not finished:
+            await cursor.execute(_FIXES, (marker_id, replay.restart))
+            while not replay.finished:
                 rows = await cursor.fetchmany(CHUNK)
                 if not rows:
                     break
-                for t, lat, lon, speed, track_break in rows:
-                    if t >= end_us and state.open_since_us is not None and state.open_since_us >= end_us:
-                        finished = True  # everything that began before the end is finished
-                        break
-                    advance(state, t, lat, lon, speed, rules, out, track_break)
-                    last_us = t
-                    count += 1
+                replay.feed((None, *row) for row in rows)
                 if progress is not None:
                     progress(len(rows))
-            if not finished and last_us is not None and time.time() - last_us / 1e6 > rules.gap_seconds:
-                end_idle_trip(state, rules, out)  # as the live stage's timer does for a silent marker
-        result = Recomputed(fixes=count)
-        if last_us is None:
-            return result
-        trips = [item for item in out if isinstance(item, Trip) and item.start_us < end_us]
-        stops = [item for item in out if isinstance(item, Stop) and item.start_us < end_us]
-        spikes = [(marker_id, item.time_us) for item in out if isinstance(item, Spike)]
-        last = store.time_of(last_us)
-        for table in ("trips", "stops"):
-            await conn.execute(_DELETE[table], (marker_id, restart, end, last))
-        await store.write_trips(conn, [store.trip_row(marker_id, trip, _names(geofences, marker_id, trips))
-                                       for trip in trips])
-        await store.write_stops(conn, [store.stop_row(marker_id, stop) for stop in stops])
-        await conn.execute(_UNFLAG, (marker_id, restart, last))
-        await store.flag_spikes(conn, spikes)
-        result.trips, result.stops, result.spikes = len(trips), len(stops), len(spikes)
+            replay.at_end_of_history()
+        return await _replace(conn, [replay], geofences)
+
+
+async def recompute_days(conn: psycopg.AsyncConnection, ranges: Iterable[tuple[str, datetime, datetime]],
+                         rules: Rules, geofences: GeofenceIndex | None = None) -> Recomputed:
+    """Recompute the trips and stops that begin in each (marker, start, end) range, as
+    ``recompute`` does each, in the caller's transaction. A marker's ranges are taken as one,
+    from the first start to the last end."""
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for marker_id, start, end in ranges:
+        first, last = spans.get(marker_id, (start, end))
+        spans[marker_id] = (min(first, start), max(last, end))
+    if not spans:
+        return Recomputed()
+    ids = list(spans)
+    found = await (await conn.execute(_RESTARTS, (ids, [spans[m][0] for m in ids]))).fetchall()
+    replays = [_Replay(m, BEGINNING if restart is None else restart, spans[m][1], rules)
+               for m, (restart,) in zip(ids, found)]
+    cursor = await conn.execute(_RANGE_FIXES, (ids, [r.restart for r in replays], RANGE_FIXES + 1), binary=True)
+    rows = await cursor.fetchall()
+    result, done, since_yield = Recomputed(), [], 0
+    read = {i: list(group) for i, group in groupby(rows, key=lambda row: row[0])}
+    for i, replay in enumerate(replays, start=1):
+        fixes = read.get(i, [])
+        replay.feed(fixes)
+        since_yield += len(fixes)
+        if since_yield >= YIELD_EVERY:  # the agent shares this event loop
+            since_yield = 0
+            await asyncio.sleep(0)
+        if not replay.finished and len(fixes) > RANGE_FIXES:  # more than one go holds
+            result.add(await recompute(conn, replay.marker_id, rules, spans[replay.marker_id][0], replay.end,
+                                       geofences))
+            continue
+        replay.at_end_of_history()
+        done.append(replay)
+    result.add(await _replace(conn, done, geofences))
+    return result
+
+
+async def _replace(conn: psycopg.AsyncConnection, replays: list[_Replay],
+                   geofences: GeofenceIndex | None) -> Recomputed:
+    """Replace what the replays decided: the trips and stops that begin between each restart
+    and its end and end by its last fix read, and the spike flags of the fixes read."""
+    replays = [replay for replay in replays if replay.last_us is not None]
+    result = Recomputed(fixes=sum(replay.count for replay in replays))
+    if not replays:
         return result
+    trips, stops, spikes = [], [], []
+    for replay in replays:
+        marker_trips, marker_stops, marker_spikes = replay.decided()
+        trips += [store.trip_row(replay.marker_id, trip, _names(geofences, replay.marker_id, marker_trips))
+                  for trip in marker_trips]
+        stops += [store.stop_row(replay.marker_id, stop) for stop in marker_stops]
+        spikes += marker_spikes
+    replaced = ([r.marker_id for r in replays], [r.restart for r in replays], [r.end for r in replays],
+                [store.time_of(r.last_us) for r in replays])
+    for table in ("trips", "stops"):
+        await conn.execute(_DELETE[table], replaced)
+    await store.write_trips(conn, trips)
+    await store.write_stops(conn, stops)
+    await conn.execute(_UNFLAG, replaced)
+    await store.flag_spikes(conn, spikes)
+    result.trips, result.stops, result.spikes = len(trips), len(stops), len(spikes)
+    return result
 
 
 def _names(geofences: GeofenceIndex | None, marker_id: str, trips: list[Trip]) -> store.Names:

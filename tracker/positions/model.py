@@ -60,6 +60,7 @@ MICROSECOND = timedelta(microseconds=1)
 MAX_FUTURE_US = MAX_FUTURE // MICROSECOND
 #: The last microsecond Python's datetime can represent (9999-12-31T23:59:59.999999Z).
 MAX_TIME_US = (datetime.max.replace(tzinfo=timezone.utc) - EPOCH) // MICROSECOND
+_MAX_TIME_MS = MAX_TIME_US // 1_000
 
 #: Optional numeric fields and their inclusive ranges.
 OPTIONAL_RANGES: dict[str, tuple[float, float]] = {
@@ -233,10 +234,12 @@ def parse_fields(data: Mapping[str, Any], now_us: int) -> list:
     if type(lon) is not float or not -180.0 <= lon <= 180.0:
         lon = _number("lon", lon, -180.0, 180.0, required=True)
     time_us = get("time")
-    if type(time_us) is not int or not 0 <= time_us <= EPOCH_MILLIS_ABOVE:
+    if type(time_us) is not int or not 0 <= time_us <= _MAX_TIME_MS:
         time_us = _time_us(time_us)
-    else:
+    elif time_us <= EPOCH_MILLIS_ABOVE:  # seconds
         time_us *= 1_000_000
+    else:  # milliseconds
+        time_us *= 1_000
     if time_us > now_us + MAX_FUTURE_US:
         _reject_future(time_us, now_us)
     fix = [marker_id, time_us, lat, lon]
