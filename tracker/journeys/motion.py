@@ -42,6 +42,7 @@ the beginning (``tracker.journeys.rebuild`` recomputes a day this way).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -156,7 +157,8 @@ class MotionState:
         return self.trip_us if self.trip_open else self.anchor_us
 
     def to_list(self) -> list:
-        return [getattr(self, name) for name in self.__slots__]
+        """The stored form: every slot's value, in ``__slots__`` order."""
+        return list(_SLOTS_OF(self))
 
     @classmethod
     def from_list(cls, values: list | None) -> "MotionState":
@@ -169,6 +171,7 @@ class MotionState:
         return state
 
 
+_SLOTS_OF = operator.attrgetter(*MotionState.__slots__)
 _RAD = math.pi / 180.0
 
 
