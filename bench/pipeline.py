@@ -338,12 +338,14 @@ def random_circles(count: int, radius: float = 500.0, seed: int = 7) -> list[dic
 # --- 4, 5. latency under a steady load -----------------------------------------------------
 class Probes:
     """Probe markers among a steady load: the time from produce to visible at
-    ``/api/markers/{id}``, measured by one poller on one keep-alive connection."""
+    ``/api/markers/{id}``, measured by one poller on one keep-alive connection. Every probe
+    counts: one that a newer fix of its marker overtook before the poller saw it is taken
+    as visible when the newer one is (an upper bound: ``latest`` only moves forward)."""
 
     def __init__(self, worker: Worker) -> None:
         self.port = worker.web_port
         self.headers = {"Authorization": f"Bearer {worker.stack.admin_token}"}
-        self.pending: dict[str, tuple[int, float]] = {}
+        self.pending: dict[str, list[tuple[int, float]]] = {}  # probe -> [(time_ms, sent at)], oldest first
         self.samples: list[tuple[float, float]] = []  # (sent at, ms)
         self.sent = 0
         self.lock = threading.Lock()
@@ -353,7 +355,7 @@ class Probes:
 
     def sent_probe(self, probe: str, time_ms: int) -> None:
         with self.lock:
-            self.pending[probe] = (time_ms, time.monotonic())
+            self.pending.setdefault(probe, []).append((time_ms, time.monotonic()))
             self.sent += 1
 
     def stop(self) -> None:
@@ -370,11 +372,11 @@ class Probes:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         while not self.done.is_set():
             with self.lock:
-                waiting = list(self.pending.items())
+                waiting = [probe for probe, sent in self.pending.items() if sent]
             if not waiting:
                 time.sleep(0.002)
                 continue
-            for probe, (time_ms, sent_at) in waiting:
+            for probe in waiting:
                 try:
                     conn.request("GET", f"/api/markers/{probe}", headers=self.headers)
                     response = conn.getresponse()
@@ -386,11 +388,12 @@ class Probes:
                 if response.status != 200:
                     continue
                 shown_ms = round(datetime.fromisoformat(orjson.loads(body)["time"]).timestamp() * 1000)
-                if shown_ms >= time_ms:
-                    with self.lock:
-                        if self.pending.get(probe, (None,))[0] == time_ms:
-                            del self.pending[probe]
-                            self.samples.append((sent_at, (time.monotonic() - sent_at) * 1000))
+                seen_at = time.monotonic()
+                with self.lock:
+                    sent = self.pending[probe]
+                    while sent and sent[0][0] <= shown_ms:
+                        _, sent_at = sent.pop(0)
+                        self.samples.append((sent_at, (seen_at - sent_at) * 1000))
 
 
 async def steady_load(stack: Stack, rate: float, seconds: float, probes: Probes | None,
