@@ -72,12 +72,8 @@ app = TrackerApp(
     producer_max_batch_size=512 * 1024,
     producer_max_request_size=4 * 1024 * 1024,
     # Faust consumes only the batches topic (up to a thousand fixes per record) and the
-    # changelog, and large fetches pay. The agent's one channel holds the events of every
-    # partition, and Faust stops fetching a partition that delivers into it once it holds
-    # 0.8 of this: it must hold several of the agent's steps (``agents/latest.py``, up to 128
-    # events each). With 64, at a steady load every partition stopped again and again and
-    # fixes waited over a second.
-    stream_buffer_maxsize=1024,
+    # changelog: a few records buffered per partition are plenty, and large fetches pay.
+    stream_buffer_maxsize=64,
     consumer_max_fetch_size=4 * 1024 * 1024,
     # A worker that dies without leaving the group holds its partitions until this
     # timeout; Faust's default of 60 s would stall its markers for a minute. Members

@@ -251,8 +251,7 @@ class LiveHub(Service):
     async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.config.bootstrap_servers, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=4 * 1024 * 1024,
-                                    fetch_max_wait_ms=self.config.fetch_wait_ms)
+                                    max_partition_fetch_bytes=4 * 1024 * 1024)
         await consumer.start()
         partitions = self._partitions()
         consumer.assign(partitions)

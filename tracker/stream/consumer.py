@@ -54,7 +54,6 @@ def group_consumer(config: Settings, group_id: str, **options) -> AIOKafkaConsum
         group_instance_id=config.worker_id,
         max_partition_fetch_bytes=MAX_REQUEST_BYTES,
         fetch_max_bytes=4 * MAX_REQUEST_BYTES,
-        fetch_max_wait_ms=config.fetch_wait_ms,
         **options,
     )
 

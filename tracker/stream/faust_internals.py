@@ -35,7 +35,6 @@ swallowed exception.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import inspect
 import logging
@@ -60,7 +59,6 @@ from mode.utils.futures import notify
 from mode.utils.queues import FlowControlEvent
 
 from tracker.metrics import FAUST_DROPPED, FAUST_DROPS_PREVENTED
-from tracker.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +72,13 @@ USED = {
                               "_get_active_partitions", "_getmany"),
     faust_consumer.ThreadDelegateConsumer: ("_thread",),
     faust_aiokafka.AIOKafkaConsumerThread: ("_consumer",),
-    aiokafka_consumer.AIOKafkaConsumer: ("_subscription", "_coordinator", "_fetch_max_wait_ms"),
+    aiokafka_consumer.AIOKafkaConsumer: ("_subscription", "_coordinator"),
     aiokafka_subscription.SubscriptionState: ("subscription",),
     aiokafka_subscription.Subscription: ("assignment",),
     faust_recovery.Recovery: ("_recovery_started_at", "_active_events_received_at", "active_offsets",
                               "_set_recovery_ended", "_is_changelog_tp", "_wait"),
     faust_base_app.App: ("_fetcher",),
-    faust_rocksdb.Store: ("_db_for_partition", "offset_key", "_dbs"),
+    faust_rocksdb.Store: ("_db_for_partition", "offset_key"),
     FlowControlEvent: ("_suspend", "_resume", "_queues"),
 }
 
@@ -200,16 +198,9 @@ async def _on_recovery_completed(self, generation_id: int = 0) -> None:
     self.log.info("Worker ready")
 
 
-#: How soon the agent's consumer looks again when it has no partition to fetch.
-IDLE_FETCH_SECONDS = 0.05
-
-
 async def _wait_next_records(self, timeout: float):
     """``Consumer._wait_next_records`` handing the fetch a copy of the active partitions
-    (marked "changed"); what it fetched is filtered by the live set, as before. With no
-    partition to fetch (Faust takes a partition out while the agent's channel is nearly
-    full), it looks again after ``IDLE_FETCH_SECONDS``, not a second: the agent empties its
-    channel far sooner, and a second's wait, again and again, held fixes back at a steady load."""
+    (marked "changed"); what it fetched is filtered by the live set, as before."""
     if not self.flow_active:
         await self.wait(self.can_resume_flow)
     try:
@@ -226,7 +217,7 @@ async def _wait_next_records(self, timeout: float):
                 timeout=timeout)
         self._tracker_fetched = sum(map(len, records.values())) if records else 0
         if not (is_client_only or active_partitions):
-            await self.sleep(IDLE_FETCH_SECONDS)  # changed: was 1 s
+            await self.sleep(1)
         return records, active_partitions
     finally:
         self.not_waiting_next_records.set()
@@ -254,49 +245,15 @@ async def _counting_getmany(self, timeout: float):
         FAUST_DROPPED.labels("stale_offset").inc(stale)
 
 
-_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-
-
-def _create_worker_consumer_waiting_less(self, transport):
-    """``AIOKafkaConsumerThread._create_worker_consumer`` with the fetch wait of the worker's
-    other consumers (``TRACKER_FETCH_WAIT_MS``) instead of a fixed 1,500 ms: aiokafka keeps one
-    fetch in flight per broker, and a partition drained while it waits is fetched again only
-    after it returns (at 5,000 positions/s, produce to the ``latest`` changelog took p50
-    1.4 s with 1,500 ms, 0.16 s with 20 ms)."""
-    consumer = _create_worker_consumer(self, transport)
-    consumer._fetch_max_wait_ms = settings.fetch_wait_ms  # read when the consumer starts its fetcher
-    return consumer
-
-
-def _revoke_partitions(self, table, tps) -> None:
-    """``Store.revoke_partitions``, collecting garbage only when it let go of a database:
-    a full collection took a third of a second of every worker's start, where the first
-    assignment revokes nothing, and again for every table at every rebalance."""
-    released = False
-    for tp in tps:
-        if tp.topic in table.changelog_topic.topics:
-            db = self._dbs.pop(tp.partition, None)
-            if db is not None:
-                self.logger.info(f"closing db {tp.topic} partition {tp.partition}")
-                released = True  # changed: remembered
-    if released:  # changed: only then (the handle's file lock goes with the last reference)
-        gc.collect()
-
-
 PATCHES = (
     Patch(FlowControlEvent, "resume", "4dcdc1253fd0dcb40de18a3702503c01d21e9da7e5e55b122fb92615f27648d9",
           _resume, "a resume clears the queues only after a suspension"),
     Patch(faust_recovery.Recovery, "on_recovery_completed", "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac",
           _on_recovery_completed, "the flow stops before the stream partitions are resumed and sought"),
     Patch(faust_consumer.Consumer, "_wait_next_records", "6218e1969a636b3ff504ad1b8e7ad58a113572e43d746cc96d684ed5153032c6",
-          _wait_next_records, "the fetch gets a copy of the active partitions; with none, it looks again in 50 ms"),
+          _wait_next_records, "the fetch gets a copy of the active partitions"),
     Patch(faust_consumer.Consumer, "getmany", GETMANY_SHA256, _counting_getmany,
           "records fetched and not delivered are counted"),
-    Patch(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer",
-          "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7", _create_worker_consumer_waiting_less,
-          "the agent's fetches wait for new records TRACKER_FETCH_WAIT_MS, not 1,500 ms"),
-    Patch(faust_rocksdb.Store, "revoke_partitions", "3f85447a24fc34ffd1ecb5039f502ac6049d92fbd61d91371049bab01203e390", _revoke_partitions,
-          "garbage is collected only when a partition's database was let go"),
 )
 
 
