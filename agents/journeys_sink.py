@@ -106,8 +106,8 @@ async def recompute_dirty(conn: psycopg.AsyncConnection, limit: int = RECOMPUTE_
     """Recompute up to ``limit`` dirty days that are ready; the number recomputed."""
     async with conn.transaction():
         claimed = await (await conn.execute(_CLAIM, (MAX_WAIT, limit))).fetchall()
-        starts = [(marker_id, datetime.combine(day, time(), timezone.utc)) for marker_id, day in claimed]
-        await recompute_days(conn, [(marker_id, start, start + timedelta(days=1)) for marker_id, start in starts],
+        days = [(marker_id, datetime.combine(day, time(), timezone.utc)) for marker_id, day in claimed]
+        await recompute_days(conn, [(marker_id, start, start + timedelta(days=1)) for marker_id, start in days],
                              RULES, geofences.index)
         await conn.execute(_UNMARK, ([marker_id for marker_id, _ in claimed], [day for _, day in claimed]))
     JOURNEYS_ROWS.labels("recomputed_day").inc(len(claimed))

@@ -45,7 +45,8 @@ END_OF_TIME = datetime(9999, 12, 31, tzinfo=timezone.utc)
 _FIX_COLUMNS = ("(extract(epoch FROM fix_time) * 1000000)::int8, lat, lon, speed, "
                 f"coalesce(attributes->'{TRACK_BREAK}' = 'true', false)")
 _RESTART = "SELECT max(start_time) FROM stops WHERE marker_id = %s AND start_time < %s"
-_FIXES = f"SELECT {_FIX_COLUMNS} FROM positions WHERE marker_id = %s AND fix_time >= %s ORDER BY fix_time"
+#: One marker's fixes from the restart on, in the rows ``_Replay.feed`` takes (a first column it skips).
+_FIXES = f"SELECT 0, {_FIX_COLUMNS} FROM positions WHERE marker_id = %s AND fix_time >= %s ORDER BY fix_time"
 #: Per range (in the order given): where to restart, the last stop that began before it.
 _RESTARTS = ("SELECT (SELECT max(s.start_time) FROM stops s WHERE s.marker_id = r.marker_id AND s.start_time < r.start) "
              "FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS r(marker_id, start, i) ORDER BY r.i")
@@ -102,6 +103,7 @@ class _Replay:
     finished: bool = False
 
     def feed(self, rows: Iterable[Sequence]) -> None:
+        """Take fixes in time order: rows of (anything, time µs, lat, lon, speed, track break)."""
         end_us, state, rules, out = store.micros_of(self.end), self.state, self.rules, self.out
         for _, t, lat, lon, speed, track_break in rows:
             if t >= end_us and state.open_since_us is not None and state.open_since_us >= end_us:
@@ -147,7 +149,7 @@ async def recompute(conn: psycopg.AsyncConnection, marker_id: str, rules: Rules,
                 rows = await cursor.fetchmany(CHUNK)
                 if not rows:
                     break
-                replay.feed((None, *row) for row in rows)
+                replay.feed(rows)
                 if progress is not None:
                     progress(len(rows))
             replay.at_end_of_history()
