@@ -50,6 +50,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tracker.events import stored as events_state
 from tracker.stream.producer import positions_producer
 from bench import import_track
 from bench import journeys as journeys_bench
@@ -198,8 +199,8 @@ async def _watch(stack: Stack, newest: dict[str, tuple[int, float, float]], time
                 for record in records:
                     if record.key not in want:
                         continue
-                    value = orjson.loads(record.value)
-                    time_us = value[1] if tp.topic == stack.changelog_topic else value["t"]
+                    time_us = (orjson.loads(record.value)[1] if tp.topic == stack.changelog_topic
+                               else events_state.decode(record.value).time_us)
                     if time_us // 1000 == want[record.key]:
                         seen.add(record.key)
                         if tp.topic not in done and len(seen) == len(want):

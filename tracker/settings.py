@@ -69,6 +69,7 @@ class Settings:
     standby_replicas: int
     worker_id: str | None
     store: str
+    state_format: str
     history_batch_size: int
     history_buffer: int
     stale_after: float
@@ -165,6 +166,7 @@ class Settings:
             standby_replicas=_int(env, "TRACKER_STANDBY_REPLICAS", 0),
             worker_id=env.get("TRACKER_WORKER_ID") or None,
             store=_str(env, "TRACKER_STORE", "rocksdb://"),
+            state_format=_choice(env, "TRACKER_STATE_FORMAT", "packed", ("packed", "json")),
             history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 20_000),
             history_buffer=_int(env, "TRACKER_HISTORY_BUFFER", 200_000),
             stale_after=_float(env, "TRACKER_STALE_AFTER", 300.0),

@@ -46,6 +46,7 @@ from typing import Any, Callable
 
 import orjson
 
+from tracker.events.fixlog import E7, FixLog
 from tracker.geofences.model import GeofenceIndex
 from tracker.positions.model import format_micros
 
@@ -54,8 +55,6 @@ TYPES = ("geofence_enter", "geofence_exit", "overspeed", "low_battery", "offline
 
 #: Fixes remembered per marker, to place late fixes between their neighbours.
 LOG_SIZE = 16
-#: Coordinates in the log are integers of this many per degree.
-E7 = 10_000_000
 
 
 def event_id(marker_id: str, kind: str, time_us: int, detail: Any = "") -> str:
@@ -71,10 +70,7 @@ class MarkerState:
     calm_since_us: int | None = None  # speed at or below the limit since (while speeding)
     battery: float | None = None
     offline: bool = False
-    #: The last fixes, oldest first: [time_us, [geofence ids], lat, lon], the coordinates in
-    #: units of 1e-7 degree (integers encode several times faster than floats, and a fix
-    #: sent with up to 7 decimals comes back exactly).
-    log: list[list] = field(default_factory=list)
+    log: FixLog = field(default_factory=FixLog)  # the last ``LOG_SIZE`` fixes
     seen_us: int | None = None  # wall-clock time the tracker last received a report of the marker
     heard_us: int | None = None  # newest heartbeat applied (its report time)
 
@@ -86,8 +82,10 @@ class MarkerState:
         return self.heard_us
 
     def to_json(self) -> dict:
+        """The JSON form (``tables.events_state`` stores a packed form; workers of earlier
+        versions read only this one)."""
         data = {"t": self.time_us, "in": self.inside, "sp": self.speeding, "calm": self.calm_since_us,
-                "bat": self.battery, "off": self.offline, "log": self.log, "seen": self.seen_us}
+                "bat": self.battery, "off": self.offline, "log": self.log.rows(), "seen": self.seen_us}
         if self.heard_us is not None:  # absent until the first heartbeat: states stay as they were
             data["hb"] = self.heard_us
         return data
@@ -96,8 +94,8 @@ class MarkerState:
     def from_json(cls, data: dict | None) -> "MarkerState":
         if not data:
             return cls()
-        return cls(data["t"], data["in"], data["sp"], data["calm"], data["bat"], data["off"], data["log"],
-                   data.get("seen"), data.get("hb"))
+        return cls(data["t"], data["in"], data["sp"], data["calm"], data["bat"], data["off"],
+                   FixLog.of_rows(data["log"]), data.get("seen"), data.get("hb"))
 
 
 @dataclass(frozen=True)
@@ -198,10 +196,11 @@ class Detector:
     @staticmethod
     def _last_place(state: MarkerState) -> tuple[float | None, float | None]:
         """Where the marker's newest fix is, from its log (None, None without one)."""
-        if not state.log:
+        log = state.log
+        if not log:
             return None, None
-        newest = max(state.log, key=lambda entry: entry[0])
-        return newest[2] / E7, newest[3] / E7
+        newest = max(range(len(log)), key=log.times.__getitem__)
+        return log.lats[newest] / E7, log.lons[newest] / E7
 
     # --- the rules --------------------------------------------------------------------
 
@@ -237,10 +236,7 @@ class Detector:
             events = (events or []) + [self._event(marker_id, t, lat, lon, "online")]
         state.time_us = t
         state.inside = ids
-        log = state.log
-        log.append([t, ids, round(lat * E7), round(lon * E7)])
-        if len(log) > LOG_SIZE:
-            del log[0]
+        state.log.append(t, ids, round(lat * E7), round(lon * E7), LOG_SIZE)
         return events
 
     def _heard(self, state: MarkerState, marker_id: str, t: int, battery, attributes, received_us) -> list[dict]:
@@ -277,14 +273,14 @@ class Detector:
               ids: list[int]) -> list[dict]:
         """A fix older than the newest: the pair it proves missing, if any."""
         log = state.log
-        times = [entry[0] for entry in log]
+        times = log.times
         at = bisect.bisect_left(times, t)
         if at < len(times) and times[at] == t:
             return []  # a duplicate
-        if at == 0 or at == len(log) or not self.judge_geofences:
+        if at == 0 or at == len(times) or not self.judge_geofences:
             return []  # older than the log, or no later fix to close the pair with
-        before, (after_t, after, after_lat, after_lon) = log[at - 1][1], log[at]
-        after_lat, after_lon = after_lat / E7, after_lon / E7
+        before, after = log.geofences(at - 1), log.geofences(at)
+        after_t, after_lat, after_lon = times[at], log.lats[at] / E7, log.lons[at] / E7
         events = []
         for gid in ids:
             if gid not in before and gid not in after:  # it went in and out between them
@@ -294,8 +290,7 @@ class Detector:
             if gid in after and gid not in ids and gid in self.names:  # it went out and back between them
                 events += [self._geofence(marker_id, t, lat, lon, "geofence_exit", gid, late=True),
                            self._geofence(marker_id, after_t, after_lat, after_lon, "geofence_enter", gid, late=True)]
-        log.insert(at, [t, ids, round(lat * E7), round(lon * E7)])
-        del log[:-LOG_SIZE]
+        log.insert(at, t, ids, round(lat * E7), round(lon * E7), LOG_SIZE)
         return events
 
     def _speed(self, state: MarkerState, marker_id: str, t: int, lat: float, lon: float, speed: float,
