@@ -108,9 +108,9 @@ async def apply_fixes(writer: LatestWriter, fixes: dict[int, list[list]], genera
 
 async def _latest_and_events(writer: LatestWriter, fixes: dict[int, list[list]], annotations, generation) -> None:
     if settings.events_enabled:
-        await asyncio.gather(update(writer, fixes, annotations), events_stage.apply(fixes, generation))
+        await asyncio.gather(update(writer, fixes, annotations, generation), events_stage.apply(fixes, generation))
     else:
-        await update(writer, fixes, annotations)
+        await update(writer, fixes, annotations, generation)
 
 
 async def erase(writer: LatestWriter, erasures: dict[int, list[dict]]) -> int:
@@ -152,10 +152,11 @@ def steps(values: dict[int, list[bytes]]) -> list[Step]:
 
 
 async def update(writer: LatestWriter, fixes_by_partition: dict[int, list[list]],
-                 annotations: journeys_stage.Annotations | None = None) -> int:
+                 annotations: journeys_stage.Annotations | None = None, generation: object = None) -> int:
     """Write each marker's newest fix of the batch to the table (with its odometer and
     motion when ``annotations`` has them); the number updated."""
     annotations = annotations or {}
+    writer.begin(generation)
     return await write(writer, {partition: writer.changes(partition, fixes, annotations.get(partition))
                                 for partition, fixes in fixes_by_partition.items()})
 

@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaConnectionError
 from tracker.stream import continuity as continuity_module
 from tracker.stream import retry
 from agents.latest import steps, update
+from tables import erase as tables_erase
 from tables.latest import LatestWriter, decode, latest, position_of
 from tracker.stream import batches
 from tracker.stream.continuity import Continuity
@@ -60,7 +61,7 @@ async def read_fixes(continuity: Continuity, events, generation) -> dict[int, li
 
 async def apply(writer: LatestWriter, continuity: Continuity, events, generation=1) -> int:
     """Write the events' fixes to the table; the number of markers updated."""
-    return await update(writer, await read_fixes(continuity, events, generation))
+    return await update(writer, await read_fixes(continuity, events, generation), generation=generation)
 
 
 class NoGaps(Continuity):
@@ -138,6 +139,27 @@ async def test_values_of_earlier_versions_are_read_and_compared(changelog):
     assert stored("m1")["heard_at"] > stored("m1")["received_at"]
     await run(changelog, [fix("m1", "2026-01-01T10:00:09Z", lat=9)])
     assert stored("m1")["lat"] == 9
+
+
+async def test_a_writer_that_kept_a_marker_in_memory_reads_the_store_after_a_rebalance(changelog):
+    """Meanwhile another worker owned the partition and wrote a newer fix, which recovery
+    brought into the store: the one the writer remembers must not hide it."""
+    writer = LatestWriter(changelog.send_many)
+    await apply(writer, NoGaps(), events([fix("m1", "2026-01-01T10:00:05Z", lat=5)]), generation=1)
+    tables.put(latest, 3, b"m1", tables.contents(latest)[b"m1"].replace(b"1767261605000000", b"1767261609000000"))
+    assert stored("m1")["time"] == "2026-01-01T10:00:09Z"
+    await apply(writer, NoGaps(), events([fix("m1", "2026-01-01T10:00:07Z", lat=7)]), generation=2)
+    assert stored("m1")["time"] == "2026-01-01T10:00:09Z" and len(changelog.sent) == 1
+
+
+async def test_an_erased_marker_takes_any_fix_again(changelog):
+    """The tombstone goes through the writer: it forgets the fix it remembered."""
+    writer = LatestWriter(changelog.send_many)
+    await apply(writer, NoGaps(), events([fix("m1", "2026-01-01T10:00:05Z", lat=5)]))
+    await tables_erase.erase({3: [{"marker_id": "m1", "from_us": None, "to_us": None}]}, writer, [])
+    assert b"m1" not in tables.contents(latest)
+    await apply(writer, NoGaps(), events([fix("m1", "2026-01-01T10:00:01Z", lat=1)]))
+    assert stored("m1")["lat"] == 1
 
 
 async def test_offsets_the_consumer_skipped_are_read_again_and_applied_first(changelog):
