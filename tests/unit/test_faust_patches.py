@@ -148,3 +148,19 @@ async def test_a_fetch_returns_only_partitions_that_were_active_when_it_began(pa
     wait_next = PATCHES["_wait_next_records"].replacement if patched else faust_own("_wait_next_records")
     records, _ = await wait_next(Fetching(), 1.0)
     assert (set(records) == {TP("batches", 0), TP("batches", 1)}) is patched, set(records)
+
+
+@pytest.mark.parametrize("patched", [True, False])
+async def test_the_agents_fetches_wait_for_new_records_only_as_long_as_the_setting(patched):
+    """Faust's fixed 1,500 ms held fixes back by up to that long at any load: aiokafka
+    fetches a drained partition again only once the fetch in flight returns."""
+    from tracker.app import app
+    from tracker.settings import settings
+
+    create = (PATCHES["_create_worker_consumer"].replacement if patched
+              else faust_own("_create_worker_consumer"))
+    consumer = create(app.consumer._thread, app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == (settings.fetch_wait_ms if patched else 1_500)
+    finally:
+        await consumer.stop()  # never started: only its resources are let go

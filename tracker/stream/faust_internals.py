@@ -59,6 +59,7 @@ from mode.utils.futures import notify
 from mode.utils.queues import FlowControlEvent
 
 from tracker.metrics import FAUST_DROPPED, FAUST_DROPS_PREVENTED
+from tracker.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ USED = {
                               "_get_active_partitions", "_getmany"),
     faust_consumer.ThreadDelegateConsumer: ("_thread",),
     faust_aiokafka.AIOKafkaConsumerThread: ("_consumer",),
-    aiokafka_consumer.AIOKafkaConsumer: ("_subscription", "_coordinator"),
+    aiokafka_consumer.AIOKafkaConsumer: ("_subscription", "_coordinator", "_fetch_max_wait_ms"),
     aiokafka_subscription.SubscriptionState: ("subscription",),
     aiokafka_subscription.Subscription: ("assignment",),
     faust_recovery.Recovery: ("_recovery_started_at", "_active_events_received_at", "active_offsets",
@@ -245,6 +246,22 @@ async def _counting_getmany(self, timeout: float):
         FAUST_DROPPED.labels("stale_offset").inc(stale)
 
 
+_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _create_worker_consumer_waiting_less(self, transport):
+    """``AIOKafkaConsumerThread._create_worker_consumer`` with a fetch wait of
+    ``TRACKER_FETCH_WAIT_MS`` instead of a fixed 1,500 ms. aiokafka keeps one fetch in flight
+    per broker, and leaves out of it the partitions whose records it holds undelivered; a
+    partition drained meanwhile is fetched again only once that fetch returns, which the
+    broker holds up to the wait when the other partitions have nothing new. At 2,000
+    positions/s, produce to the ``latest`` changelog took p50 876 ms with 1,500 ms, 169 ms
+    with 100 ms."""
+    consumer = _create_worker_consumer(self, transport)
+    consumer._fetch_max_wait_ms = settings.fetch_wait_ms  # read when the consumer starts its fetcher
+    return consumer
+
+
 PATCHES = (
     Patch(FlowControlEvent, "resume", "4dcdc1253fd0dcb40de18a3702503c01d21e9da7e5e55b122fb92615f27648d9",
           _resume, "a resume clears the queues only after a suspension"),
@@ -254,6 +271,9 @@ PATCHES = (
           _wait_next_records, "the fetch gets a copy of the active partitions"),
     Patch(faust_consumer.Consumer, "getmany", GETMANY_SHA256, _counting_getmany,
           "records fetched and not delivered are counted"),
+    Patch(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer",
+          "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7", _create_worker_consumer_waiting_less,
+          "the agent's fetches wait for new records TRACKER_FETCH_WAIT_MS, not 1,500 ms"),
 )
 
 
