@@ -434,16 +434,32 @@ async def steady_load(stack: Stack, rate: float, seconds: float, probes: Probes 
         await producer.stop()
 
 
-def latency(rate: float, seconds: float) -> tuple[list[float], int]:
+#: Seconds of the steady load before the worker's CPU is counted (its start, the first fills).
+STEADY_AFTER_SECONDS = 10.0
+
+
+def latency(rate: float, seconds: float) -> tuple[list[float], int, float | None]:
+    """The probes' latencies, the number sent, and the worker's CPU seconds per second of
+    the load after ``STEADY_AFTER_SECONDS`` (None for a shorter load)."""
     stack = fresh_stack()
     try:
         worker = stack.worker().start()
         worker.wait_ready()
         probes = Probes(worker)
         stream = Stream()
-        run_sync(steady_load(stack, rate, seconds, probes, stream))
+        steady: list[tuple[float, float]] = []
+
+        def on_tick(at: float) -> None:
+            if not steady and at >= STEADY_AFTER_SECONDS:
+                steady.append((time.monotonic(), worker.cpu_seconds()))
+
+        run_sync(steady_load(stack, rate, seconds, probes, stream, on_tick=on_tick))
+        cores = None
+        if steady:
+            (started, cpu), now = steady[0], time.monotonic()
+            cores = (worker.cpu_seconds() - cpu) / (now - started)
         probes.stop()
-        return sorted(ms for _, ms in probes.samples), probes.sent
+        return sorted(ms for _, ms in probes.samples), probes.sent, cores
     finally:
         stack.close()
 
@@ -763,9 +779,13 @@ def measure_events_drain(args, stream: Stream, topic: str, runs: str) -> list[tu
 
 def measure_latency(args) -> list[tuple[str, str, str]]:
     say(f"latency at {args.latency_rate:,.0f} positions/s for {args.latency_seconds:.0f} s")
-    samples, sent = latency(args.latency_rate, args.latency_seconds)
-    return [(f"4. latency at {args.latency_rate:,.0f}/s ({len(samples)} of {sent} probes seen)",
+    samples, sent, cores = latency(args.latency_rate, args.latency_seconds)
+    rows = [(f"4. latency at {args.latency_rate:,.0f}/s ({len(samples)} of {sent} probes seen)",
              f"p50 {pct(samples, 50):.0f} ms", f"p95 {pct(samples, 95):.0f} ms, p99 {pct(samples, 99):.0f} ms")]
+    if cores:
+        rows.append(("   the worker's CPU at that load", f"{args.latency_rate / cores:,.0f} positions/CPU-s",
+                     f"{cores:.2f} cores from {STEADY_AFTER_SECONDS:.0f} s to the end; a tenth of the positions sent twice"))
+    return rows
 
 
 def measure_outage(args) -> list[tuple[str, str, str]]:

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from typing import Mapping
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+    if minimum is not None and value < minimum:
+        raise SystemExit(f"{name}={raw!r} must be at least {minimum}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -170,7 +173,7 @@ class Settings:
             state_format=_choice(env, "TRACKER_STATE_FORMAT", "packed", ("packed", "json")),
             history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 20_000),
             history_buffer=_int(env, "TRACKER_HISTORY_BUFFER", 200_000),
-            fetch_wait_ms=_int(env, "TRACKER_FETCH_WAIT_MS", 100),
+            fetch_wait_ms=_int(env, "TRACKER_FETCH_WAIT_MS", 100, minimum=1),
             stale_after=_float(env, "TRACKER_STALE_AFTER", 300.0),
             map_refresh_seconds=_float(env, "TRACKER_MAP_REFRESH_SECONDS", 3.0),
             map_assets=_choice(env, "TRACKER_MAP_ASSETS", "local", ("local", "cdn")),

@@ -27,6 +27,8 @@ EARLIER = (b'{"t":20000000,"in":[2],"sp":false,"calm":null,"bat":80.0,"off":fals
            b'"log":[[0,[],500000000,50000000],[10000000,[1,2],488500000,23500000],[20000000,[2],487000000,22000000]],'
            b'"seen":20000100,"hb":15000000}')
 OLDEST = b'{"t":0,"in":[],"sp":false,"calm":null,"bat":null,"off":false,"log":[[0,[],500000000,50000000]]}'
+#: The first events states kept the log's coordinates in degrees.
+IN_DEGREES = b'{"t":10,"in":[],"sp":false,"calm":null,"bat":null,"off":false,"log":[[0,[],48.7,2.2],[10,[],-33.8688197,151.2092955]]}'
 
 
 @pytest.fixture()
@@ -50,6 +52,7 @@ def test_a_state_stored_by_an_earlier_version_is_read_with_every_field():
     assert decode(encode(state)) == state  # and stored again in the packed form
     oldest = decode(OLDEST)
     assert oldest.seen_us is None and oldest.heard_us is None and oldest.log.rows() == [[0, [], 500000000, 50000000]]
+    assert decode(IN_DEGREES).log.rows() == [[0, [], 487000000, 22000000], [10, [], -338688197, 1512092955]]
 
 
 def test_with_the_json_form_a_worker_of_an_earlier_version_reads_what_is_written(json_form):

@@ -152,6 +152,15 @@ async def test_a_writer_that_kept_a_marker_in_memory_reads_the_store_after_a_reb
     assert stored("m1")["time"] == "2026-01-01T10:00:09Z" and len(changelog.sent) == 1
 
 
+async def test_a_marker_the_writer_stored_is_compared_without_reading_the_store(changelog):
+    writer = LatestWriter(changelog.send_many)
+    await apply(writer, NoGaps(), events([fix("m1", "2026-01-01T10:00:05Z")]))
+    reads, get = [], writer.store.get
+    writer.store.get = lambda partition, key: reads.append(key) or get(partition, key)
+    await apply(writer, NoGaps(), events([fix("m1", "2026-01-01T10:00:07Z"), fix("m2", "2026-01-01T10:00:07Z")]))
+    assert reads == [b"m2"] and stored("m1")["time"] == "2026-01-01T10:00:07Z"
+
+
 async def test_an_erased_marker_takes_any_fix_again(changelog):
     """The tombstone goes through the writer: it forgets the fix it remembered."""
     writer = LatestWriter(changelog.send_many)

@@ -32,12 +32,13 @@ class FixLog:
 
     @classmethod
     def of_rows(cls, rows: Iterable[list]) -> "FixLog":
-        """A log from rows ``[time_us, [geofence ids], lat_e7, lon_e7]`` (the JSON form)."""
+        """A log from rows ``[time_us, [geofence ids], lat_e7, lon_e7]`` (the JSON form; the
+        earliest versions stored the coordinates in degrees, as floats)."""
         log = cls()
         for t, ids, lat, lon in rows:
             log.times.append(t)
-            log.lats.append(lat)
-            log.lons.append(lon)
+            log.lats.append(lat if isinstance(lat, int) else round(lat * E7))
+            log.lons.append(lon if isinstance(lon, int) else round(lon * E7))
             log.counts.append(len(ids))
             log.ids.extend(ids)
         return log

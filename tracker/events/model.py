@@ -1,6 +1,6 @@
 """What happened to a marker, from its fixes in fix-time order: the events model.
 
-``MarkerState`` is one marker's state (JSON-serialisable, for a table); ``Detector.apply``
+``MarkerState`` is one marker's state (stored in a table by ``tracker.events.stored``); ``Detector.apply``
 takes the state and one fix and returns the new state and the events the fix caused.
 Pure functions of their input: a replay of the same fixes gives the same events, with the
 same ids.
