@@ -173,7 +173,7 @@ class Settings:
             state_format=_choice(env, "TRACKER_STATE_FORMAT", "packed", ("packed", "json")),
             history_batch_size=_int(env, "TRACKER_HISTORY_BATCH_SIZE", 20_000),
             history_buffer=_int(env, "TRACKER_HISTORY_BUFFER", 200_000),
-            fetch_wait_ms=_int(env, "TRACKER_FETCH_WAIT_MS", 100, minimum=1),
+            fetch_wait_ms=_int(env, "TRACKER_FETCH_WAIT_MS", 1500, minimum=1),
             stale_after=_float(env, "TRACKER_STALE_AFTER", 300.0),
             map_refresh_seconds=_float(env, "TRACKER_MAP_REFRESH_SECONDS", 3.0),
             map_assets=_choice(env, "TRACKER_MAP_ASSETS", "local", ("local", "cdn")),

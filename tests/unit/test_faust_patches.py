@@ -151,16 +151,19 @@ async def test_a_fetch_returns_only_partitions_that_were_active_when_it_began(pa
 
 
 @pytest.mark.parametrize("patched", [True, False])
-async def test_the_agents_fetches_wait_for_new_records_only_as_long_as_the_setting(patched):
-    """Faust's fixed 1,500 ms held fixes back by up to that long at any load: aiokafka
+async def test_the_agents_fetches_wait_for_new_records_only_as_long_as_the_setting(patched, monkeypatch):
+    """Faust's fixed 1,500 ms holds fixes back by up to that long at any load: aiokafka
     fetches a drained partition again only once the fetch in flight returns."""
+    import dataclasses
+
     from tracker.app import app
     from tracker.settings import settings
 
+    monkeypatch.setattr(faust_internals, "settings", dataclasses.replace(settings, fetch_wait_ms=100))
     create = (PATCHES["_create_worker_consumer"].replacement if patched
               else faust_own("_create_worker_consumer"))
     consumer = create(app.consumer._thread, app.transport)
     try:
-        assert consumer._fetch_max_wait_ms == (settings.fetch_wait_ms if patched else 1_500)
+        assert consumer._fetch_max_wait_ms == (100 if patched else 1_500)
     finally:
         await consumer.stop()  # never started: only its resources are let go
