@@ -92,10 +92,10 @@ class EventsStage:
 
         return load
 
-    def _changes(self, states: dict[str, MarkerState], stored: dict[str, bytes | None]) -> list:
+    def _changes(self, partition: int, states: dict[str, MarkerState], stored: dict[str, bytes | None]) -> list:
         """(key, value) of the states that changed; every state goes to the cache with the
-        value it will have in the store."""
-        cache, changes = self.cache, []
+        value it will have in the store, and its newest fix's time to ``seen``."""
+        cache, changes, seen = self.cache, [], self.seen.get(partition)
         if len(cache) + len(states) > CACHED_STATES:
             cache.clear()
         for marker_id, state in states.items():
@@ -103,6 +103,8 @@ class EventsStage:
             if value != stored[marker_id]:
                 changes.append((marker_id.encode(), value))
             cache[marker_id] = (state, value)
+            if seen is not None and state.seen_us is not None and not state.offline:
+                seen[marker_id] = state.seen_us
         return changes
 
     @property
@@ -124,23 +126,17 @@ class EventsStage:
             for partition, fixes in fixes_by_partition.items():
                 stored: dict[str, bytes | None] = {}
                 found, states = apply_reports(fixes, self._loader(partition, generation, stored))
-                results[partition] = (found, self._changes(states, stored), states)
+                results[partition] = (found, self._changes(partition, states, stored))
             await self._publish(results)
-        for partition, (_, _, states) in results.items():
-            seen = self.seen.get(partition)
-            if seen is not None:
-                for marker_id, state in states.items():
-                    if state.seen_us is not None and not state.offline:
-                        seen[marker_id] = state.seen_us
-        return _count(found for found, _, _ in results.values())
+        return _count(found for found, _ in results.values())
 
-    async def _publish(self, results: dict[int, tuple[list[dict], list, dict]]) -> None:
+    async def _publish(self, results: dict[int, tuple[list[dict], list]]) -> None:
         """Events first, then the states: a crash in between replays the same events."""
         await asyncio.gather(*(
             retrying(f"events: sending to {settings.events_topic} for partition {p}",
                      lambda p=p, f=found: self._send_events(p, f))
-            for p, (found, _, _) in results.items() if found))
-        changed = {p: changes for p, (_, changes, _) in results.items() if changes}
+            for p, (found, _) in results.items() if found))
+        changed = {p: changes for p, (_, changes) in results.items() if changes}
         offsets = await asyncio.gather(*(
             retrying(f"events: the changelog send for partition {p}", lambda p=p, c=c: self.writer.send(p, c))
             for p, c in changed.items()))
@@ -183,10 +179,10 @@ class EventsStage:
                         found.append(event)
                         states[marker_id] = state
                 if found:
-                    results[partition] = (found, self._changes(states, stored), {})
+                    results[partition] = (found, self._changes(partition, states, stored))
             if results:
                 await self._publish(results)
-        return _count(found for found, _, _ in results.values())
+        return _count(found for found, _ in results.values())
 
     def _scan(self, partition: int) -> dict[str, int]:
         seen = {}

@@ -83,20 +83,9 @@ class JourneysStage:
         results = {}
         for partition, fixes in fixes_by_partition.items():
             found, states = self._apply(partition, fixes)
-            annotations[partition] = {m: (s.odometer, not s.still) for m, (s, _) in states.items()}
-            results[partition] = (found, self._changes(states))
-            self._track_open(partition, states)
+            annotations[partition] = marked = {}
+            results[partition] = (found, self._changes(partition, states, marked))
         return annotations, results
-
-    def _track_open(self, partition: int, states: dict[str, tuple[MotionState, bytes | None]]) -> None:
-        open_trips = self.open_trips.get(partition)
-        if open_trips is None:
-            return
-        for marker_id, (state, _) in states.items():
-            if state.trip_open and state.heard_us is not None:
-                open_trips[marker_id] = (state.seen_us, state.heard_us)
-            else:
-                open_trips.pop(marker_id, None)
 
     def end_idle_trips(self, partitions: list[int], now_us: int, generation: object = None):
         """End the open trips of the markers of ``partitions`` whose newest fix is older than
@@ -127,7 +116,7 @@ class JourneysStage:
                     self._finished(marker_id, entry[0], entry[0].seen_us, out, found)
                     out.clear()
             if states:
-                results[partition] = (found, self._changes(states))
+                results[partition] = (found, self._changes(partition, states))
         return results
 
     def _scan(self, partition: int) -> dict[str, int]:
@@ -180,13 +169,24 @@ class JourneysStage:
                 found.append(records.dirty_record(marker_id, min(item.start_us for item in closed), t))
                 state.late_us = None
 
-    def _changes(self, states: dict[str, tuple[MotionState, bytes | None]]) -> list[tuple[bytes, bytes]]:
-        cache, changes = self.cache, []
-        for marker_id, (state, stored) in states.items():
+    def _changes(self, partition: int, states: dict[str, tuple[MotionState, bytes | None]],
+                 annotations: dict[str, tuple[float, bool]] | None = None) -> list[tuple[bytes, bytes]]:
+        """The (key, value) of every state that differs from its stored value, in one pass
+        that also caches the states, keeps ``open_trips`` and fills ``annotations``."""
+        cache, changes, open_trips = self.cache, [], self.open_trips.get(partition)
+        for marker_id, entry in states.items():
+            state = entry[0]
             value = encode(state)
-            if value != stored:
+            if value != entry[1]:
                 changes.append((marker_id.encode(), value))
             cache[marker_id] = (state, value)
+            if annotations is not None:
+                annotations[marker_id] = (state.odometer, not state.still)
+            if open_trips is not None:
+                if state.trip_open and state.heard_us is not None:
+                    open_trips[marker_id] = (state.seen_us, state.heard_us)
+                else:
+                    open_trips.pop(marker_id, None)
         return changes
 
     async def publish(self, results: dict[int, tuple[list[dict], list]]) -> None:

@@ -16,11 +16,11 @@ journeys_state = marker_table("journeys-state", help="The motion state (trips, s
 
 
 def encode(state: MotionState) -> bytes:
-    return orjson.dumps(state.to_list())
+    return orjson.dumps(state.values())
 
 
 def decode(value: bytes | None) -> MotionState:
-    return MotionState.from_list(orjson.loads(value) if value is not None else None)
+    return MotionState.from_values(orjson.loads(value) if value is not None else None)
 
 
 class JourneysStateWriter(ChangelogWriter):

@@ -100,3 +100,12 @@ async def test_a_silent_marker_goes_offline_once_by_the_clock_and_back_online_wi
     assert [e["type"] for e in broker.events()] == ["offline"] and broker.events()[0]["marker_id"] == "van"
     await current.apply(slices(fix("van", 900, OUTSIDE, received_s=int(after) + 5)))
     assert [e["type"] for e in broker.events()] == ["offline", "online"]
+
+
+async def test_a_marker_first_heard_after_the_timer_looked_goes_offline_too(broker):
+    current = stage(broker)
+    after = int(events_agent.settings.offline_after * S)
+    assert await current.check_offline([2], now_us=NOW_US) == 0  # nobody yet
+    await current.apply(slices(fix("van", 0, OUTSIDE)))
+    assert await current.check_offline([2], now_us=NOW_US + after + S) == 1
+    assert [e["marker_id"] for e in broker.events()] == ["van"]

@@ -168,3 +168,17 @@ async def test_a_live_marker_keeps_its_trip_open_until_the_gap_has_passed(broker
     last = fixes[-1][1]
     assert current.end_idle_trips([3], last + round((RULES.gap_seconds - 1) * S)) == {}
     assert current.end_idle_trips([3], last + round((RULES.gap_seconds + 1) * S)) != {}
+
+
+async def test_a_trip_opened_after_the_timer_first_looked_is_ended_too(broker):
+    current = stage(broker)
+    fixes = day_trip("van")
+    for f in fixes:
+        f[11] = f[1]
+    assert current.end_idle_trips([3], fixes[0][1]) == {}  # the timer looked before the van drove
+    await run(current, fixes)
+    broker.sent.clear()
+    await current.publish(current.end_idle_trips([3], fixes[-1][1] + round((RULES.gap_seconds + 1) * S)))
+    assert [r["kind"] for r in broker.records()] == ["trip"]
+    await run(current, [fix("van", (fixes[-1][1] - T0) / S + 2_000, 6_000, 0.0)])  # back, still
+    assert current.end_idle_trips([3], fixes[-1][1] + 10_000 * S) == {}  # no trip open any more

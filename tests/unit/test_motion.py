@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from tables import journeys_state
 from tracker.journeys import motion
 from tracker.journeys.motion import MotionState, Rules, Spike, Stop, Trip
 
@@ -167,9 +168,9 @@ def test_a_late_fix_is_refused_and_judged_against_the_open_period():
     track.fix()
     track.drive(2_000).wait(400).drive(2_000)
     state, _ = run(track)
-    before = state.to_list()
+    before = state.values()
     assert motion.advance(state, 5 * 1_000_000, *at(100), None, RULES, []) is False
-    assert state.to_list() == before
+    assert state.values() == before
     assert motion.late(state, 5 * 1_000_000) is True  # before the open trip: recompute now
     inside = state.trip_us + 10 * 1_000_000
     assert motion.late(state, inside) is False and state.late_us == inside
@@ -193,8 +194,10 @@ def test_the_state_survives_its_stored_form():
     track.drive(2_000).wait(100)
     state, _ = run(track)
     state.suspect = (1, 2.0, 3.0, None)
-    copy = MotionState.from_list(state.to_list())
-    assert copy.to_list() == state.to_list() and copy.suspect == (1, 2.0, 3.0, None)
+    state.late_us, state.heard_us = 7, 8
+    copy = journeys_state.decode(journeys_state.encode(state))
+    assert copy.values() == state.values() and copy.suspect == (1, 2.0, 3.0, None)
+    assert journeys_state.decode(None).values() == MotionState().values()
 
 
 def test_a_new_segment_of_a_recording_ends_the_trip_like_a_gap():

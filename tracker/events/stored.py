@@ -56,9 +56,9 @@ def pack(state: MarkerState) -> bytes:
     log, inside = state.log, state.inside
     head = _HEAD.pack(PACKED, flags, t or 0, calm or 0, seen or 0, heard or 0, battery or 0.0, len(inside),
                       len(log.times))
+    if _LITTLE:  # the arrays join as they are in memory, without a copy each
+        return b"".join((head, array("q", inside), log.times, log.lats, log.lons, log.counts, log.ids))
     parts = (array("q", inside), log.times, log.lats, log.lons, log.counts, log.ids)
-    if _LITTLE:
-        return b"".join((head, *(part.tobytes() for part in parts)))
     return b"".join((head, *(_swapped(part) for part in parts)))
 
 

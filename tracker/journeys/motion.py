@@ -104,7 +104,7 @@ Finished = Trip | Stop | Spike
 
 
 class MotionState:
-    """What the model knows of one marker. ``to_list``/``from_list`` give it a compact
+    """What the model knows of one marker. ``values``/``from_values`` give it a compact
     stored form (a flat list of numbers)."""
 
     __slots__ = (
@@ -156,12 +156,12 @@ class MotionState:
             return None
         return self.trip_us if self.trip_open else self.anchor_us
 
-    def to_list(self) -> list:
+    def values(self) -> tuple:
         """The stored form: every slot's value, in ``__slots__`` order."""
-        return list(_SLOTS_OF(self))
+        return _SLOTS_OF(self)
 
     @classmethod
-    def from_list(cls, values: list | None) -> "MotionState":
+    def from_values(cls, values: list | tuple | None) -> "MotionState":
         state = cls()
         if values:
             for name, value in zip(cls.__slots__, values):
