@@ -4,7 +4,8 @@ It reads the batches topic with a consumer group of its own (``<app id>-history`
 the live path never waits for Postgres: while Postgres is down or slow, the intake and
 the ``latest`` agent go on, and the fixes wait, first in a bounded buffer of
 ``TRACKER_HISTORY_BUFFER`` fixes (reading pauses when it is full), then in Kafka. A
-writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, copies them with one
+writer takes up to ``TRACKER_HISTORY_BATCH_SIZE`` fixes at a time, once the oldest has
+waited ``LINGER_SECONDS`` or a whole batch is there, copies them with one
 COPY and one ``INSERT … ON CONFLICT DO NOTHING`` (``tracker.positions.store.copy_fixes``), retries
 until Postgres takes them, and only then lets their offsets be committed. A crash or an
 outage delays rows but never drops them, and a replay adds nothing. An erase record
@@ -35,6 +36,9 @@ from tracker.settings import settings
 log = logging.getLogger(__name__)
 
 RECEIVED = len(FIX_FIELDS)  # received_us follows the fix's fields
+#: A write waits this long from its oldest fix for more, unless a whole batch is there: at a
+#: low load, a few transactions a second rather than one per record read.
+LINGER_SECONDS = 0.5
 
 
 class _Read(NamedTuple):
@@ -44,6 +48,7 @@ class _Read(NamedTuple):
     offset: int
     fixes: list
     erasures: list  # markers' history to delete once the fixes before are written
+    at: float  # when it was read (monotonic)
 
 
 class HistorySink(GroupConsumer):
@@ -55,6 +60,7 @@ class HistorySink(GroupConsumer):
         self._buffer: deque = deque()
         self._buffered = 0
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # a whole batch is buffered
         self._writing = False
 
     async def on_start(self) -> None:
@@ -68,15 +74,17 @@ class HistorySink(GroupConsumer):
         return self._buffered
 
     async def handle(self, tp: TopicPartition, records: list) -> None:
-        epoch = self.epoch(tp)
+        epoch, now = self.epoch(tp), time.monotonic()
         for record in records:
             fixes, erasures = batches.decode_record(record.value)
-            self._buffer.append(_Read(tp, epoch, record.offset, fixes, erasures))
+            self._buffer.append(_Read(tp, epoch, record.offset, fixes, erasures, now))
             self._buffered += len(fixes)
             await asyncio.sleep(0)  # a record may hold a thousand fixes: let the live path run
         HISTORY_BUFFERED.set(self._buffered)
         if self._buffered >= settings.history_buffer:
             self.consumer.pause(*self.consumer.assignment())
+        if self._buffered >= settings.history_batch_size:
+            self._full.set()
         self._wake.set()
 
     async def _write_forever(self) -> None:
@@ -87,6 +95,9 @@ class HistorySink(GroupConsumer):
                 if not self._buffer:
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
+                await self._linger()
+                if not self._buffer:  # revoked meanwhile
                     continue
                 entries, rows = self._take(settings.history_batch_size)
                 self._writing = True
@@ -106,6 +117,18 @@ class HistorySink(GroupConsumer):
         finally:
             if conn is not None:
                 await _close_quietly(conn)
+
+    async def _linger(self) -> None:
+        """Wait until the oldest fix buffered has waited ``LINGER_SECONDS`` or a whole batch is there."""
+        if self._buffered >= settings.history_batch_size:
+            return
+        self._full.clear()
+        left = self._buffer[0].at + LINGER_SECONDS - time.monotonic()
+        if left > 0:
+            try:
+                await asyncio.wait_for(self._full.wait(), left)
+            except asyncio.TimeoutError:
+                pass
 
     def _take(self, limit: int) -> tuple[list, list]:
         """Whole slices from the head of the buffer, up to ``limit`` fixes (at least one
