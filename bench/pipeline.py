@@ -24,6 +24,8 @@
 10. ``tracker journeys rebuild`` of ``--rebuild-positions`` stored positions (``bench/journeys.py``)
 11. ``/summary?by=day`` over a year of one marker at a fix every 10 s (``bench/journeys.py``)
 12. ``tracker import`` of a 100,000-point GPX file, end to end into history (``bench/import_track.py``)
+13. low loads: a steady ``--low-rates`` positions/s each (10,000 markers, 40 s): the worker's
+    CPU and the commits Postgres makes per second, from 10 s in
 
 Every run checks its result: all distinct valid rows in Postgres exactly once, and every
 marker's ``latest`` right; with events, every event of the events topic in Postgres once
@@ -464,6 +466,46 @@ def latency(rate: float, seconds: float) -> tuple[list[float], int, float | None
         stack.close()
 
 
+def low_load(rate: float, seconds: float = 40.0) -> tuple[float, float]:
+    """The worker's CPU (cores) and the database's commits per second under a steady
+    ``rate``, from ``STEADY_AFTER_SECONDS`` to the end."""
+    import psycopg
+
+    stack = fresh_stack()
+    try:
+        worker = stack.worker().start()
+        worker.wait_ready()
+
+        def commits() -> int:
+            with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+                conn.execute("SELECT pg_stat_clear_snapshot()")
+                return conn.execute("SELECT xact_commit FROM pg_stat_database "
+                                    "WHERE datname = current_database()").fetchone()[0]
+
+        steady: list[tuple[float, float, int]] = []
+
+        def on_tick(at: float) -> None:
+            if not steady and at >= STEADY_AFTER_SECONDS:
+                steady.append((time.monotonic(), worker.cpu_seconds(), commits()))
+
+        run_sync(steady_load(stack, rate, seconds, None, Stream(), on_tick=on_tick))
+        (started, cpu, committed), elapsed = steady[0], time.monotonic() - steady[0][0]
+        # less the two commits of the reads themselves
+        return (worker.cpu_seconds() - cpu) / elapsed, (commits() - committed - 2) / elapsed
+    finally:
+        stack.close()
+
+
+def measure_low_loads(args) -> list[tuple[str, str, str]]:
+    rows = []
+    for rate in args.low_rates:
+        say(f"a steady {rate:,.0f} positions/s for 40 s")
+        cores, commits = low_load(rate)
+        rows.append((f"13. the worker's CPU at a steady {rate:,.0f} positions/s", f"{cores:.2f} cores",
+                     f"Postgres {commits:.1f} commits/s; from {STEADY_AFTER_SECONDS:.0f} s to the end of 40 s"))
+    return rows
+
+
 # --- 8. produce to webhook ------------------------------------------------------------------
 #: The probes' circle, far from the drain stream's area; inside and outside it.
 PROBE_CIRCLE = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1.0, 1.0]},
@@ -835,17 +877,20 @@ def main() -> None:
     parser.add_argument("--webhook-seconds", type=float, default=30)
     parser.add_argument("--rebuild-positions", type=int, default=1_000_000, help="stored positions of (10)")
     parser.add_argument("--summary-days", type=int, default=365, help="days of one marker's history in (11)")
-    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 12)")
+    parser.add_argument("--low-rates", type=float, nargs="*", default=[100, 2_000], help="positions/s of (13)")
+    parser.add_argument("--only", type=int, nargs="*", help="measure only these rows (1 to 13)")
     parser.add_argument("--profile", metavar="PATH",
                         help="record the first one-worker drain of (2) with py-spy (on PATH) into PATH")
     args = parser.parse_args()
-    only = set(args.only or range(1, 13))
+    only = set(args.only or range(1, 14))
 
     # The timing-sensitive measures first, on a machine not yet busy with the drains'
     # aftermath (compaction of their changelogs, Postgres's autovacuum of millions of rows).
     results: dict[int, list[tuple[str, str, str]]] = {}
     if 4 in only:
         results[4] = measure_latency(args)
+    if 13 in only:
+        results[13] = measure_low_loads(args)
     if 5 in only:
         results[5] = measure_outage(args)
     if 8 in only:
