@@ -6,6 +6,7 @@ lost or doubled and every worker must show every marker's newest fix.
     make soak                                    (200 iterations, 2,000 markers at 2,000 positions/s)
     make soak SOAK_ARGS="--iterations 10"
     make soak SOAK_ARGS="--brokers 3"            (on scripts/services' three-node cluster)
+    make soak SOAK_ARGS="--set TRACKER_FETCH_WAIT_MS=100"   (a setting for every worker)
 
 The disturbances, one per iteration, in turn:
 
@@ -104,6 +105,8 @@ class Plan:
     commit_within: float = 10.0
     recovery_timeout: float = 600.0  # waiting for workers to share the partitions again, then go on
     seed: int = 1
+    #: (name, value) of settings for every worker (the stack passes none of this process's)
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -218,7 +221,8 @@ class Report:
                     f"median {sorted(times)[len(times) // 2]:.1f} s of {len(times)}{goal}" if times else "")
 
         rows = [
-            ("iterations", f"{self.iterations:,}", f"{counted}; {self.seconds / 60:.1f} min; {plan.brokers} broker(s)"),
+            ("iterations", f"{self.iterations:,}", f"{counted}; {self.seconds / 60:.1f} min; {plan.brokers} broker(s)"
+             + "".join(f"; {name}={value}" for name, value in plan.settings)),
             ("positions acknowledged by Kafka", f"{self.acked:,}",
              f"{plan.markers:,} markers at {plan.rate:,.0f}/s; {self.failed_sends:,} sends failed and were sent again"),
             ("lost", f"{self.lost:,}", "positions of the stream missing from Postgres, by sequence number"),
@@ -561,7 +565,7 @@ class Soak:
 
     def run(self) -> Report:
         plan, started = self.plan, time.monotonic()
-        self.workers = [self.stack.worker().start() for _ in range(3)]
+        self.workers = [self.stack.worker(**dict(self.plan.settings)).start() for _ in range(3)]
         for worker in self.workers:
             worker.wait_ready(180)
         wait_for(lambda: partition_owners(self.workers, self.stack.settings.topic_partitions), 120,
@@ -624,7 +628,7 @@ class Soak:
 
     def _fourth(self) -> Worker:
         if self.fourth is None:
-            self.fourth = self.stack.worker()
+            self.fourth = self.stack.worker(**dict(self.plan.settings))
         return self.fourth
 
     def _owned(self, workers: list[Worker], what: str) -> float:
@@ -881,10 +885,19 @@ def main() -> None:
     parser.add_argument("--recovery-timeout", type=float, default=defaults.recovery_timeout,
                         help="seconds to wait for the workers to share the partitions after a disturbance")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every worker (TRACKER_* variables of this shell do not reach them)")
     args = parser.parse_args()
+    settings = []
+    for item in args.set:
+        name, equals, value = item.partition("=")
+        if not equals or not name.startswith("TRACKER_"):
+            parser.error(f"--set takes TRACKER_NAME=VALUE, not {item!r}")
+        settings.append((name, value))
     plan = Plan(iterations=args.iterations, markers=args.markers, rate=args.rate, samples=args.samples,
                 brokers=args.brokers, stop_seconds=args.stop_seconds, quiet_seconds=args.quiet_seconds,
-                settle_seconds=args.settle, recovery_timeout=args.recovery_timeout, seed=args.seed)
+                settle_seconds=args.settle, recovery_timeout=args.recovery_timeout, seed=args.seed,
+                settings=tuple(settings))
     report = run(plan)
     for line in [*(e for kept in report.tally.examples.values() for e in kept), *report.excerpts, *report.events]:
         print(line, file=sys.stderr)
