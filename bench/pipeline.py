@@ -489,7 +489,8 @@ def low_load(rate: float, seconds: float = 40.0) -> tuple[float, float]:
                 steady.append((time.monotonic(), worker.cpu_seconds(), commits()))
 
         run_sync(steady_load(stack, rate, seconds, None, Stream(), on_tick=on_tick))
-        (started, cpu, committed), elapsed = steady[0], time.monotonic() - steady[0][0]
+        started, cpu, committed = steady[0]
+        elapsed = time.monotonic() - started
         # less the two commits of the reads themselves
         return (worker.cpu_seconds() - cpu) / elapsed, (commits() - committed - 2) / elapsed
     finally:
