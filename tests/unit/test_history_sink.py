@@ -23,7 +23,7 @@ def record(offset: int, count: int = 1):
 
 
 async def test_a_write_waits_for_the_fixes_that_follow_the_first(monkeypatch):
-    monkeypatch.setattr(history_agent, "LINGER_SECONDS", 0.3)
+    monkeypatch.setattr(history_agent, "LINGER_SECONDS", 1.0)
     sink = HistorySink()
     await sink.handle(TP, [record(0)])
     waiting = asyncio.ensure_future(sink._linger())
@@ -31,7 +31,7 @@ async def test_a_write_waits_for_the_fixes_that_follow_the_first(monkeypatch):
     await sink.handle(TP, [record(1)])
     await asyncio.sleep(0.1)
     assert not waiting.done()
-    await asyncio.wait_for(waiting, 1.0)
+    await asyncio.wait_for(waiting, 2.0)
     entries, rows = sink._take(history_agent.settings.history_batch_size)
     assert [e.offset for e in entries] == [0, 1] and len(rows) == 2
 
@@ -50,7 +50,7 @@ async def test_a_whole_batch_is_written_without_waiting(monkeypatch):
 
 
 async def test_records_read_within_the_linger_go_in_one_write(monkeypatch):
-    monkeypatch.setattr(history_agent, "LINGER_SECONDS", 0.3)
+    monkeypatch.setattr(history_agent, "LINGER_SECONDS", 1.0)
     sink = HistorySink()
     writes = []
 
@@ -69,7 +69,10 @@ async def test_records_read_within_the_linger_go_in_one_write(monkeypatch):
         for offset in range(3):
             await sink.handle(TP, [record(offset)])
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+        for _ in range(40):
+            if writes:
+                break
+            await asyncio.sleep(0.05)
         assert writes == [3] and sink.buffered == 0
     finally:
         writer.cancel()
