@@ -1,8 +1,9 @@
 """The verdict on records read from ``gps.positions``, a fetched slice of one partition at a time.
 
-Each record is validated once, by ``tracker.positions.model.parse_report``. "Now", for the future
-limit (``MAX_FUTURE``, 5 minutes: a later fix goes to the DLQ with code ``future``), is the
-record's Kafka timestamp (never later than the wall clock), so the verdict depends only on
+Each record is validated once, by ``tracker.positions.decoding.read_report``: the rules of
+``tracker.positions.model.parse_report``, with the common case decoded and checked in one
+step. "Now", for the future limit (``MAX_FUTURE``, 5 minutes: a later fix goes to the DLQ
+with code ``future``), is the record's Kafka timestamp (never later than the wall clock), so the verdict depends only on
 the record: a replay after a crash reaches the same one. A valid record is
 
 - *placed* when its key is its marker id and it sits in the partition Kafka's default
@@ -21,7 +22,8 @@ from typing import Any, Sequence
 
 from aiokafka.partitioner import murmur2
 
-from tracker.positions.model import InvalidPosition, decode_object, parse_report
+from tracker.positions.decoding import read_report
+from tracker.positions.model import InvalidPosition
 
 #: The partition-of-key cache is cleared when it grows past this many keys.
 PARTITION_CACHE_SIZE = 1_000_000
@@ -79,8 +81,7 @@ class Judge:
                 stamp = now_ms
             received_us = stamp * 1000
             try:
-                is_heartbeat, item = parse_report(decode_object(record.value if record.value is not None else b""),
-                                                  received_us)
+                is_heartbeat, item = read_report(record.value if record.value is not None else b"", received_us)
             except InvalidPosition as error:
                 verdict.rejected.append((record, error))
                 continue

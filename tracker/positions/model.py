@@ -217,8 +217,8 @@ def parse_heartbeat(data: Mapping[str, Any], now_us: int) -> list:
         low, high = OPTIONAL_RANGES["battery"]
         battery = _number("battery", battery, low, high, required=False)
     source, attributes = data.get("source"), data.get("attributes")
-    return [marker_id, time_us, battery, None if source is None else _source(source),
-            None if attributes is None else _attributes(attributes)]
+    return [marker_id, time_us, battery, None if source is None else checked_source(source),
+            None if attributes is None else checked_attributes(attributes)]
 
 
 def parse_fields(data: Mapping[str, Any], now_us: int) -> list:
@@ -249,9 +249,9 @@ def parse_fields(data: Mapping[str, Any], now_us: int) -> list:
             value = _number(name, value, low, high, required=False)
         fix.append(value)
     source = get("source")
-    fix.append(None if source is None else _source(source))
+    fix.append(None if source is None else checked_source(source))
     attributes = get("attributes")
-    fix.append(None if attributes is None else _attributes(attributes))
+    fix.append(None if attributes is None else checked_attributes(attributes))
     return fix
 
 
@@ -357,7 +357,7 @@ def _number(name: str, value: Any, low: float, high: float, *, required: bool) -
     return number
 
 
-def _source(value: Any) -> str:
+def checked_source(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_SOURCE_LENGTH or not value.isprintable():
         raise InvalidPosition(
             "wrong_type", f"source must be printable text of at most {MAX_SOURCE_LENGTH} characters"
@@ -365,7 +365,7 @@ def _source(value: Any) -> str:
     return value
 
 
-def _attributes(value: Any) -> dict[str, Any] | None:
+def checked_attributes(value: Any) -> dict[str, Any] | None:
     """Free-form extras a device sends (e.g. ``charge``, ``odometer``): flat and bounded."""
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         raise InvalidPosition("wrong_type", f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
