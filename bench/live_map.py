@@ -111,7 +111,7 @@ PAGE_PROBES = """() => {
 LATENCY_PROBE = """first => {
     const followed = id => { const n = Number(id.slice(1)); return n >= first && n < first + 1000; };
     window.tracker.feed.addEventListener('update', e => {
-        for (const row of JSON.parse(e.data).m) if (followed(row[0])) window.bench.pending.push(row[3]);
+        for (const m of window.tracker.markersOf(JSON.parse(e.data))) if (followed(m.id)) window.bench.pending.push(m.t);
     });
     window.tracker.layer.on('drawn', () => {
         const now = Date.now();

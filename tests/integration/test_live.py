@@ -32,6 +32,7 @@ class Feed:
         assert self.response.getheader("Content-Encoding") == ("gzip" if gzipped else None)
         self.gzipped = gzipped
         self.seen: dict[tuple[str, int], float] = {}  # (marker, time ms) -> arrival
+        self.rows: dict[tuple[str, int], list] = {}  # (marker, time ms) -> its row
         self.events: list[str] = []
         self.closed = False
         threading.Thread(target=self._read, daemon=True).start()
@@ -54,8 +55,9 @@ class Feed:
                     event = line[7:]
                     self.events.append(event)
                 elif line.startswith("data: "):
-                    for row in orjson.loads(line[6:])["m"]:
+                    for row in rows_of(orjson.loads(line[6:])):
                         self.seen.setdefault((row[0], row[3]), time.monotonic())
+                        self.rows[(row[0], row[3])] = row
         except (OSError, ValueError, AttributeError):  # AttributeError: http.client, once closed
             pass
         self.closed = True
@@ -67,6 +69,17 @@ class Feed:
             except OSError:
                 pass
         self.connection.close()
+
+
+def rows_of(data: dict) -> list[list]:
+    """A message's rows, from either layout (``layout=columns``: one array per field)."""
+    if "m" in data:
+        return data["m"]
+    columns, now_ms = data["c"], data["t"]
+    count = len(columns["id"])
+    field = {name: columns.get(name, [None] * count) for name in ("speed", "heading", "battery", "moving", "source", "name")}
+    return [[columns["id"][i], columns["lat"][i], columns["lon"][i], now_ms - columns["age"][i],
+             *(field[name][i] for name in field), now_ms - columns["age"][i] + columns["heard"][i]] for i in range(count)]
 
 
 def positions(t: int, prefix: str = "live-"):
@@ -106,14 +119,25 @@ def test_a_viewer_gets_the_changes_of_every_workers_partitions_within_2_s(stack,
     feed.close()
 
 
-def test_a_gzipped_feed_delivers_each_message_as_it_is_sent(stack, workers):
-    feed = Feed(workers[0], stack.admin_token, gzipped=True)
-    wait_for(lambda: "snapshot" in feed.events, 10, "the first snapshot")
+def test_a_gzipped_feed_delivers_each_message_as_it_is_sent_in_either_layout(stack, workers):
+    feeds = [Feed(workers[0], stack.admin_token, gzipped=True),
+             Feed(workers[0], stack.admin_token, path="/api/live?layout=columns", gzipped=True)]
+    for feed in feeds:
+        wait_for(lambda: "snapshot" in feed.events, 10, "the first snapshot")
     t = int(time.time()) + 2
     stack.send(positions(t, prefix="gz-"))
-    wait_for(lambda: len({m for m, ms in feed.seen if ms == t * 1000 and m.startswith("gz-")}) == MARKERS, 10,
-             "every marker on the gzipped feed")
-    feed.close()
+    for feed in feeds:
+        wait_for(lambda: len({m for m, ms in feed.seen if ms == t * 1000 and m.startswith("gz-")}) == MARKERS, 10,
+                 "every marker on the gzipped feed")
+    by_rows, by_columns = ({key: row for key, row in feed.rows.items() if key[1] == t * 1000} for feed in feeds)
+    assert by_columns == by_rows and by_rows[("gz-07", t * 1000)][1:3] == [45.07, 14.0]
+    for feed in feeds:
+        feed.close()
+
+
+def test_an_unknown_layout_is_refused_with_the_ones_there_are(stack, workers):
+    status, _, body = workers[0].request("GET", "/api/live?layout=grid", token=stack.admin_token)
+    assert status == 400 and "rows, columns" in str(body)
 
 
 def test_a_viewer_keeps_receiving_on_the_same_connection_after_a_worker_is_killed(stack, workers, figures):

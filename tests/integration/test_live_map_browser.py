@@ -84,5 +84,5 @@ def test_follow_moves_the_view_and_a_produced_position_arrives_within_2_s_withou
         size = map.getSize(); return Math.abs(p.x - size.x / 2) <= 1 && Math.abs(p.y - size.y / 2) <= 1; }""",
                            timeout=5_000)
     assert not any("/api/markers.geojson" in url for url in page.asked)
-    assert any(url.endswith("/api/live") for url in page.asked)
+    assert any(url.endswith("/api/live?layout=columns") for url in page.asked)  # the compact layout
     assert page.errors == []

@@ -195,3 +195,34 @@ def test_gzipped_messages_follow_one_header_in_any_order():
         inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         stream = inflate.decompress(GZIP_HEADER) + b"".join(inflate.decompress(m.gzipped()) for m in order)
         assert stream == b"".join(m.plain for m in order)
+
+
+def test_the_columns_layout_holds_the_rows_values_field_by_field_and_gzips_smaller(hub, monkeypatch):
+    monkeypatch.setattr(live_hub.time, "time", lambda: 1_800_000_000.5)
+    fixes = [fix(f"m{i:05d}", 1_800_000_000_000 - i, lat=45 + i * 1e-4, attributes={"name": "Bus"} if i == 3 else None)
+             for i in range(2_000)]
+    hub._take([Record(f[0], f) for f in fixes])
+    hub.tick()
+    rows, columns = (hub.snapshot(everything, ("all", layout), columns=layout) for layout in (False, True))
+    body = data(columns)
+    assert body["t"] == 1_800_000_000_500 and body["r"] == []
+    c = body["c"]
+    assert sorted(c) == ["age", "battery", "heading", "heard", "id", "lat", "lon", "moving", "name", "speed"]  # no source
+    assert c["id"][:2] == ["m00000", "m00001"] and c["age"][:2] == [500, 501] and c["heard"][:2] == [0, 0]
+    assert c["speed"][0] == 3 and c["heading"][0] == 90 and c["moving"][0] is True and c["name"][3] == "Bus"
+    rebuilt = [[c["id"][i], c["lat"][i], c["lon"][i], body["t"] - c["age"][i], c["speed"][i], c["heading"][i],
+                c["battery"][i], c["moving"][i], None, c["name"][i], body["t"] - c["age"][i] + c["heard"][i]]
+               for i in range(len(c["id"]))]
+    assert rebuilt == data(rows)["m"]
+    assert len(columns.gzipped()) < 0.8 * len(rows.gzipped())
+
+
+def test_a_columns_update_without_rows_still_has_its_columns(hub):
+    viewer = Viewer(everything, "columns", columns=True)
+    hub.subscribe(viewer)
+    hub._take([Record("a", fix("a", 1))])
+    hub.tick()
+    hub._take([Record("a", None)])
+    hub.tick()
+    viewer.queue.popleft()
+    assert data(viewer.queue.popleft())["c"] == {"id": [], "lat": [], "lon": [], "age": [], "heard": []}

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from tests.unit.test_live_map_js import ORIGIN, SOURCE, Server, live_map_html
+from tracker.positions.live_hub import columns_of
 
 LIVE = "/live"
 NOW_MS = lambda: int(time.time() * 1000)  # noqa: E731
@@ -179,19 +180,26 @@ def sse(*messages: tuple[str, dict]) -> bytes:
         f"id: {n}\nevent: {kind}\ndata: ".encode() + orjson.dumps(body) + b"\n\n" for n, (kind, body) in enumerate(messages))
 
 
-def test_the_page_draws_from_the_push_feed_without_polling(browser):
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_the_page_draws_from_the_push_feed_without_polling(browser, layout):
     now = NOW_MS()
-    rows = [[f"car-{i}", 45.0 + i * 0.01, 14.0, now, 3.0, 90, 80, True, None, None] for i in range(5)]
+    rows = [[f"car-{i}", 45.0 + i * 0.01, 14.0, now, 3.0, 90, 80, True, None, None, now + 20] for i in range(5)]
     server = Server(live_map_html(live=LIVE, marker_list=True), geojson([]))
     server.streams = {}
     original = server.__call__
+
+    def message(rows: list, removed: list) -> dict:
+        if layout == "rows":
+            return {"m": rows, "r": removed}
+        return {"t": now + 5_000, "c": columns_of(rows, now + 5_000), "r": removed}  # as the hub encodes them
 
     def answer(route):
         if route.request.url.endswith(LIVE):
             server.asked.append(LIVE)
             route.fulfill(status=200, content_type="text/event-stream", body=sse(
-                ("snapshot", {"m": rows, "r": []}),
-                ("update", {"m": [["car-1", 45.5, 14.5, now + 1000, 3.0, 90, 80, True, None, "Bus"]], "r": ["car-4"]})))
+                ("snapshot", message(rows, [])),
+                ("update", message([["car-1", 45.5, 14.5, now + 1000, 3.0, 90, 80, True, None, "Bus", now + 1500]],
+                                   ["car-4"]))))
         else:
             original(route)
 
@@ -199,8 +207,9 @@ def test_the_page_draws_from_the_push_feed_without_polling(browser):
     page.route("**/*", answer)
     page.goto(ORIGIN + "/map")
     page.wait_for_function("() => window.tracker && window.tracker.markers.size === 4", timeout=15_000)
-    assert page.evaluate("() => { const m = window.tracker.markers.get('car-1'); return [m.lat, m.lon, m.name]; }") == \
-        [45.5, 14.5, "Bus"]
+    assert page.evaluate("""() => { const m = window.tracker.markers.get('car-1');
+        return [m.lat, m.lon, m.name, m.t, m.heard, m.speed, m.source]; }""") == [45.5, 14.5, "Bus", now + 1000,
+                                                                                now + 1500, 3, None]
     assert page.locator(".tracker-list-shown").inner_text() == "4 markers"
     page.wait_for_timeout(500)
     assert SOURCE not in server.asked and page.locator(".tracker-fallback").count() == 0

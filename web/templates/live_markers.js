@@ -233,10 +233,26 @@
     return { id: row[0], lat: row[1], lon: row[2], t: row[3], speed: row[4], heading: row[5], battery: row[6],
              moving: row[7], source: row[8], name: row[9], heard: row.length > 10 ? row[10] : null };
   }
+  // A message's markers, from its rows ("m") or from its columns ("c", the layout this page
+  // asks for): one array per field, times in ms before the message's "t" ("age") and after
+  // the fix ("heard"), a field null in every row left out.
+  function markersOf(body) {
+    if (body.m) return body.m.map(fromRow);
+    var c = body.c, t = body.t, out = new Array(c.id.length);
+    function field(name, i) { return c[name] ? c[name][i] : null; }
+    for (var i = 0; i < out.length; i++) {
+      var time = t - c.age[i];
+      out[i] = { id: c.id[i], lat: c.lat[i], lon: c.lon[i], t: time, speed: field("speed", i),
+                 heading: field("heading", i), battery: field("battery", i), moving: field("moving", i),
+                 source: field("source", i), name: field("name", i), heard: time + c.heard[i] };
+    }
+    return out;
+  }
+  window.tracker.markersOf = markersOf;
   function apply(body, snapshot) {
-    var box = null, seen = snapshot ? new Set() : null, membership = false, rows = body.m;
-    for (var i = 0; i < rows.length; i++) {
-      var m = fromRow(rows[i]);
+    var box = null, seen = snapshot ? new Set() : null, membership = false, found = markersOf(body);
+    for (var i = 0; i < found.length; i++) {
+      var m = found[i];
       if (seen) seen.add(m.id);
       if (snapshot) box = extend(box, m);
       membership = place(m) || membership;
