@@ -1,14 +1,15 @@
 """The intake's validation alone, in one process, without Kafka: microseconds per record of the
 reference rules (``parse_report`` over orjson), of the stream's read (``read_report``) and of
 the whole verdict on a slice (``Judge.judge``), on records like the pipeline bench's (a
-marker id, coordinates and an epoch in milliseconds), and on records with attributes,
-which take the reference rules.
+marker id, coordinates and an epoch in milliseconds), and on records with two attributes;
+with the garbage collector set as a worker sets it (``tracker.app.GarbageCollection``).
 
     python -m bench.validation [--records 100000] [--rounds 5]
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import time
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ from types import SimpleNamespace
 import orjson
 
 from bench.report import print_table, progress
+from tracker.app import GarbageCollection
 from tracker.positions.decoding import read_report
 from tracker.positions.intake import Judge
 from tracker.positions.model import decode_object, parse_report
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    gc.set_threshold(*GarbageCollection.THRESHOLDS)
     now_ms = int(time.time() * 1000)
     now_us = now_ms * 1000
     rows = []
