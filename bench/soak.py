@@ -7,6 +7,7 @@ lost or doubled and every worker must show every marker's newest fix.
     make soak SOAK_ARGS="--iterations 10"
     make soak SOAK_ARGS="--brokers 3"            (on scripts/services' three-node cluster)
     make soak SOAK_ARGS="--set TRACKER_FETCH_WAIT_MS=100"   (a setting for every worker)
+    make soak SOAK_ARGS="--only stop --iterations 6"       (one disturbance, again and again)
 
 The disturbances, one per iteration, in turn:
 
@@ -107,10 +108,12 @@ class Plan:
     seed: int = 1
     #: (name, value) of settings for every worker (the stack passes none of this process's)
     settings: tuple[tuple[str, str], ...] = ()
+    #: the disturbances to take in turn (empty: every one there is)
+    only: tuple[str, ...] = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return BROKER_KINDS if self.brokers > 1 else KINDS
+        return self.only or (BROKER_KINDS if self.brokers > 1 else KINDS)
 
 
 # --- what is counted ----------------------------------------------------------------------
@@ -887,7 +890,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every worker (TRACKER_* variables of this shell do not reach them)")
+    parser.add_argument("--only", nargs="+", choices=BROKER_KINDS, default=[], metavar="KIND",
+                        help=f"only these disturbances, in turn (of {', '.join(BROKER_KINDS)}; broker needs --brokers 3)")
     args = parser.parse_args()
+    if "broker" in args.only and args.brokers == 1:
+        parser.error("--only broker needs --brokers 3")
     settings = []
     for item in args.set:
         name, equals, value = item.partition("=")
@@ -897,7 +904,7 @@ def main() -> None:
     plan = Plan(iterations=args.iterations, markers=args.markers, rate=args.rate, samples=args.samples,
                 brokers=args.brokers, stop_seconds=args.stop_seconds, quiet_seconds=args.quiet_seconds,
                 settle_seconds=args.settle, recovery_timeout=args.recovery_timeout, seed=args.seed,
-                settings=tuple(settings))
+                settings=tuple(settings), only=tuple(args.only))
     report = run(plan)
     for line in [*(e for kept in report.tally.examples.values() for e in kept), *report.excerpts, *report.events]:
         print(line, file=sys.stderr)
