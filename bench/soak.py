@@ -375,6 +375,8 @@ class Client:
         self.worker, self.timeout = worker, timeout
         self.headers = {"Authorization": f"Bearer {worker.stack.admin_token}"}
         self.conn: http.client.HTTPConnection | None = None
+        #: where the last answer's position came from (``X-Tracker-Position-Source``)
+        self.source: str | None = None
 
     def get(self, path: str) -> tuple[int, bytes] | None:
         """(status, body), or None when the worker did not answer."""
@@ -383,6 +385,7 @@ class Client:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.worker.web_port, timeout=self.timeout)
             self.conn.request("GET", path, headers=self.headers)
             response = self.conn.getresponse()
+            self.source = response.getheader("X-Tracker-Position-Source")
             return response.status, response.read()
         except (OSError, http.client.HTTPException):
             if self.conn is not None:
@@ -431,16 +434,26 @@ class Readers:
                     seq = orjson.loads(body)["attributes"]["seq"]
                     if seq < before:
                         soak.tally.add("stale", soak.kind, example=f"stale: worker {worker.index} answered {marker} "
-                                       f"seq {seq} after seq {before} had been served ({self._when()})")
+                                       f"seq {seq} after seq {before} had been served, from {client.source} "
+                                       f"({self._when()})")
+                        self._keep_log(worker)
                     soak.served.serve(marker, seq)
                 elif status == 503:
                     soak.tally.add("503", soak.kind)
                 elif status == 404 and before:
                     soak.tally.add("stale", soak.kind, example=f"stale: worker {worker.index} answered 404 for "
                                    f"{marker} after seq {before} had been served ({self._when()})")
+                    self._keep_log(worker)
                 else:
                     soak.tally.add("other", soak.kind, example=f"worker {worker.index} answered {status} for "
                                    f"{marker}: {body[:200]!r} ({self._when()})")
+
+    def _keep_log(self, worker: Worker) -> None:
+        """The end of the log of a worker that served a stale answer, for the report (the
+        first few of a run)."""
+        excerpts = self.soak.report.excerpts
+        if sum(1 for e in excerpts if e.startswith("log of worker")) < 3:
+            excerpts.append(f"log of worker {worker.index} at a stale answer ({self._when()}):\n{worker.log_tail(80)}")
 
     def _lists(self, worker: Worker) -> None:
         soak, client = self.soak, Client(worker, timeout=30.0)
