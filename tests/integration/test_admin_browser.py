@@ -39,8 +39,9 @@ def scanned(page, selector: str) -> str:
     """What a phone's camera reads from the QR code the page shows."""
     image = page.evaluate(READ_IMAGE, selector)
     pixels = numpy.array(image["gray"], dtype=numpy.uint8).reshape(image["height"], image["width"])
-    (found,) = zxingcpp.read_barcodes(pixels)
-    return found.text
+    texts = {found.text for found in zxingcpp.read_barcodes(pixels)}  # a code may be read twice over
+    assert len(texts) == 1, f"{selector}: read {texts}"
+    return texts.pop()
 
 
 @pytest.fixture(scope="module")
