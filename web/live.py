@@ -8,8 +8,8 @@ seconds holds the markers whose position changed since (``m``) and those removed
 heard_ms], …], "r": [marker_id, …]}``; with ``layout=columns`` (the map's) it holds the same
 values as one array per field instead, ``{"t": now_ms, "c": {"id": […], "lat": […], "lon": […],
 "age": [ms before t], "heard": [ms after the fix], "speed"?, "heading"?, "battery"?, "moving"?,
-"source"?, "name"?}, "r": […]}``, which gzips to about 30 % fewer bytes. Each message has an ``id``. A client that reconnects with
-``Last-Event-ID`` gets the changes it missed as one update, or a fresh snapshot when they
+"source"?, "name"?}, "r": […]}``, which gzips to about 30 % fewer bytes. Each message has
+an ``id``. A client that reconnects with ``Last-Event-ID`` gets the changes it missed as one update, or a fresh snapshot when they
 are older than the worker keeps. A snapshot taken while the worker is still reading some
 partitions' positions (up to ``LOAD_WAIT_SECONDS`` after it starts) says so:
 ``"partial": true`` and ``"missing"``, the partitions whose markers follow in updates. A comment line every 15 s keeps idle connections open.

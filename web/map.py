@@ -112,8 +112,8 @@ async def live_map(web, request):
     await require_page(request)
     fmap = base_map("Live map")
     live_markers("/api/markers.geojson", settings.map_refresh_seconds, settings.stale_after,
-                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}", live="/api/live?layout=columns",
-                 marker_list=True, keep_view=True, track_links=True).add_to(fmap)
+                 geofences="/api/geofences", events=f"/api/events?limit={EVENTS_SHOWN}",
+                 live="/api/live?layout=columns", marker_list=True, keep_view=True, track_links=True).add_to(fmap)
     return web.html(render(fmap))
 
 

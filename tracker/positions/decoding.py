@@ -6,9 +6,9 @@ fix or a heartbeat or the same ``InvalidPosition``, in well under a microsecond 
 usual record: ASCII bytes of a JSON object of known fields only, without ``kind``, with
 flat ``attributes`` if any, a valid marker id, coordinates and optional numbers in range
 (msgspec checks the types and ranges while it decodes, with the bounds of
-``OPTIONAL_RANGES``) and an integer epoch that is not in the future. Any other record, including every one the decode
-refuses, goes through the reference rules, which say why a record is refused. The
-common case is kept that narrow, and every field is decoded to a type that leaves nothing
+``OPTIONAL_RANGES``) and an integer epoch that is not in the future. Any other record,
+including every one the decode refuses, goes through the reference rules, which say why a
+record is refused. The common case is kept that narrow, and every field is decoded to a type that leaves nothing
 unchecked (a number too large for a float is refused even in a field that is then ignored
 or given again later), because a record that orjson refuses must never pass here.
 """
@@ -54,20 +54,25 @@ _MAX_FUTURE_US = model.MAX_FUTURE_US
 def read_report(raw: bytes, now_us: int) -> tuple[bool, list]:
     """(False, a fix) or (True, a heartbeat) of a record's bytes, or ``InvalidPosition``."""
     if not raw.isascii():  # text beyond ASCII: the reference says how orjson reads it
-        return parse_report(decode_object(raw), now_us)
+        return _by_the_rules(raw, now_us)
     try:
         report = _decode(raw)
     except _NOT_COMMON:
-        return parse_report(decode_object(raw), now_us)
+        return _by_the_rules(raw, now_us)
     time_ms = report.time
     if (report.kind is not None or type(time_ms) is not int or not 0 <= time_ms <= _MAX_TIME_MS
             or _MARKER_ID_MATCH(report.marker_id) is None):
-        return parse_report(decode_object(raw), now_us)
+        return _by_the_rules(raw, now_us)
     time_us = time_ms * 1_000 if time_ms > _MILLIS_ABOVE else time_ms * 1_000_000
     if time_us > now_us + _MAX_FUTURE_US:
-        return parse_report(decode_object(raw), now_us)
+        return _by_the_rules(raw, now_us)
     source, attributes = report.source, report.attributes
     return False, [report.marker_id, time_us, report.lat, report.lon, report.speed, report.heading,
                    report.altitude, report.accuracy, report.battery,
                    None if source is None else model.checked_source(source),
                    None if attributes is None else model.checked_attributes(attributes)]
+
+
+def _by_the_rules(raw: bytes, now_us: int) -> tuple[bool, list]:
+    """The reference: what any record is, or why it is refused."""
+    return parse_report(decode_object(raw), now_us)

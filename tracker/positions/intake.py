@@ -3,8 +3,8 @@
 Each record is validated once, by ``tracker.positions.decoding.read_report``: the rules of
 ``tracker.positions.model.parse_report``, with the common case decoded and checked in one
 step. "Now", for the future limit (``MAX_FUTURE``, 5 minutes: a later fix goes to the DLQ
-with code ``future``), is the record's Kafka timestamp (never later than the wall clock), so the verdict depends only on
-the record: a replay after a crash reaches the same one. A valid record is
+with code ``future``), is the record's Kafka timestamp (never later than the wall clock),
+so the verdict depends only on the record: a replay after a crash reaches the same one. A valid record is
 
 - *placed* when its key is its marker id and it sits in the partition Kafka's default
   (murmur2) partitioner picks for that key, the partition that owns the marker in every

@@ -116,6 +116,8 @@ Keep = Callable[[str, "float | None", "float | None"], bool]
 #: The fields of the columns layout, in the order of a row; the first five are always there.
 COLUMNS = ("id", "lat", "lon", "age", "heard", "speed", "heading", "battery", "moving", "source", "name")
 _ROW_INDEX = {"speed": 4, "heading": 5, "battery": 6, "moving": 7, "source": 8, "name": 9}
+#: The columns of numbers, written without ``.0`` when whole.
+_NUMBERS = ("speed", "heading", "battery")
 
 
 def columns_of(rows: list[Row], now_ms: int) -> dict[str, list]:
@@ -129,7 +131,7 @@ def columns_of(rows: list[Row], now_ms: int) -> dict[str, list]:
     for name, index in _ROW_INDEX.items():
         values = fields[index]
         if any(value is not None for value in values):
-            columns[name] = [_whole(value) for value in values] if index < 7 else values
+            columns[name] = [_whole(value) for value in values] if name in _NUMBERS else values
     return columns
 
 
