@@ -377,6 +377,8 @@ class Client:
         self.conn: http.client.HTTPConnection | None = None
         #: where the last answer's position came from (``X-Tracker-Position-Source``)
         self.source: str | None = None
+        #: whether the last answer said it lacks partitions (``X-Tracker-Partial``)
+        self.partial = False
 
     def get(self, path: str) -> tuple[int, bytes] | None:
         """(status, body), or None when the worker did not answer."""
@@ -386,6 +388,7 @@ class Client:
             self.conn.request("GET", path, headers=self.headers)
             response = self.conn.getresponse()
             self.source = response.getheader("X-Tracker-Position-Source")
+            self.partial = response.getheader("X-Tracker-Partial") == "true"
             return response.status, response.read()
         except (OSError, http.client.HTTPException):
             if self.conn is not None:
@@ -473,6 +476,7 @@ class Readers:
                 continue
             soak.tally.add("lists", soak.kind)
             rows, partial = rows_of(orjson.loads(body))
+            partial = partial or client.partial
             if partial:
                 soak.tally.add("partial lists", soak.kind)
             elif len(rows) < known:
@@ -489,7 +493,8 @@ class Readers:
 
 
 def rows_of(body) -> tuple[list[dict], bool]:
-    """A list answer's rows, and whether it says it is partial (``{"partial": true, ...}``)."""
+    """A list answer's rows, and whether its body says it is partial (``{"partial": true, ...}``;
+    a JSON list says so in ``X-Tracker-Partial``)."""
     if isinstance(body, list):
         return body, False
     rows = body.get("positions") or body.get("markers") or body.get("items") or []

@@ -7,10 +7,19 @@ changelog topic and waits for the broker's acknowledgement; only then does ``com
 write them to the local store, in one RocksDB write batch together with the changelog
 offset Faust resumes recovery from. A worker killed in between has nothing locally that
 the changelog lacks.
+
+The stored offset never passes a record the store has not seen. Only the partition's owner
+writes its changelog, but a worker that was stopped (SIGSTOP, a long pause) can wake with a
+send still queued in its producer: the broker appends it after the records the partitions'
+interim owner wrote meanwhile. Its acknowledged offset then lies beyond records this store
+never read, so ``commit`` keeps the offset where it was when a send's first record does not
+follow it: the next recovery reads the other writer's records (and ``latest``, forward only,
+keeps the newest fix of each marker; ``tables.latest``).
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Iterator
+import logging
+from typing import Awaitable, Callable, Iterator, NamedTuple
 
 import faust
 from rocksdict import WriteBatch
@@ -20,19 +29,24 @@ from tracker.settings import settings
 from tracker.stream import faust_internals
 from tracker.stream.topics import CHANGELOG_CONFIG, TABLES, changelog_topic
 
-def marker_table(name: str, help: str):
+log = logging.getLogger(__name__)
+
+
+def marker_table(name: str, help: str, table_class: type[faust.Table] = faust.Table):
     """A table keyed by marker id, keys and values raw bytes (nothing for Faust to
     deserialize), co-partitioned with the topics, its changelog compacted."""
     assert name in TABLES, f"declare the table {name!r} in tracker.stream.topics.TABLES"
-    table = app.Table(
-        name,
+    table = app.tables.add(table_class(
+        app,
+        name=name,
+        beacon=app.tables.beacon,
         schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
         key_type=bytes,
         value_type=bytes,
         partitions=settings.topic_partitions,
         extra_topic_configs=CHANGELOG_CONFIG,
         help=help,
-    )
+    ))
     assert table.changelog_topic.get_topic_name() == changelog_topic(name)
     return table
 
@@ -61,6 +75,11 @@ class PartitionStore:
             if key != offset_key:
                 yield key, value
 
+    def offset(self, partition: int) -> int | None:
+        """The changelog offset stored with the partition: the last record it holds."""
+        stored = self._db(partition).get(faust_internals.offset_key(self.table.data))
+        return None if stored is None else int(stored)
+
     def write(self, partition: int, items: list[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
         """Store ``items`` (a value of None deletes its key) with the changelog offset, the
         offset Faust's recovery resumes from, in one atomic write."""
@@ -74,6 +93,12 @@ class PartitionStore:
         self._db(partition).write(batch)
 
 
+class Sent(NamedTuple):
+    """The changelog offsets of the first and the last record of one send."""
+    first: int
+    last: int
+
+
 class ChangelogWriter:
     """Sends changes of one table partition to its changelog, then stores them locally."""
 
@@ -81,14 +106,27 @@ class ChangelogWriter:
         self.send_many = send_many
         self.store = store or PartitionStore(table)
         self.changelog = table.changelog_topic.get_topic_name()
+        self._behind: dict[int, int] = {}  # partition -> the stored offset it stays at, once told
 
-    async def send(self, partition: int, changes: list[tuple[bytes, bytes]]) -> int:
-        """Send ``changes`` to the changelog; the offset of the last one, once acknowledged."""
-        last = -1
+    async def send(self, partition: int, changes: list[tuple[bytes, bytes]]) -> Sent:
+        """Send ``changes`` to the changelog; their offsets, once acknowledged."""
+        first, last = None, -1
         for future, count in await self.send_many(self.changelog, partition, changes):
             metadata = await future
+            first = metadata.offset if first is None else min(first, metadata.offset)
             last = max(last, metadata.offset + count - 1)
-        return last
+        return Sent(last if first is None else first, last)
 
-    def commit(self, partition: int, changes: list[tuple[bytes, bytes]], changelog_offset: int) -> None:
-        self.store.write(partition, changes, changelog_offset)
+    def commit(self, partition: int, changes: list[tuple[bytes, bytes]], sent: Sent) -> None:
+        """Store ``changes`` with the offset of their last record, or, when another writer's
+        records came between the stored offset and them, with the stored offset unchanged."""
+        stored = self.store.offset(partition)
+        offset = sent.last
+        if stored is not None and stored >= 0 and sent.first != stored + 1:
+            if self._behind.get(partition) != stored:
+                self._behind[partition] = stored
+                log.warning("%s partition %d: offsets %d to %d were written by another worker; "
+                            "its stored offset stays at %d until a recovery reads them", self.changelog, partition,
+                            stored + 1, sent.first - 1, stored)
+            offset = stored
+        self.store.write(partition, changes, offset)

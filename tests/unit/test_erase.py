@@ -8,6 +8,7 @@ import pytest
 from agents.latest import steps
 from tables import erase as tables_erase
 from tables.journeys_state import JourneysStateWriter, journeys_state
+from tables.changelog import Sent
 from tables.latest import LatestWriter, latest
 from tests.unit.test_latest import Changelog, fix
 from tracker.stream import batches
@@ -38,9 +39,9 @@ async def test_the_whole_history_removes_latest_and_the_state_changelog_first():
     changelog = Changelog()
     writer = LatestWriter(changelog.send_many)
     items = writer.changes(3, [fix("anna", 100), fix("bob", 100)])
-    writer.commit(3, items, 0)
+    writer.commit(3, items, Sent(0, 0))
     states = JourneysStateWriter(changelog.send_many)
-    states.commit(3, [(b"anna", b"[1]")], 0)
+    states.commit(3, [(b"anna", b"[1]")], Sent(0, 0))
     cache = {"anna": object()}
     removed = await tables_erase.erase({3: [{"marker_id": "anna", "from_us": None, "to_us": None}]}, writer,
                                          [(states, cache)])
@@ -54,9 +55,9 @@ async def test_the_whole_history_removes_latest_and_the_state_changelog_first():
 async def test_a_range_removes_latest_only_when_its_fix_is_in_it_and_keeps_the_state():
     changelog = Changelog()
     writer = LatestWriter(changelog.send_many)
-    writer.commit(3, writer.changes(3, [fix("anna", 1_000), fix("bob", 5_000)]), 0)
+    writer.commit(3, writer.changes(3, [fix("anna", 1_000), fix("bob", 5_000)]), Sent(0, 1))
     states = JourneysStateWriter(changelog.send_many)
-    states.commit(3, [(b"anna", b"[1]")], 0)
+    states.commit(3, [(b"anna", b"[1]")], Sent(0, 0))
     ranged = [{"marker_id": m, "from_us": 0, "to_us": 2_000 * 1_000_000} for m in ("anna", "bob")]
     await tables_erase.erase({3: ranged}, writer, [(states, {})])
     assert b"anna" not in tables.contents(latest) and b"bob" in tables.contents(latest)

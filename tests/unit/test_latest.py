@@ -10,9 +10,11 @@ from tracker.stream import continuity as continuity_module
 from tracker.stream import retry
 from agents.latest import steps, update
 from tables import erase as tables_erase
-from tables.latest import LatestWriter, decode, latest, position_of
+from tables.changelog import PartitionStore
+from tables.latest import LatestWriter, decode, encode, latest, position_of
 from tracker.stream import batches
 from tracker.stream.continuity import Continuity
+from tracker.positions.liveness import with_liveness
 from tracker.positions.model import read_fix
 from tests.unit import tables
 
@@ -78,6 +80,7 @@ class NoGaps(Continuity):
 @pytest.fixture()
 def changelog():
     tables.clear(latest)
+    latest.regressed.clear()
     return Changelog()
 
 
@@ -256,3 +259,47 @@ async def test_a_failed_read_of_skipped_records_is_retried_from_the_same_offset(
     continuity = Continuity(committed, read)
     fixes = await read_fixes(continuity, events([fix("m1", 1_900_000_100)], first_offset=12), 1)
     assert reads == [10, 10] and len(fixes[3]) == 3
+
+
+def changelog_records(*records: tuple[int, bytes, bytes | None], partition: int = 3):
+    """Faust's changelog events as recovery hands them to the table: (offset, key, value)."""
+    return [SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset, key=key, value=value))
+            for offset, key, value in records]
+
+
+def value_of(marker_id: str, time, lat: float = 45.0) -> bytes:
+    return encode(fix(marker_id, time, lat))
+
+
+async def test_recovery_never_moves_a_marker_back_and_the_writer_sends_the_kept_fix_again(changelog):
+    """A worker woke from a pause with an old value queued: the broker appended it after the
+    newer values its successor wrote. Recovery keeps the newer one, and the partition's next
+    write puts it at the end of the changelog again."""
+    latest.apply_changelog_batch(changelog_records(
+        (7, b"m1", value_of("m1", "2026-01-01T10:00:09Z", lat=9)),
+        (8, b"m2", value_of("m2", "2026-01-01T10:00:01Z"))))
+    latest.apply_changelog_batch(changelog_records(
+        (9, b"m1", value_of("m1", "2026-01-01T10:00:02Z", lat=2)),  # the old one, appended late
+        (10, b"m2", value_of("m2", "2026-01-01T10:00:03Z"))))
+    assert stored("m1")["lat"] == 9 and stored("m2")["time"] == "2026-01-01T10:00:03Z"
+    assert PartitionStore(latest).offset(3) == 10
+    assert latest.regressed[3] == {b"m1"}
+
+    await run(changelog, [fix("m3", "2026-01-01T10:00:10Z")])
+    assert [(key, decode(value)[2]) for _, key, value in changelog.sent] == [(b"m3", 45.0), (b"m1", 9)]
+    assert not latest.regressed.get(3)
+
+
+async def test_recovery_applies_tombstones_news_of_a_marker_heard_and_a_newer_fix_after_an_older(changelog):
+    heard = decode(value_of("m1", "2026-01-01T10:00:05Z"))
+    heard = with_liveness(heard, heard[11] + 60_000_000)
+    latest.apply_changelog_batch(changelog_records(
+        (1, b"m1", value_of("m1", "2026-01-01T10:00:05Z")),
+        (2, b"m1", encode(heard)),  # the same fix, heard from a minute later
+        (3, b"m2", value_of("m2", "2026-01-01T10:00:05Z")),
+        (4, b"m2", None),
+        (5, b"m3", value_of("m3", "2026-01-01T10:00:05Z")),
+        (6, b"m3", value_of("m3", "2026-01-01T10:00:06Z", lat=6))))
+    assert stored("m1")["heard_at"] > stored("m1")["received_at"]
+    assert b"m2" not in tables.contents(latest) and stored("m3")["lat"] == 6
+    assert not latest.regressed.get(3)

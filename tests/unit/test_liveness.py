@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
+from tables.changelog import Sent
 from tables.latest import LatestWriter, decode, encode, latest, position_of
 from tracker.events.model import Detector, Limits, MarkerState, event_id
 from tracker.geofences.model import GeofenceIndex
@@ -159,7 +160,7 @@ def stored(marker_id="van") -> list:
 
 def write(writer, changes):
     """Store the changes as the agent does (``commit``: the writer's memory of each value too)."""
-    writer.commit(0, changes, 0)
+    writer.commit(0, changes, Sent(0, 0))
 
 
 def at(seconds: int) -> str:
