@@ -205,10 +205,13 @@ def advance(state: MotionState, t: int, lat: float, lon: float, speed: float | N
         return False
     if track_break:
         _accept(state, t, lat, lon, speed, rules, out, gap=True)
-    elif _implied_speed(state.last_us, state.last_lat, state.last_lon, t, lat, lon) > rules.max_speed:
+        return True
+    d = distance_m(state.last_lat, state.last_lon, lat, lon)  # measured once: the speed it implies, the odometer
+    seconds = (t - state.last_us) / MICROS
+    if d / (seconds if seconds > 1.0 else 1.0) > rules.max_speed:
         state.suspect = (t, lat, lon, speed)
     else:
-        _accept(state, t, lat, lon, speed, rules, out)
+        _accept(state, t, lat, lon, speed, rules, out, d=d)
     return True
 
 
@@ -262,9 +265,11 @@ def _restart(state: MotionState, t: int, lat: float, lon: float) -> None:
 
 
 def _accept(state: MotionState, t: int, lat: float, lon: float, speed: float | None, rules: Rules,
-            out: list, gap: bool = False) -> None:
+            out: list, gap: bool = False, d: float | None = None) -> None:
+    """``d``: the distance from the last accepted fix, when the caller measured it."""
     last_us, last_lat, last_lon = state.last_us, state.last_lat, state.last_lon
-    d = distance_m(last_lat, last_lon, lat, lon)
+    if d is None:
+        d = distance_m(last_lat, last_lon, lat, lon)
     state.odometer += d
     seconds = (t - last_us) / MICROS
     if gap or seconds > rules.gap_seconds:
