@@ -13,13 +13,19 @@ writes its changelog, but a worker that was stopped (SIGSTOP, a long pause) can 
 send still queued in its producer: the broker appends it after the records the partitions'
 interim owner wrote meanwhile. Its acknowledged offset then lies beyond records this store
 never read, so ``commit`` keeps the offset where it was when a send's first record does not
-follow it: the next recovery reads the other writer's records (and ``latest``, forward only,
-keeps the newest fix of each marker; ``tables.latest``).
+follow it: the next recovery reads the other writer's records.
+
+Those records come before the woken worker's late one, so every table is recovered forward
+only (``ForwardOnlyTable``): a changelog record whose value ranks below the value already
+recovered for its key is left out (``latest`` ranks by fix time, a stage's state by what it
+has taken of the marker's fixes). The key is then *regressed*: the changelog's newest record
+for it (the one compaction keeps) is the older value, so the owner's next send to the
+partition carries the kept value again.
 """
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable, Iterator, NamedTuple
+from typing import Any, Awaitable, Callable, Iterable, Iterator, NamedTuple
 
 import faust
 from rocksdict import WriteBatch
@@ -93,6 +99,40 @@ class PartitionStore:
         self._db(partition).write(batch)
 
 
+class ForwardOnlyTable(faust.Table):
+    """A table whose changelog is recovered forward only: per key, a record replaces the
+    value recovered so far only if its value does not rank below it (``rank``); a
+    tombstone always applies. ``regressed`` holds, per partition, the keys whose changelog
+    ends with a value older than the one kept."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.regressed: dict[int, set[bytes]] = {}
+
+    def rank(self, value: bytes) -> Any:
+        """What orders two values of one key: a later one never ranks lower."""
+        raise NotImplementedError
+
+    def apply_changelog_batch(self, batch: Iterable) -> None:
+        store, rank = PartitionStore(self), self.rank
+        found: dict[int, tuple[dict[bytes, bytes | None], list[int]]] = {}
+        for event in batch:
+            message = event.message
+            partition, key, value = message.partition, message.key, message.value
+            values, offset = found.setdefault(partition, ({}, [-1]))
+            offset[0] = max(offset[0], message.offset)
+            regressed = self.regressed.setdefault(partition, set())
+            if value is not None:
+                current = values[key] if key in values else store.get(partition, key)
+                if current is not None and rank(value) < rank(current):
+                    regressed.add(key)
+                    continue
+            regressed.discard(key)
+            values[key] = value
+        for partition, (values, (offset,)) in found.items():
+            store.write(partition, list(values.items()), offset)
+
+
 class Sent(NamedTuple):
     """The changelog offsets of the first and the last record of one send."""
     first: int
@@ -104,18 +144,37 @@ class ChangelogWriter:
 
     def __init__(self, send_many: SendMany, table, store: PartitionStore | None = None) -> None:
         self.send_many = send_many
+        self.table = table
         self.store = store or PartitionStore(table)
         self.changelog = table.changelog_topic.get_topic_name()
         self._behind: dict[int, int] = {}  # partition -> the stored offset it stays at, once told
 
     async def send(self, partition: int, changes: list[tuple[bytes, bytes]]) -> Sent:
-        """Send ``changes`` to the changelog; their offsets, once acknowledged."""
+        """Send ``changes`` to the changelog, with the kept value of every key the recovery
+        found regressed; their offsets, once acknowledged."""
+        repairs = self._repairs(partition, changes)
         first, last = None, -1
-        for future, count in await self.send_many(self.changelog, partition, changes):
+        for future, count in await self.send_many(self.changelog, partition, changes + repairs):
             metadata = await future
             first = metadata.offset if first is None else min(first, metadata.offset)
             last = max(last, metadata.offset + count - 1)
+        if repairs:
+            self.table.regressed[partition].difference_update(key for key, _ in repairs)
         return Sent(last if first is None else first, last)
+
+    def _repairs(self, partition: int, changes: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes, bytes]]:
+        regressed = getattr(self.table, "regressed", {}).get(partition)
+        if not regressed:
+            return []
+        changed = {key for key, _ in changes}
+        repairs = []
+        for key in list(regressed):
+            value = None if key in changed else self.store.get(partition, key)
+            if value is None:
+                regressed.discard(key)  # written now, or gone
+            else:
+                repairs.append((key, value))
+        return repairs
 
     def commit(self, partition: int, changes: list[tuple[bytes, bytes]], sent: Sent) -> None:
         """Store ``changes`` with the offset of their last record, or, when another writer's

@@ -23,11 +23,12 @@ topic owns partition p of the table, and every marker of that partition.
 - liveness only moves forward too: the time last heard is the newest receipt seen, a
   heartbeat counts only if it is newer than the fix and any heartbeat before it, and a
   marker with no fix yet gets no row (there is no position to show);
-- recovered forward only (``LatestTable``): a changelog record older than the value already
-  recovered for its marker is left out, so a worker that woke from a pause and appended an
-  old value after its successor's newer ones cannot move a marker back; the writer sends
-  the kept value again (``repairs``), so that the changelog's newest record for the marker
-  is the newest fix once more (the one compaction keeps);
+- recovered forward only (``LatestTable``, ``tables.changelog.ForwardOnlyTable``): a
+  changelog record older than the value already recovered for its marker is left out, so
+  a worker that woke from a pause and appended an old value after its successor's newer
+  ones cannot move a marker back; the writer's next send to the partition carries the
+  kept value again, so that the changelog's newest record for the marker is the newest
+  fix once more (the one compaction keeps);
 - read from memory: the writer keeps the values it stored last (``cache``, decoded), so a
   marker's next fix is compared without a RocksDB read and a decode. A value enters the
   cache when ``commit`` stores it; every other write through ``commit`` (heartbeats,
@@ -39,10 +40,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-import faust
 import orjson
 
-from tables.changelog import ChangelogWriter, PartitionStore, SendMany, marker_table
+from tables.changelog import ChangelogWriter, ForwardOnlyTable, PartitionStore, SendMany, marker_table
 from tracker.positions.liveness import LIVENESS, battery_of, heard_of, with_liveness
 from tracker.positions.model import OPTIONAL_RANGES, display_name, format_micros, micros_of
 
@@ -87,34 +87,11 @@ def rank(value: list) -> tuple[int, int]:
     return value[TIME], heard_of(value)
 
 
-class LatestTable(faust.Table):
-    """The ``latest`` table, its changelog recovered forward only: per marker, a record
-    replaces the recovered value only if it ranks no lower (``rank``); a tombstone always
-    applies. ``regressed`` holds, per partition, the markers whose changelog ends with an
-    older value than the one kept."""
+class LatestTable(ForwardOnlyTable):
+    """The ``latest`` table, its changelog recovered forward only (``rank``)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.regressed: dict[int, set[bytes]] = {}
-
-    def apply_changelog_batch(self, batch: Iterable) -> None:
-        store = PartitionStore(self)
-        found: dict[int, tuple[dict[bytes, bytes | None], list[int]]] = {}
-        for event in batch:
-            message = event.message
-            values, offset = found.setdefault(message.partition, ({}, [-1]))
-            offset[0] = max(offset[0], message.offset)
-            key, value = message.key, message.value
-            regressed = self.regressed.setdefault(message.partition, set())
-            if value is not None:
-                current = values[key] if key in values else store.get(message.partition, key)
-                if current is not None and rank(decode(value)) < rank(decode(current)):
-                    regressed.add(key)
-                    continue
-            regressed.discard(key)
-            values[key] = value
-        for partition, (values, (offset,)) in found.items():
-            store.write(partition, list(values.items()), offset)
+    def rank(self, value: bytes) -> tuple[int, int]:
+        return rank(decode(value))
 
 
 latest = marker_table("latest", help="Newest fix of every marker.", table_class=LatestTable)
@@ -140,7 +117,6 @@ class LatestWriter(ChangelogWriter):
 
     def __init__(self, send_many: SendMany, store: PartitionStore | None = None, table=latest) -> None:
         super().__init__(send_many, table, store)
-        self.table = table
         self.cache: dict[bytes, list] = {}  # key -> the value stored, decoded
         self.generation: object = None
         self._writing: dict[int, dict[bytes, list]] = {}  # partition -> key -> the value ``changes`` made
@@ -193,11 +169,6 @@ class LatestWriter(ChangelogWriter):
             elif len(fix) > RECEIVED and (heard := with_liveness(current, fix[RECEIVED])) is not None:
                 changes.append((key, encode(heard)))  # a late fix: the marker was heard from
                 made[key] = heard
-        for key in self.table.regressed.pop(partition, set()) - made.keys():
-            current = current_of(partition, key)
-            if current is not None:  # the changelog ends with an older value: send the kept one again
-                changes.append((key, encode(current)))
-                made[key] = current
         self._writing[partition] = made
         return changes
 

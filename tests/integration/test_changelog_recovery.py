@@ -1,17 +1,20 @@
 """A marker never moves back through its changelog: a worker that wakes from a pause can
 find a changelog send still queued in its producer, which the broker then appends after the
 newer values the partitions' interim owner wrote. The ``latest`` changelog then ends with an
-older fix for those markers. A worker recovering from it, from where it stopped or from the
-start, keeps the newer fix, and its next write to the partition puts the newer fix at the
-changelog's end again, the record compaction keeps."""
+older fix for those markers, a stage's state changelog with an older state. A worker
+recovering from it, from where it stopped or from the start, keeps the newer value, and its
+next write to the partition puts the newer value at the changelog's end again, the record
+compaction keeps."""
 import asyncio
 import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from tables import journeys_state
 from tests.integration.test_standby import _last_values
+from tracker.positions.geo import distance_m
 from tracker.positions.intake import partition_of
 from tracker.testing import run_sync, wait_for
 
@@ -87,3 +90,82 @@ def test_an_old_fix_appended_to_the_changelog_late_never_moves_a_marker_back(sta
 def _last_values_of(stack) -> dict[str, list]:
     return {m: value for m, value in run_sync(_last_values(stack.settings, stack.changelog_topic)).items()
             if m in MARKERS}
+
+
+ZIGZAG = [f"zigzag-{i}" for i in range(8)]
+#: second -> (lat, lon): there and back a little further, so the odometer after the third fix
+#: tells whether the state after the second was kept (two legs) or an older one (one leg)
+LEGS = {30: (45.0, 14.0), 40: (45.001, 14.001), 50: (45.0, 14.002)}
+
+
+def zigzag(second: int) -> list[tuple[bytes, bytes]]:
+    lat, lon = LEGS[second]
+    return [(m.encode(), orjson.dumps({"marker_id": m, "lat": lat, "lon": lon + i, "time": T0 + second}))
+            for i, m in enumerate(ZIGZAG)]
+
+
+async def _records(settings, topic: str) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found = []
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def _resend(settings, topic: str, records) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, key=r.key, value=r.value, partition=r.partition)
+                               for r in records])
+    finally:
+        await producer.stop()
+
+
+def served(worker, second: int) -> bool:
+    for marker_id in ZIGZAG:
+        status, body = worker.get(f"/api/markers/{marker_id}", timeout=5)
+        if status != 200 or int(body["time"][17:19]) != second:
+            return False
+    return True
+
+
+def test_an_old_state_appended_to_the_changelog_late_never_takes_a_marker_back(stack, figures):
+    worker = stack.worker().start()
+    worker.wait_ready()
+    topic = f"{stack.name}-journeys-state-changelog"
+    stack.send(zigzag(30))
+    wait_for(lambda: served(worker, 30), 60, "the first fixes served")
+    stack.send(zigzag(40))
+    wait_for(lambda: served(worker, 40), 60, "the second fixes served")
+    states = wait_for(lambda: (found := [r for r in run_sync(_records(stack.settings, topic))
+                                         if r.key.decode() in ZIGZAG]) and len(found) >= 2 * len(ZIGZAG) and found,
+                      30, "two states of every marker in the changelog")
+    worker.stop()
+
+    first = {}
+    for record in states:
+        first.setdefault(record.key, record)
+    run_sync(_resend(stack.settings, topic, first.values()))  # each marker's first state, appended late
+
+    worker.start().wait_ready()
+    stack.send(zigzag(50))
+    wait_for(lambda: served(worker, 50), 60, "the third fixes served")
+    two_legs = distance_m(*LEGS[30], *LEGS[40]) + distance_m(*LEGS[40], *LEGS[50])
+    odometers = {m: worker.get(f"/api/markers/{m}")[1]["odometer"] for m in ZIGZAG}
+    figures.append(("odometer after an old state was appended to the changelog",
+                    f"{sorted(set(odometers.values()))} m; two legs {two_legs:.1f} m"))
+    assert all(abs(value - two_legs) < 1.0 for value in odometers.values()), odometers
+    last = {r.key: journeys_state.decode(r.value) for r in run_sync(_records(stack.settings, topic))
+            if r.key.decode() in ZIGZAG}
+    assert all(abs(state.odometer - two_legs) < 1.0 for state in last.values())
