@@ -254,6 +254,22 @@ class Stack:
     def changelog_topic(self) -> str:
         return f"{self.name}-latest-changelog"
 
+    def records(self, topic: str) -> list[Any]:
+        """Every record of ``topic`` up to its end as of now (``ConsumerRecord``s), each
+        partition's in offset order."""
+        return run_sync(_records(self.settings, topic))
+
+    def last_values(self, topic: str) -> dict[str, Any]:
+        """Each key's last value in ``topic`` (a changelog), decoded from JSON; keys whose
+        last record is a tombstone left out."""
+        last: dict[str, Any] = {}
+        for record in self.records(topic):
+            if record.value is None:
+                last.pop(record.key.decode(), None)
+            else:
+                last[record.key.decode()] = orjson.loads(record.value)
+        return last
+
     def read_topic(self, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
         return run_sync(_read(self.settings, topic, expect, timeout))
 
@@ -353,6 +369,24 @@ async def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
         return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def _records(settings: Settings, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: dict[int, list] = {p: [] for p in range(settings.topic_partitions)}
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                found[tp.partition].extend(record for record in records if record.offset < ends[tp])
+        return [record for p in sorted(found) for record in found[p]]
     finally:
         await consumer.stop()
 

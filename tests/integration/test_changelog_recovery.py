@@ -10,10 +10,9 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from tables import journeys_state
-from tests.integration.test_standby import _last_values
 from tracker.positions.geo import distance_m
 from tracker.positions.intake import partition_of
 from tracker.testing import run_sync, wait_for
@@ -88,8 +87,7 @@ def test_an_old_fix_appended_to_the_changelog_late_never_moves_a_marker_back(sta
 
 
 def _last_values_of(stack) -> dict[str, list]:
-    return {m: value for m, value in run_sync(_last_values(stack.settings, stack.changelog_topic)).items()
-            if m in MARKERS}
+    return {m: value for m, value in stack.last_values(stack.changelog_topic).items() if m in MARKERS}
 
 
 ZIGZAG = [f"zigzag-{i}" for i in range(8)]
@@ -102,24 +100,6 @@ def zigzag(second: int) -> list[tuple[bytes, bytes]]:
     lat, lon = LEGS[second]
     return [(m.encode(), orjson.dumps({"marker_id": m, "lat": lat, "lon": lon + i, "time": T0 + second}))
             for i, m in enumerate(ZIGZAG)]
-
-
-async def _records(settings, topic: str) -> list:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        found = []
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
 
 
 async def _resend(settings, topic: str, records) -> None:
@@ -148,7 +128,7 @@ def test_an_old_state_appended_to_the_changelog_late_never_takes_a_marker_back(s
     wait_for(lambda: served(worker, 30), 60, "the first fixes served")
     stack.send(zigzag(40))
     wait_for(lambda: served(worker, 40), 60, "the second fixes served")
-    states = wait_for(lambda: (found := [r for r in run_sync(_records(stack.settings, topic))
+    states = wait_for(lambda: (found := [r for r in stack.records(topic)
                                          if r.key.decode() in ZIGZAG]) and len(found) >= 2 * len(ZIGZAG) and found,
                       30, "two states of every marker in the changelog")
     worker.stop()
@@ -166,6 +146,6 @@ def test_an_old_state_appended_to_the_changelog_late_never_takes_a_marker_back(s
     figures.append(("odometer after an old state was appended to the changelog",
                     f"{sorted(set(odometers.values()))} m; two legs {two_legs:.1f} m"))
     assert all(abs(value - two_legs) < 1.0 for value in odometers.values()), odometers
-    last = {r.key: journeys_state.decode(r.value) for r in run_sync(_records(stack.settings, topic))
+    last = {r.key: journeys_state.decode(r.value) for r in stack.records(topic)
             if r.key.decode() in ZIGZAG}
     assert all(abs(state.odometer - two_legs) < 1.0 for state in last.values())

@@ -3,15 +3,13 @@ over killed workers' partitions from its standby copies serves, for every marker
 the changelog holds last. faust-streaming used to drop the standby records queued when its
 recovery resumed the flow at its end: a worker that joins reads its standby partitions
 from the start, and then silently lacked those keys."""
-import asyncio
 import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.test_crash import send_steadily
-from tracker.testing import run_sync, wait_for
+from tracker.testing import wait_for
 
 MARKERS = 400
 ROUNDS = 60
@@ -22,31 +20,6 @@ def records() -> list[tuple[bytes, bytes]]:
     return [(f"sb-{m:03d}".encode(), orjson.dumps({"marker_id": f"sb-{m:03d}", "lat": 45.0 + r * 1e-4,
                                                      "lon": 14.0 + m * 1e-3, "time": start + r}))
             for r in range(ROUNDS) for m in range(MARKERS)]
-
-
-async def _last_values(settings, topic: str) -> dict[str, list]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        last: dict[str, list] = {}
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end for tp, end in ends.items()])
-
-        while await behind():
-            for found in (await consumer.getmany(timeout_ms=500)).values():
-                for record in found:
-                    if record.value is None:
-                        last.pop(record.key.decode(), None)
-                    else:
-                        last[record.key.decode()] = orjson.loads(record.value)
-        return last
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +49,7 @@ def test_a_promoted_standby_serves_what_the_changelog_holds_for_every_marker(sta
 
     served = wait_for(all_served, 180, "every marker served by the remaining worker")
     figures.append(("standby: every marker served again after two kill -9", f"{time.monotonic() - killed:.1f} s"))
-    changelog = run_sync(_last_values(stack.settings, stack.changelog_topic))
+    changelog = stack.last_values(stack.changelog_topic)
     wrong = [row["marker_id"] for row in served
              if changelog[row["marker_id"]][1] != _micros(row["time"])]
     assert wrong == [], f"{len(wrong)} markers differ from the changelog: {wrong[:5]}"
