@@ -5,10 +5,11 @@ from types import SimpleNamespace
 import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from faust.types import TP
 
 from tracker.stream import continuity as continuity_module
 from tracker.stream import retry
-from agents.latest import steps, update
+from agents.latest import records_behind, steps, update
 from tables import erase as tables_erase
 from tables.changelog import PartitionStore
 from tables.latest import LatestWriter, decode, encode, latest, position_of
@@ -16,6 +17,7 @@ from tracker.stream import batches
 from tracker.stream.continuity import Continuity
 from tracker.positions.liveness import with_liveness
 from tracker.positions.model import read_fix
+from tracker.settings import settings
 from tests.unit import tables
 
 NOW_US = 1_900_000_000 * 1_000_000
@@ -303,3 +305,26 @@ async def test_recovery_applies_tombstones_news_of_a_marker_heard_and_a_newer_fi
     assert stored("m1")["heard_at"] > stored("m1")["received_at"]
     assert b"m2" not in tables.contents(latest) and stored("m3")["lat"] == 6
     assert not latest.regressed.get(3)
+
+
+class Fetched:
+    """Stands in for Faust's consumer: its assignment and each partition's highwater."""
+
+    def __init__(self, highwaters: dict) -> None:
+        self.highwaters = highwaters
+
+    def assignment(self):
+        return set(self.highwaters)
+
+    def highwater(self, tp):
+        if self.highwaters[tp] == "revoked":
+            raise AssertionError("Partition is not assigned")
+        return self.highwaters[tp]
+
+
+def test_records_behind_counts_what_the_agent_has_yet_to_take_of_the_batches_topic():
+    batches, other = settings.batches_topic, settings.topic
+    consumer = Fetched({TP(batches, 0): 500, TP(batches, 1): 90, TP(batches, 2): None, TP(batches, 3): "revoked",
+                        TP(other, 0): 10_000})
+    assert records_behind(consumer, {0: 300, 1: 95, 2: 0, 3: 0}) == 200  # 1 is ahead of the last fetch
+    assert records_behind(consumer, {}) == 0  # nothing taken yet in this generation
