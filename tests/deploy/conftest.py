@@ -95,9 +95,13 @@ class Deployment:
         return self.run([*self.compose_cmd, *args], **kwargs)
 
     def readme_command(self, line: str, **kwargs) -> subprocess.CompletedProcess:
-        """A README line, with `docker compose` spelt as this machine has it."""
+        """A README line, with `docker compose` spelt as this machine has it (and `exec`
+        without a terminal: the tests have none)."""
         if line.startswith("docker compose "):
-            return self.compose(*line.split()[2:], **kwargs)
+            args = line.split()[2:]
+            if args[0] == "exec":
+                args.insert(1, "-T")
+            return self.compose(*args, **kwargs)
         return self.run(["bash", "-c", line], **kwargs)
 
     def containers(self) -> list[dict]:

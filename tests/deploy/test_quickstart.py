@@ -59,7 +59,9 @@ def test_compose_up_builds_and_every_service_becomes_healthy(deployment):
 
 def test_the_first_admin_is_created_with_the_readmes_command(deployment):
     line = readme_quickstart()[3]
-    assert line == "docker compose run --rm worker-1 tracker users add admin --role admin"
+    # in the running worker: a one-off container (`run`) would be named worker-1 by Docker's
+    # DNS too, and nginx would send requests to it, and to its address once it is gone
+    assert line == "docker compose exec worker-1 tracker users add admin --role admin"
     output = deployment.readme_command(line).stdout
     deployment.admin_password = re.search(r"password \(shown only now\): (\S+)", output).group(1)
     token = deployment.cli("tokens", "add", "admin")
