@@ -38,9 +38,10 @@ from tracker.stream.topics import CHANGELOG_CONFIG, TABLES, changelog_topic
 log = logging.getLogger(__name__)
 
 
-def marker_table(name: str, help: str, table_class: type[faust.Table] = faust.Table):
+def marker_table(name: str, help: str, table_class: type["ForwardOnlyTable"]):
     """A table keyed by marker id, keys and values raw bytes (nothing for Faust to
-    deserialize), co-partitioned with the topics, its changelog compacted."""
+    deserialize), co-partitioned with the topics, its changelog compacted and recovered
+    forward only by ``table_class.rank``."""
     assert name in TABLES, f"declare the table {name!r} in tracker.stream.topics.TABLES"
     table = app.tables.add(table_class(
         app,
@@ -115,12 +116,13 @@ class ForwardOnlyTable(faust.Table):
 
     def apply_changelog_batch(self, batch: Iterable) -> None:
         store, rank = PartitionStore(self), self.rank
-        found: dict[int, tuple[dict[bytes, bytes | None], list[int]]] = {}
+        found: dict[int, dict[bytes, bytes | None]] = {}  # partition -> key -> the value kept
+        offsets: dict[int, int] = {}  # partition -> the last offset read
         for event in batch:
             message = event.message
             partition, key, value = message.partition, message.key, message.value
-            values, offset = found.setdefault(partition, ({}, [-1]))
-            offset[0] = max(offset[0], message.offset)
+            values = found.setdefault(partition, {})
+            offsets[partition] = max(offsets.get(partition, -1), message.offset)
             regressed = self.regressed.setdefault(partition, set())
             if value is not None:
                 current = values[key] if key in values else store.get(partition, key)
@@ -129,8 +131,8 @@ class ForwardOnlyTable(faust.Table):
                     continue
             regressed.discard(key)
             values[key] = value
-        for partition, (values, (offset,)) in found.items():
-            store.write(partition, list(values.items()), offset)
+        for partition, values in found.items():
+            store.write(partition, list(values.items()), offsets[partition])
 
 
 class Sent(NamedTuple):
@@ -163,7 +165,7 @@ class ChangelogWriter:
         return Sent(last if first is None else first, last)
 
     def _repairs(self, partition: int, changes: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes, bytes]]:
-        regressed = getattr(self.table, "regressed", {}).get(partition)
+        regressed = self.table.regressed.get(partition)
         if not regressed:
             return []
         changed = {key for key, _ in changes}
