@@ -51,6 +51,47 @@ class _Read(NamedTuple):
     at: float  # when it was read (monotonic)
 
 
+class NewestWritten:
+    """The newest fix time this sink wrote for each marker, per partition: a fix newer than
+    that is not in ``positions`` yet, so it is copied straight in rather than merged.
+
+    A marker is known only once a write of this process holds it, and forgotten with its
+    partition: another worker may have written it meanwhile. The knowledge is a hint, never
+    a risk: if a fix taken as new is there after all, ``copy_fixes`` merges it."""
+
+    #: Markers remembered per partition; past this the partition starts again from none.
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._newest: dict[TopicPartition, dict[str, int]] = {}
+
+    def split(self, entries: list[_Read]) -> tuple[list, list]:
+        """The fixes of ``entries`` that may be in ``positions`` already, and the new ones;
+        from then on each marker is known up to its newest fix in them."""
+        maybe, new = [], []
+        for read in entries:
+            newest = self._newest.get(read.tp)
+            if newest is None or len(newest) > self.LIMIT:
+                newest = self._newest[read.tp] = {}
+            known = newest.get
+            for fix in read.fixes:
+                marker, time_us = fix[0], fix[1]
+                last = known(marker)
+                if last is None:
+                    maybe.append(fix)
+                    newest[marker] = time_us
+                elif time_us > last:
+                    new.append(fix)
+                    newest[marker] = time_us
+                else:
+                    maybe.append(fix)
+        return maybe, new
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            self._newest.pop(tp, None)
+
+
 class HistorySink(GroupConsumer):
     name = "history"
 
@@ -62,6 +103,7 @@ class HistorySink(GroupConsumer):
         self._wake = asyncio.Event()
         self._full = asyncio.Event()  # a whole batch is buffered
         self._writing = False
+        self._written = NewestWritten()
 
     async def on_start(self) -> None:
         await database.ready()
@@ -102,7 +144,7 @@ class HistorySink(GroupConsumer):
                 entries, rows = self._take(settings.history_batch_size)
                 self._writing = True
                 try:
-                    conn = await self._write(conn, rows, entries[-1].erasures)
+                    conn = await self._write(conn, rows, self._written.split(entries), entries[-1].erasures)
                 finally:
                     self._writing = False
                 if conn is None:
@@ -142,16 +184,16 @@ class HistorySink(GroupConsumer):
                 break
         return entries, rows
 
-    async def _write(self, conn, rows: list, erasures: list[dict]):
-        """The connection once ``rows`` are committed (and then ``erasures`` done), or None
-        if the service stopped first."""
+    async def _write(self, conn, rows: list, split: tuple[list, list], erasures: list[dict]):
+        """The connection once ``rows`` (``split`` in fixes that may be there and new ones)
+        are committed (and then ``erasures`` done), or None if the service stopped first."""
         started = time.monotonic()
         held = [conn]
 
         async def write() -> int:
             if held[0] is None or held[0].closed:
                 held[0] = await database.connect()
-            inserted = await copy_fixes(held[0], rows) if rows else 0
+            inserted = await copy_fixes(held[0], *split) if rows else 0
             for request in erasures:
                 await erase_history(held[0], request["marker_id"], request["from_us"], request["to_us"])
             return inserted
@@ -175,6 +217,7 @@ class HistorySink(GroupConsumer):
         return conn
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self._written.forget(partitions)
         kept = deque(read for read in self._buffer if read.tp not in partitions)
         self._buffered -= sum(len(read.fixes) for read in self._buffer if read.tp in partitions)
         self._buffer = kept

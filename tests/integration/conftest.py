@@ -1,3 +1,7 @@
+import os
+import uuid
+
+import psycopg
 import pytest
 
 from tracker.testing import Stack
@@ -16,6 +20,20 @@ def stack(tmp_path_factory):
     stack = Stack.create(tmp_path_factory.mktemp("stack"))
     yield stack
     stack.close()
+
+
+@pytest.fixture
+def database():
+    """A new, empty database of its own (dropped afterwards): its URL."""
+    admin_url = os.environ.get("TRACKER_DATABASE_URL")
+    if not admin_url:
+        pytest.fail('integration tests need the real services: `eval "$(scripts/services env)"` first')
+    name = "it" + uuid.uuid4().hex[:10]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

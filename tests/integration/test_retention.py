@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,20 +27,6 @@ from tracker.testing import wait_for
 
 UTC = timezone.utc
 TRACKER = str(Path(sys.executable).with_name("tracker"))
-
-
-@pytest.fixture
-def database():
-    """A new, empty database of its own (dropped afterwards): its URL."""
-    admin_url = os.environ.get("TRACKER_DATABASE_URL")
-    if not admin_url:
-        pytest.fail('integration tests need the real services: `eval "$(scripts/services env)"` first')
-    name = "it" + uuid.uuid4().hex[:10]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def connect(url: str, autocommit: bool = True):

@@ -8,7 +8,7 @@ import orjson
 from aiokafka import TopicPartition
 
 import agents.history as history_agent
-from agents.history import HistorySink
+from agents.history import HistorySink, NewestWritten, _Read
 from tracker.positions.model import read_fix
 from tracker.stream import batches
 
@@ -54,7 +54,7 @@ async def test_records_read_within_the_linger_go_in_one_write(monkeypatch):
     sink = HistorySink()
     writes = []
 
-    async def write(conn, rows, erasures):
+    async def write(conn, rows, split, erasures):
         writes.append(len(rows))
         return "connection"
 
@@ -76,3 +76,25 @@ async def test_records_read_within_the_linger_go_in_one_write(monkeypatch):
         assert writes == [3] and sink.buffered == 0
     finally:
         writer.cancel()
+
+
+def read(tp: TopicPartition, *fixes: tuple[str, int]) -> _Read:
+    return _Read(tp, 0, 0, [[marker, time_us] for marker, time_us in fixes], [], 0.0)
+
+
+def test_only_fixes_newer_than_the_newest_written_for_their_marker_are_new():
+    written = NewestWritten()
+    maybe, new = written.split([read(TP, ("a", 10), ("a", 20), ("a", 20), ("a", 15), ("b", 5))])
+    assert maybe == [["a", 10], ["a", 20], ["a", 15], ["b", 5]]  # unknown, sent twice, late, unknown
+    assert new == [["a", 20]]
+    maybe, new = written.split([read(TP, ("a", 30), ("b", 5), ("b", 6))])
+    assert (maybe, new) == ([["b", 5]], [["a", 30], ["b", 6]])
+
+
+def test_a_revoked_partition_starts_again_from_no_marker_known():
+    other = TopicPartition(TP.topic, 1)
+    written = NewestWritten()
+    written.split([read(TP, ("a", 10)), read(other, ("c", 10))])
+    written.forget({TP})  # another worker may write "a" meanwhile
+    maybe, new = written.split([read(TP, ("a", 20)), read(other, ("c", 20))])
+    assert (maybe, new) == ([["a", 20]], [["c", 20]])

@@ -57,72 +57,93 @@ COMMENT ON COLUMN positions.received_at IS 'when the tracker accepted the fix';
 COMMENT ON COLUMN positions.attributes IS 'extra values the device sent (charge, odometer, ...)';
 """
 
-#: A fix as the history writer copies it (``FIX_FIELDS`` plus ``received_us``), with the
-#: Postgres type of each field, and the ``positions`` column each one fills.
+#: A fix as the history writer copies it (``FIX_FIELDS`` plus ``received_us``): the
+#: ``positions`` column each field fills, its type, and the type psycopg sends it as.
+#: Binary COPY carries a timestamptz as int8 microseconds since 2000-01-01 (PostgreSQL's
+#: epoch; integer timestamps, the only kind since PostgreSQL 10): a fix's times, in
+#: microseconds since 1970, are shifted and sent by psycopg's int8 dumper, not as a
+#: datetime built per row.
 STAGING = (
-    ("marker_id", "text", sql.Identifier("marker_id")),
-    ("time_us", "int8", sql.SQL("timestamptz 'epoch' + time_us * interval '1 microsecond'")),
-    ("lat", "float8", sql.Identifier("lat")),
-    ("lon", "float8", sql.Identifier("lon")),
-    ("speed", "float8", sql.Identifier("speed")),
-    ("heading", "float8", sql.Identifier("heading")),
-    ("altitude", "float8", sql.Identifier("altitude")),
-    ("accuracy", "float8", sql.Identifier("accuracy")),
-    ("battery", "float8", sql.Identifier("battery")),
-    ("source", "text", sql.Identifier("source")),
-    ("attributes", "jsonb", sql.Identifier("attributes")),
-    ("received_us", "int8", sql.SQL("timestamptz 'epoch' + received_us * interval '1 microsecond'")),
+    ("marker_id", "text", "text"),
+    ("fix_time", "timestamptz", "int8"),
+    ("lat", "float8", "float8"),
+    ("lon", "float8", "float8"),
+    ("speed", "float8", "float8"),
+    ("heading", "float8", "float8"),
+    ("altitude", "float8", "float8"),
+    ("accuracy", "float8", "float8"),
+    ("battery", "float8", "float8"),
+    ("source", "text", "text"),
+    ("attributes", "jsonb", "jsonb"),
+    ("received_at", "timestamptz", "int8"),
 )
-assert tuple(name for name, _, _ in STAGING) == (*FIX_FIELDS, "received_us")
-POSITION_COLUMNS = ("marker_id", "fix_time", "lat", "lon", "speed", "heading", "altitude", "accuracy",
-                    "battery", "source", "attributes", "received_at")
+POSITION_COLUMNS = tuple(column for column, _, _ in STAGING)
+assert len(POSITION_COLUMNS) == len(FIX_FIELDS) + 1  # received_us follows the fix's fields
+PG_EPOCH_US = 946_684_800_000_000
 ATTRIBUTES = FIX_FIELDS.index("attributes")
 TIME_US = FIX_FIELDS.index("time_us")
+RECEIVED_US = len(FIX_FIELDS)
 ROW_WIDTH = len(STAGING)
 
+_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, POSITION_COLUMNS))
 _STAGING_TABLE = sql.Identifier("positions_incoming")
 _CREATE_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
-    _STAGING_TABLE, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
-                                       for name, kind, _ in STAGING))
-_COPY = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(_STAGING_TABLE)
-_MERGE = sql.SQL("INSERT INTO positions ({}) SELECT {} FROM {} ON CONFLICT (marker_id, fix_time) DO NOTHING").format(
-    sql.SQL(", ").join(map(sql.Identifier, POSITION_COLUMNS)),
-    sql.SQL(", ").join(expression for _, _, expression in STAGING),
-    _STAGING_TABLE,
-)
-_COPY_TYPES = [kind for _, kind, _ in STAGING]
+    _STAGING_TABLE, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(kind))
+                                       for column, kind, _ in STAGING))
+_COPY_STAGING = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(_STAGING_TABLE, _COLUMNS)
+_COPY_POSITIONS = sql.SQL("COPY positions ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS)
+_MERGE = sql.SQL("INSERT INTO positions ({columns}) SELECT {columns} FROM {staging} "
+                 "ON CONFLICT (marker_id, fix_time) DO NOTHING").format(columns=_COLUMNS, staging=_STAGING_TABLE)
+_COPY_TYPES = [sent_as for _, _, sent_as in STAGING]
 
-#: Rows copied between two chances for the worker's other tasks to run.
-YIELD_EVERY = 2_000
+#: Rows copied between two chances for the worker's other tasks to run (about 10 ms).
+YIELD_EVERY = 10_000
 
-async def copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> int:
-    """Insert ``fixes`` into ``positions`` in one transaction: COPY into a staging table,
-    then merge, skipping rows already there. Returns the number of new rows."""
-    await partitions.ensure_partitions(conn, "positions", (fix[TIME_US] for fix in fixes))
+
+async def copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list], new: Sequence[list] = ()) -> int:
+    """Insert ``fixes`` and ``new`` into ``positions`` in one transaction; returns the number
+    of rows added.
+
+    ``fixes`` may be there already (a replay, a phone sending a fix twice): they are
+    copied into a staging table, then merged, skipping the rows there. ``new`` are fixes
+    the caller knows are not (newer than any it wrote for their marker): they are copied
+    straight into ``positions``, half of Postgres's work of the merge. Should one of them
+    be there after all, they are merged with the others."""
+    await partitions.ensure_partitions(conn, "positions", (fix[TIME_US] for part in (fixes, new) for fix in part))
     try:
-        return await _copy_fixes(conn, fixes)
+        async with conn.transaction(), conn.cursor() as cur:
+            added = 0
+            if new:
+                try:
+                    async with conn.transaction():  # a savepoint: a fix there already undoes this COPY only
+                        added = await _copy(cur, _COPY_POSITIONS, new)
+                except psycopg.errors.UniqueViolation:
+                    fixes = [*fixes, *new]
+            if fixes:
+                await cur.execute(_CREATE_STAGING)
+                await _copy(cur, _COPY_STAGING, fixes)
+                await cur.execute(_MERGE)
+                added += cur.rowcount
+            return added
     except psycopg.errors.CheckViolation:
         partitions.forget(conn, "positions")  # a month dropped meanwhile: the retry creates it again
         raise
 
 
-async def _copy_fixes(conn: psycopg.AsyncConnection, fixes: Sequence[list]) -> int:
-    async with conn.transaction():
-        async with conn.cursor() as cur:
-            await cur.execute(_CREATE_STAGING)
-            async with cur.copy(_COPY) as copy:
-                copy.set_types(_COPY_TYPES)
-                for i, fix in enumerate(fixes):
-                    if len(fix) != ROW_WIDTH:  # fields a newer intake appended: not ours to write
-                        fix = fix[:ROW_WIDTH]
-                    if fix[ATTRIBUTES] is not None:
-                        fix = list(fix)
-                        fix[ATTRIBUTES] = Jsonb(fix[ATTRIBUTES])
-                    await copy.write_row(fix)
-                    if i % YIELD_EVERY == YIELD_EVERY - 1:
-                        await asyncio.sleep(0)  # let the live path run between slices of a large batch
-            await cur.execute(_MERGE)
-            return cur.rowcount
+async def _copy(cur: psycopg.AsyncCursor, statement: sql.Composed, fixes: Sequence[list]) -> int:
+    """COPY ``fixes`` in the binary form of ``STAGING``; returns the number of rows copied."""
+    async with cur.copy(statement) as copy:
+        copy.set_types(_COPY_TYPES)
+        for i, fix in enumerate(fixes):
+            row = fix[:ROW_WIDTH]  # a copy (fields a newer intake appended are not ours to write)
+            row[TIME_US] -= PG_EPOCH_US
+            row[RECEIVED_US] -= PG_EPOCH_US
+            if row[ATTRIBUTES] is not None:
+                row[ATTRIBUTES] = Jsonb(row[ATTRIBUTES])
+            await copy.write_row(row)
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let the live path run between slices of a large batch
+    return cur.rowcount
 
 
 #: A track point as the history endpoints show it (the query's column aliases).
