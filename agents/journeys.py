@@ -18,9 +18,11 @@ for ``IDLE_GRACE_SECONDS`` (the last trip of a track, or of an import, is not le
 
 A fix not newer than every fix the model took for its marker is late: history stores it
 as usual; if it is older than the marker's open trip (or still period), a ``dirty`` record
-asks for that day to be recomputed from history now; if it falls inside it, the day is
-marked once that period is finished. A replayed batch looks late too: the recompute it
-causes gives the same result, since recomputed and live trips agree for in-order fixes.
+asks for that day to be recomputed from history now; if it falls inside it, or before it
+while the marker has no finished trip or stop yet (a phone's queued fixes arriving out of
+order at its start), the day is marked once that period is finished. A replayed batch
+looks late too: the recompute it causes gives the same result, since recomputed and live
+trips agree for in-order fixes.
 """
 from __future__ import annotations
 
@@ -166,7 +168,7 @@ class JourneysStage:
         if late_us is not None:
             closed = [item for item in out if not isinstance(item, Spike) and item.end_us >= late_us]
             if closed:  # the period a late fix fell into is finished: recompute its day now
-                found.append(records.dirty_record(marker_id, min(item.start_us for item in closed), t))
+                found.append(records.dirty_record(marker_id, min(late_us, *(item.start_us for item in closed)), t))
                 state.late_us = None
 
     def _changes(self, partition: int, states: dict[str, tuple[MotionState, bytes | None]],

@@ -11,7 +11,7 @@ import pytest
 import agents.journeys as journeys_agent
 from agents.journeys import JourneysStage
 from tables.journeys_state import JourneysStateWriter, decode, journeys_state
-from tracker.journeys import motion
+from tracker.journeys import motion, records
 from tracker.journeys.records import RULES
 from tests.unit import tables
 
@@ -157,6 +157,24 @@ async def test_a_late_fix_inside_a_trip_the_timer_ends_marks_its_day_after_the_n
     await current.publish(current.end_idle_trips([3], fixes[-1][1] + round((RULES.gap_seconds + 1) * S)))
     dirty = [r for r in broker.records() if r["kind"] == "dirty"]
     assert [r["wait_for_us"] for r in dirty] == [fixes[-1][1]]  # a fix history holds, not the clock
+
+
+async def test_a_fix_older_than_a_new_markers_first_trip_waits_for_that_trip_to_end(broker):
+    """A phone's queued fixes arriving out of order at its start: nothing finished can be
+    stale, so the first trip is recomputed once, when it ends, from the late fix on."""
+    current = stage(broker)
+    fixes = [fix("van", 10 * i, 200.0 * i) for i in range(1, 21)]
+    for f in fixes:
+        f[11] = fixes[-1][1]
+    await run(current, fixes)
+    late = fix("van", 5, 100.0)
+    late[11] = fixes[-1][1]
+    await run(current, [late])
+    assert [r for r in broker.records() if r["kind"] == "dirty"] == []
+    broker.sent.clear()
+    await current.publish(current.end_idle_trips([3], fixes[-1][1] + round((RULES.gap_seconds + 1) * S)))
+    dirty = [r for r in broker.records() if r["kind"] == "dirty"]
+    assert [(r["day"], r["wait_for_us"]) for r in dirty] == [(records.day_of(late[1]).isoformat(), fixes[-1][1])]
 
 
 async def test_a_live_marker_keeps_its_trip_open_until_the_gap_has_passed(broker):

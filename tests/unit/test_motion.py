@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 
 from tables import journeys_state
@@ -174,6 +175,29 @@ def test_a_late_fix_is_refused_and_judged_against_the_open_period():
     assert motion.late(state, 5 * 1_000_000) is True  # before the open trip: recompute now
     inside = state.trip_us + 10 * 1_000_000
     assert motion.late(state, inside) is False and state.late_us == inside
+
+
+def test_a_fix_before_a_new_markers_first_period_waits_for_that_period_to_end():
+    track = Track()
+    track.fix()
+    track.drive(2_000)
+    state, finished = run(track)
+    before = -5 * 1_000_000  # the first fix is at 0
+    assert finished == [] and not state.settled and state.open_since_us == 0
+    assert motion.late(state, before) is False and state.late_us == before
+    track.wait(400)  # the trip ends: from now on an older fix falls among finished journeys
+    state, _ = run(track)
+    assert state.settled and motion.late(state, before) is True
+
+
+def test_a_state_stored_by_an_earlier_version_counts_as_settled():
+    track = Track()
+    track.fix()
+    track.drive(500)
+    state, _ = run(track)
+    assert not state.settled
+    earlier = journeys_state.decode(orjson.dumps(state.values()[:-1]))  # without the last slot
+    assert earlier.settled and earlier.values()[:-1] == state.values()[:-1]
 
 
 def test_starting_again_from_a_stop_finds_the_same_journeys():

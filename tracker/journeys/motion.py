@@ -117,8 +117,9 @@ class MotionState:
         "trip_open", "trip_us", "trip_lat", "trip_lon",  # the open trip's departure
         "trip_distance", "trip_max",                  # ... its distance and top speed to the anchor
         "pending_distance", "pending_max",            # ... and within the current still period
-        "late_us",                                    # the oldest late fix inside the open period
+        "late_us",                                    # the oldest late fix the open period awaits
         "heard_us",                                   # when the tracker received the newest fix (the caller's)
+        "settled",                                    # a trip or stop of this marker was finished
     )
 
     def __init__(self) -> None:
@@ -137,6 +138,7 @@ class MotionState:
         self.pending_distance = self.pending_max = 0.0
         self.late_us = None
         self.heard_us = None
+        self.settled = False
 
     @property
     def moving(self) -> bool:
@@ -166,6 +168,8 @@ class MotionState:
         if values:
             for name, value in zip(cls.__slots__, values):
                 setattr(state, name, value)
+            if len(values) < len(cls.__slots__):  # stored by an earlier version: it may have finished some
+                state.settled = True
             if state.suspect is not None:
                 state.suspect = tuple(state.suspect)
         return state
@@ -226,12 +230,13 @@ def run(fixes, rules: Rules, state: MotionState | None = None) -> tuple[MotionSt
 
 
 def late(state: MotionState, t: int) -> bool:
-    """For a fix ``advance`` refused: True when it is older than the open period (the
-    finished trips and stops it falls among must be recomputed from history now); False
-    when it falls inside the open period, which is then recomputed once finished (the
-    state remembers it: ``late_us``)."""
+    """For a fix ``advance`` refused: True when it is older than the open period and the
+    marker has finished trips or stops (those it falls among must be recomputed from
+    history now); False when it falls inside the open period, or before it while nothing
+    was finished yet: the open period, the marker's first, is then recomputed from the
+    beginning once finished (the state remembers the fix: ``late_us``)."""
     since = state.open_since_us
-    if since is None or t < since:
+    if since is None or (t < since and state.settled):
         return True
     if state.late_us is None or t < state.late_us:
         state.late_us = t
@@ -336,7 +341,9 @@ def _finish_trip(state: MotionState, rules: Rules, out: list) -> None:
                 state.anchor_lon, state.trip_distance, state.trip_max)
     if trip.distance_m >= rules.trip_min_meters and trip.duration_s >= rules.trip_min_seconds:
         out.append(trip)
+        state.settled = True
 
 
 def _finish_stop(state: MotionState, end_us: int, out: list) -> None:
     out.append(Stop(state.anchor_us, end_us, state.anchor_lat, state.anchor_lon))
+    state.settled = True
