@@ -6,7 +6,9 @@
 1. ceiling: a raw aiokafka consumer reading and decoding the N records of (2)
 2. drain: N records from M markers already in the topic (1 % malformed, 5 % duplicates,
    5 % late), one worker started after the produce: time from its start to the last
-   history row and to the last ``latest`` update, and the worker's CPU seconds
+   history row and to the last ``latest`` update, and the worker's CPU seconds then and once
+   its journeys settled (the fixes are hours old: the idle timer ends every trip once its
+   marker is silent, and the days late fixes made stale are recomputed)
 3. the same with two workers: wall time and their summed CPU seconds
 4. latency: a steady load with probe markers among it; produce until visible at
    ``/api/markers/{id}``
@@ -52,6 +54,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from agents.journeys import IDLE_CHECK_SECONDS, IDLE_GRACE_SECONDS
+from agents.journeys_sink import RECOMPUTE_SECONDS
 from tracker.events import stored as events_state
 from tracker.stream.producer import positions_producer
 from bench import import_track
@@ -160,6 +164,8 @@ class Drain:
     events: int = 0  # rows in Postgres ``events``
     journeys_sink_seconds: float | None = None  # the journeys sink and the recompute of late days done
     journeys: tuple[int, int, int] = (0, 0, 0)  # trips, stops and days recomputed
+    settled_seconds: float | None = None  # the journeys settled: trips ended by the idle timer, days recomputed
+    settled_cpu_seconds: list[float] | None = None  # ... and the workers' CPU then
 
     @property
     def seconds(self) -> float:
@@ -276,6 +282,10 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
                      "the journeys sink and the recompute of late days", interval=0.2)
             result.journeys_sink_seconds = time.time() - started
         result.cpu_seconds = [worker.cpu_seconds() for worker in running]
+        if journeys:
+            _settle(stack)
+            result.settled_seconds = time.time() - started
+            result.settled_cpu_seconds = [worker.cpu_seconds() for worker in running]
         if spy:
             spy.send_signal(2)  # py-spy writes what it sampled on SIGINT
             spy.wait(60)
@@ -289,6 +299,28 @@ def drain(stream: Stream, workers: int, topic: str, env: dict[str, str] | None =
         return result
     finally:
         stack.close()
+
+
+#: The journeys of a drain have settled once nothing changed for this long: the idle timer's
+#: period and grace (the drained fixes are hours old: every trip ends once its marker is
+#: silent), the recompute timer's period, and a margin.
+SETTLE_SECONDS = IDLE_CHECK_SECONDS + IDLE_GRACE_SECONDS + RECOMPUTE_SECONDS + 2.0
+
+
+def _settle(stack: Stack) -> None:
+    """Wait until the trips the idle timer ends, and the recompute of the days their late
+    fixes made stale, are done: work the drained positions cause after the drain."""
+    topic = stack.settings.journeys_topic
+    last, since, deadline = None, time.monotonic(), time.monotonic() + 600
+    while time.monotonic() < deadline:
+        busy = not stack.caught_up("-journeys", topic) or stack.query("SELECT 1 FROM journeys_dirty LIMIT 1")
+        now = (stack.query("SELECT count(*) FROM trips")[0][0], bool(busy))
+        if now != last or busy:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= SETTLE_SECONDS:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the journeys did not settle in 600 s")
 
 
 def print_profile(path: str, top: int = 25) -> None:
@@ -734,7 +766,16 @@ def _drain_rows(name: str, n: int, drain: Drain, cpu: float, runs: str) -> list[
     events = f", events {drain.events_seconds:.1f} s" if drain.events_seconds is not None else ""
     return [(name, f"{n / drain.seconds:,.0f} positions/s",
              f"history {drain.history_seconds:.1f} s, latest {drain.latest_seconds:.1f} s{events}; {runs}"),
-            ("   the worker's CPU", f"{n / cpu:,.0f} positions/CPU-s", f"{cpu:.1f} s; {runs}")]
+            ("   the worker's CPU", f"{n / cpu:,.0f} positions/CPU-s", f"{cpu:.1f} s; {runs}" + _settled(n, drain))]
+
+
+def _settled(n: int, drain: Drain) -> str:
+    """The CPU until the drain's journeys settled (``_settle``), for one worker."""
+    if drain.settled_cpu_seconds is None or drain.workers != 1:
+        return ""
+    cpu = drain.settled_cpu_seconds[0]
+    return (f"; {n / cpu:,.0f} positions/CPU-s ({cpu:.1f} s) once its journeys settled "
+            f"(trips ended by the idle timer, late fixes' days recomputed) {drain.settled_seconds:.0f} s after the start")
 
 
 def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]]:
@@ -763,7 +804,8 @@ def measure_drains(args, only: set[int]) -> dict[int, list[tuple[str, str, str]]
              f"history {one.history_seconds:.1f} s, latest {one.latest_seconds:.1f} s"
              + (f", events {one.events_seconds:.1f} s" if one.events_seconds is not None else "")
              + (f"; {n / one.seconds / ceiling:.2f} of (1)" if ceiling else "") + f"; {runs}"),
-            ("   the worker's CPU", f"{n / one_cpu:,.0f} positions/CPU-s", f"{one_cpu:.1f} s; {runs}"),
+            ("   the worker's CPU", f"{n / one_cpu:,.0f} positions/CPU-s", f"{one_cpu:.1f} s; {runs}"
+             + _settled(n, one)),
         ]
     if 2 in drains:
         two = _median_run(drains[2])
