@@ -8,6 +8,7 @@ before it inserts.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator, Callable, Sequence
 
 import psycopg
@@ -58,28 +59,28 @@ COMMENT ON COLUMN positions.attributes IS 'extra values the device sent (charge,
 """
 
 #: A fix as the history writer copies it (``FIX_FIELDS`` plus ``received_us``): the
-#: ``positions`` column each field fills, its type, and the type psycopg sends it as.
+#: ``positions`` column each field fills, and its type.
+STAGING = (
+    ("marker_id", "text"),
+    ("fix_time", "timestamptz"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+    ("speed", "float8"),
+    ("heading", "float8"),
+    ("altitude", "float8"),
+    ("accuracy", "float8"),
+    ("battery", "float8"),
+    ("source", "text"),
+    ("attributes", "jsonb"),
+    ("received_at", "timestamptz"),
+)
+POSITION_COLUMNS = tuple(column for column, _ in STAGING)
+assert len(POSITION_COLUMNS) == len(FIX_FIELDS) + 1  # received_us follows the fix's fields
 #: Binary COPY carries a timestamptz as int8 microseconds since 2000-01-01 (PostgreSQL's
 #: epoch; integer timestamps, the only kind since PostgreSQL 10): a fix's times, in
-#: microseconds since 1970, are shifted and sent by psycopg's int8 dumper, not as a
-#: datetime built per row.
-STAGING = (
-    ("marker_id", "text", "text"),
-    ("fix_time", "timestamptz", "int8"),
-    ("lat", "float8", "float8"),
-    ("lon", "float8", "float8"),
-    ("speed", "float8", "float8"),
-    ("heading", "float8", "float8"),
-    ("altitude", "float8", "float8"),
-    ("accuracy", "float8", "float8"),
-    ("battery", "float8", "float8"),
-    ("source", "text", "text"),
-    ("attributes", "jsonb", "jsonb"),
-    ("received_at", "timestamptz", "int8"),
-)
-POSITION_COLUMNS = tuple(column for column, _, _ in STAGING)
-assert len(POSITION_COLUMNS) == len(FIX_FIELDS) + 1  # received_us follows the fix's fields
-PG_EPOCH_US = 946_684_800_000_000
+#: microseconds since 1970, are shifted by this and sent by psycopg's int8 dumper, not as
+#: a datetime built per row.
+PG_EPOCH_US = (datetime(2000, 1, 1, tzinfo=timezone.utc) - partitions.EPOCH) // timedelta(microseconds=1)
 ATTRIBUTES = FIX_FIELDS.index("attributes")
 TIME_US = FIX_FIELDS.index("time_us")
 RECEIVED_US = len(FIX_FIELDS)
@@ -89,12 +90,12 @@ _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, POSITION_COLUMNS))
 _STAGING_TABLE = sql.Identifier("positions_incoming")
 _CREATE_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
     _STAGING_TABLE, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(kind))
-                                       for column, kind, _ in STAGING))
+                                       for column, kind in STAGING))
 _COPY_STAGING = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(_STAGING_TABLE, _COLUMNS)
 _COPY_POSITIONS = sql.SQL("COPY positions ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS)
 _MERGE = sql.SQL("INSERT INTO positions ({columns}) SELECT {columns} FROM {staging} "
                  "ON CONFLICT (marker_id, fix_time) DO NOTHING").format(columns=_COLUMNS, staging=_STAGING_TABLE)
-_COPY_TYPES = [sent_as for _, _, sent_as in STAGING]
+_COPY_TYPES = ["int8" if kind == "timestamptz" else kind for _, kind in STAGING]
 
 #: Rows copied between two chances for the worker's other tasks to run (about 10 ms).
 YIELD_EVERY = 10_000
